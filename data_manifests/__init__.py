@@ -1,0 +1,1 @@
+"""clbench.data_manifests"""

@@ -1,0 +1,192 @@
+"""Where a result came from: code version, package versions and hardware, stored with each run.
+
+A number on the leaderboard is only comparable with another if both came from the same code and
+comparable machines, so every run records the git commit of the clbench checkout (and whether it
+had uncommitted changes), the versions of the packages that shape the numbers, and the hardware.
+
+Collecting this must never fail a run: every probe returns None (or leaves a key out) when it
+cannot answer. `collect_provenance` does not import torch, so the quick CLI commands stay quick;
+the run loop, which has torch loaded anyway, adds the device facts with `hardware_with_torch`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Distributions whose versions can change results; names as pip knows them.
+TRACKED_PACKAGES = (
+    "clbench",
+    "torch",
+    "torchvision",
+    "avalanche-lib",
+    "open_clip_torch",
+    "sqlalchemy",
+    "numpy",
+    "timm",
+    "pyyaml",
+)
+_GIT_TIMEOUT_S = 5.0
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+def collect_provenance() -> dict[str, Any]:
+    """The provenance of a run about to start: keys git_sha, git_dirty, packages, hardware."""
+    git_sha, git_dirty = git_state(_clbench_source_dir())
+    return {
+        "git_sha": git_sha,
+        "git_dirty": git_dirty,
+        "packages": package_versions(),
+        "hardware": collect_hardware(),
+    }
+
+
+def _clbench_source_dir() -> Path:
+    import clbench  # the package itself is light; imported here to keep the module standalone
+
+    return Path(clbench.__file__).resolve().parent
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    """Output of a git command, or None if git is missing, fails or hangs."""
+    # Optional locks off: `git status` must not take the index lock from someone working there.
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def git_state(source_dir: Path) -> tuple[str | None, bool | None]:
+    """(HEAD sha, has uncommitted changes to tracked files) of the checkout holding `source_dir`.
+
+    (None, None) unless `source_dir` holds files tracked by git: an installed copy of clbench in
+    a virtualenv that happens to live inside some other repository must not report that
+    repository's commit.
+    """
+    if not source_dir.is_dir():
+        return None, None
+    tracked = _git(["ls-files", "--", "."], source_dir)
+    if not tracked or not tracked.strip():
+        return None, None
+    head = _git(["rev-parse", "--verify", "HEAD"], source_dir)
+    sha = head.strip() if head else None
+    if sha is None or not _SHA_RE.match(sha):
+        return None, None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], source_dir)
+    dirty = None if status is None else bool(status.strip())
+    return sha, dirty
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of `names` from package metadata (no imports); missing ones left out."""
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def collect_hardware() -> dict[str, Any]:
+    """The machine, without torch: platform, Python, CPU and memory; torch_device left None."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        # What this process may actually use (cgroups/affinity), often fewer than cpu_count.
+        "cpu_available": _cpus_available(),
+        "memory_gb": _memory_gb(),
+        "torch_device": None,
+    }
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str | None:
+    cpuinfo = _read_text("/proc/cpuinfo")
+    if cpuinfo:
+        for line in cpuinfo.splitlines():
+            key, _, value = line.partition(":")
+            # x86 says "model name"; some ARM kernels only say "Hardware" or "Processor".
+            if key.strip() in ("model name", "Hardware", "Processor") and value.strip():
+                return value.strip()
+    return platform.processor() or None
+
+
+def _cpus_available() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def _memory_gb() -> float | None:
+    meminfo = _read_text("/proc/meminfo")
+    if not meminfo:
+        return None
+    match = re.search(r"^MemTotal:\s+(\d+)\s+kB", meminfo, re.MULTILINE)
+    return round(int(match.group(1)) / 1024**2, 1) if match else None
+
+
+def hardware_with_torch(device: Any, hardware: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`hardware` (collected now if not given) with `torch_device` filled in for `device`.
+
+    Imports torch, so only the run loop calls it. Returns a new dict; never raises.
+    """
+    out = dict(hardware if hardware is not None else collect_hardware())
+    out["torch_device"] = _torch_device_facts(device)
+    return out
+
+
+def _torch_device_facts(device: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {"device": str(device)}
+    try:
+        import torch
+
+        dev = torch.device(device)
+        facts.update(
+            type=dev.type,
+            torch=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            cuda_version=torch.version.cuda,
+        )
+        if dev.type == "cuda":
+            facts["cuda_available"] = torch.cuda.is_available()
+        if dev.type == "cuda" and torch.cuda.is_available():
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            props = torch.cuda.get_device_properties(index)
+            facts.update(
+                name=props.name,
+                capability=f"{props.major}.{props.minor}",
+                memory_gb=round(props.total_memory / 1024**3, 1),
+                cudnn=torch.backends.cudnn.version(),
+            )
+        elif dev.type == "cpu":
+            facts["name"] = _cpu_model()
+    # Provenance must never fail a run (odd device strings, broken CUDA installs): say why the
+    # facts are incomplete instead.
+    except Exception as exc:  # noqa: BLE001
+        facts["error"] = f"{type(exc).__name__}: {exc}"
+    return facts

@@ -1,0 +1,480 @@
+"""The results store: round trips, true run statuses, refusals with useful messages.
+
+Every test uses its own SQLite file under tmp_path; nothing here needs torch or a network.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import clbench.store as store_mod
+import pytest
+from clbench.errors import UserError
+from clbench.store import (
+    DEFAULT_DB,
+    SCHEMA_VERSION,
+    InvalidRecord,
+    Store,
+    StoreError,
+    UnknownRun,
+    canonical_hash,
+    resolve_db_url,
+)
+
+PROVENANCE = {
+    "git_sha": "a" * 40,
+    "git_dirty": True,
+    "packages": {"sqlalchemy": "2.1.0", "torch": "2.14.1"},
+    "hardware": {"cpu_count": 2, "torch_device": {"device": "cpu", "torch_threads": 2}},
+}
+
+
+def run_kwargs(**overrides):
+    kwargs = {
+        "strategy": "lorsu",
+        "strategy_config": {"rank": 64, "heads": {"top_k": 2, "layers": [1, 2, 3]}},
+        "scenario": "tsi-20shot",
+        "scenario_manifest_hash": "f00d",
+        "model_arch": "ViT-B-16",
+        "model_pretrained": "openai",
+        "model_checkpoint_sha256": None,
+        "seed": 7,
+        "config": {"strategy": "lorsu", "epochs": 3, "nested": {"x": [1, 2.5, None]}},
+        "config_hash": "c0ffee",
+        "training_config": {"lr": 1e-5, "batch_size": 32},
+        "provenance": PROVENANCE,
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "results.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    s = Store(resolve_db_url(str(db_path)))
+    yield s
+    s.close()
+
+
+def sql(db_path: Path, statement: str, params: tuple = ()) -> list[tuple]:
+    """Change the file behind the store's back, as another program (or a crash) would."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute(statement, params).fetchall()
+    conn.close()
+    return rows
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# -- round trip ---------------------------------------------------------------------------
+
+
+def test_round_trip_keeps_every_value(db_path: Path, store: Store):
+    run_id = store.create_run(**run_kwargs())
+    store.set_params(run_id, trainable_params=1234, total_params=150_000_000)
+    # Written out of order on purpose: reads come back ordered by index.
+    store.add_session(
+        run_id, index=2, classes=["dog", "cat"], sample_ids=["s3", "s4"], train_time_s=2.5,
+        peak_memory_mb=812.0, final_loss=0.25, trainable_params=1234,
+        facts={"heads": {"layer_11": [0, 3]}, "mask_density": 0.1},
+    )
+    store.add_session(
+        run_id, index=1, classes=["stop sign"], sample_ids=["s1", "s2"], train_time_s=1.5
+    )
+    store.add_evaluations(run_id, [
+        {"after_session": 1, "eval_set": "target", "subset": "session:1", "accuracy": 0.8, "n": 5},
+        {"after_session": 0, "eval_set": "target", "subset": "all", "accuracy": 0.1, "n": 50},
+        {"after_session": 1, "eval_set": "imagenet", "subset": "all", "accuracy": 0.7, "n": 20},
+        {"after_session": 1, "eval_set": "target", "subset": "all", "accuracy": 0.6, "n": 50},
+    ])
+    summary = {"final_accuracy": {"target": 0.6}, "forgetting": None, "curve": [0.1, 0.6]}
+    store.complete_run(run_id, summary=summary, total_time_s=12.5)
+    store.close()
+
+    # A fresh connection proves the values were committed, not just cached.
+    with Store(resolve_db_url(str(db_path)), create=False) as reader:
+        run = reader.get_run(run_id)
+
+    expected = run_kwargs()
+    for key in ("strategy", "strategy_config", "scenario", "scenario_manifest_hash",
+                "model_arch", "model_pretrained", "model_checkpoint_sha256", "seed", "config",
+                "config_hash", "training_config"):
+        assert run[key] == expected[key], key
+    for key in ("git_sha", "git_dirty", "packages", "hardware"):
+        assert run[key] == PROVENANCE[key], key
+    assert run["id"] == run_id and len(run_id) == 32
+    assert run["status"] == "completed" and run["error"] is None
+    assert run["summary"] == summary
+    assert run["total_time_s"] == 12.5
+    assert (run["trainable_params"], run["total_params"]) == (1234, 150_000_000)
+    assert run["strategy_config_hash"] == canonical_hash(expected["strategy_config"])
+    assert run["model"] == "ViT-B-16@openai"
+    assert run["pid"] == os.getpid() and run["hostname"] == socket.gethostname()
+
+    created = datetime.fromisoformat(run["created_at"])
+    finished = datetime.fromisoformat(run["finished_at"])
+    assert created.utcoffset() == timedelta(0)
+    assert abs(datetime.now(timezone.utc) - created) < timedelta(minutes=5)
+    assert run["started_at"] == run["created_at"] and finished >= created
+
+    assert [s["index"] for s in run["sessions"]] == [1, 2]
+    second = run["sessions"][1]
+    assert second["classes"] == ["dog", "cat"] and second["sample_ids"] == ["s3", "s4"]
+    assert second["facts"] == {"heads": {"layer_11": [0, 3]}, "mask_density": 0.1}
+    assert (second["peak_memory_mb"], second["final_loss"]) == (812.0, 0.25)
+    assert run["sessions"][0]["facts"] == {} and run["sessions"][0]["final_loss"] is None
+
+    assert [(e["after_session"], e["eval_set"], e["subset"]) for e in run["evaluations"]] == [
+        (0, "target", "all"),
+        (1, "imagenet", "all"),
+        (1, "target", "all"),
+        (1, "target", "session:1"),
+    ]
+    assert run["evaluations"][0] == {
+        "after_session": 0, "eval_set": "target", "subset": "all", "accuracy": 0.1, "n": 50
+    }
+
+
+def test_numpy_like_values_are_stored_as_plain_json(store: Store):
+    class Scalar:  # stands in for a numpy scalar: JSON-able only through .tolist()
+        def __init__(self, value):
+            self.value = value
+
+        def tolist(self):
+            return self.value
+
+    run_id = store.create_run(**run_kwargs())
+    store.add_session(run_id, index=1, classes=["a"], sample_ids=[1, 2], train_time_s=1.0,
+                      facts={"density": Scalar(0.5), "path": Path("/x")})
+    session = store.get_run(run_id)["sessions"][0]
+    assert session["facts"] == {"density": 0.5, "path": "/x"}
+    assert session["sample_ids"] == ["1", "2"]
+
+
+def test_list_runs_newest_first_with_listing_fields(store: Store):
+    ids = []
+    for seed in range(3):
+        ids.append(store.create_run(**run_kwargs(seed=seed, model_pretrained=None)))
+        time.sleep(0.002)  # distinct timestamps even on coarse clocks
+    store.fail_run(ids[0], "boom")
+
+    runs = store.list_runs()
+    assert [r["id"] for r in runs] == ids[::-1]
+    assert set(runs[0]) == {"id", "status", "strategy", "scenario", "model", "seed",
+                            "created_at", "finished_at", "total_time_s", "error", "summary"}
+    assert runs[0]["model"] == "ViT-B-16"  # no "@" without a pretrained tag
+    assert runs[-1]["status"] == "failed" and runs[-1]["error"] == "boom"
+    assert [r["id"] for r in store.list_runs(limit=2)] == ids[:0:-1]
+
+
+def test_fail_run_keeps_error_and_sets_status(store: Store):
+    run_id = store.create_run(**run_kwargs())
+    store.add_session(run_id, index=1, classes=["a"], sample_ids=["x"], train_time_s=1.0)
+    assert store.get_run(run_id)["status"] == "running"
+    store.fail_run(run_id, "TrainingDiverged: loss is nan at session 2")
+
+    run = store.get_run(run_id)
+    assert run["status"] == "failed"
+    assert run["error"] == "TrainingDiverged: loss is nan at session 2"
+    assert run["finished_at"] is not None
+    assert len(run["sessions"]) == 1  # what was written before the failure stays
+
+    with pytest.raises(UnknownRun):
+        store.fail_run("0" * 32, "no such run")
+
+
+# -- refusals -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("accuracy", [1.5, -0.01, math.nan])
+def test_accuracy_outside_unit_interval_is_rejected(store: Store, accuracy: float):
+    run_id = store.create_run(**run_kwargs())
+    good = {"after_session": 0, "eval_set": "target", "subset": "all", "accuracy": 0.5, "n": 4}
+    bad = {**good, "subset": "session:1", "accuracy": accuracy}
+    with pytest.raises(InvalidRecord, match="accuracy"):
+        store.add_evaluations(run_id, [good, bad])
+    # All or nothing: the valid row before the bad one was not written either.
+    assert store.get_run(run_id)["evaluations"] == []
+    assert issubclass(InvalidRecord, StoreError) and issubclass(InvalidRecord, ValueError)
+
+
+def test_malformed_evaluation_rows_are_rejected(store: Store):
+    run_id = store.create_run(**run_kwargs())
+    row = {"after_session": 0, "eval_set": "target", "subset": "all", "accuracy": 0.5, "n": 4}
+    with pytest.raises(InvalidRecord, match="subset"):
+        store.add_evaluations(run_id, [{**row, "subset": "session-1"}])
+    with pytest.raises(InvalidRecord, match="lacks n"):
+        store.add_evaluations(run_id, [{k: v for k, v in row.items() if k != "n"}])
+    with pytest.raises(UnknownRun):
+        store.add_evaluations("f" * 32, [row])
+
+
+def test_duplicates_and_unknown_runs_are_refused(store: Store):
+    run_id = store.create_run(**run_kwargs())
+    store.add_session(run_id, index=1, classes=["a"], sample_ids=["x"], train_time_s=1.0)
+    with pytest.raises(StoreError, match="session 1"):
+        store.add_session(run_id, index=1, classes=["a"], sample_ids=["x"], train_time_s=1.0)
+    with pytest.raises(InvalidRecord):
+        store.add_session(run_id, index=0, classes=["a"], sample_ids=["x"], train_time_s=1.0)
+    with pytest.raises(UnknownRun):
+        store.add_session("e" * 32, index=1, classes=["a"], sample_ids=["x"], train_time_s=1.0)
+    row = {"after_session": 0, "eval_set": "t", "subset": "all", "accuracy": 0.5, "n": 4}
+    store.add_evaluations(run_id, [row])
+    with pytest.raises(StoreError):
+        store.add_evaluations(run_id, [row])
+    assert len(store.get_run(run_id)["evaluations"]) == 1
+
+
+# -- finding runs by prefix ---------------------------------------------------------------
+
+
+def test_prefix_lookup_unique_ambiguous_unknown(store: Store, monkeypatch):
+    fixed = iter(["abc1" + "0" * 28, "abc2" + "0" * 28, "ff00" + "1" * 28])
+    monkeypatch.setattr(
+        store_mod, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=next(fixed)))
+    )
+    first, second, third = (store.create_run(**run_kwargs(seed=s)) for s in range(3))
+
+    assert store.get_run("abc1")["id"] == first
+    assert store.get_run(second)["id"] == second
+    assert store.get_run("FF00")["id"] == third  # case does not matter
+    assert store.get_run("abc1-0000-0000")["id"] == first  # dashed uuid form pasted
+
+    with pytest.raises(StoreError, match="ambiguous") as ambiguous:
+        store.get_run("abc")
+    assert first in str(ambiguous.value) and second in str(ambiguous.value)
+    assert third not in str(ambiguous.value)
+
+    with pytest.raises(UnknownRun) as unknown:
+        store.get_run("abd9")
+    message = str(unknown.value)
+    assert "abd9" in message and "closest" in message
+    # The ids sharing the longest leading part come first.
+    assert message.index(first) < message.index(third)
+    assert unknown.value.hint and "clbench runs" in unknown.value.hint
+
+
+def test_unknown_run_in_empty_store_says_so(store: Store):
+    with pytest.raises(UnknownRun, match="no runs yet"):
+        store.get_run("abc")
+
+
+# -- locating the database ----------------------------------------------------------------
+
+
+def test_resolve_db_url_precedence(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLBENCH_DB", raising=False)
+    assert resolve_db_url() == f"sqlite:///{tmp_path / DEFAULT_DB}"
+
+    monkeypatch.setenv("CLBENCH_DB", "from_env.db")
+    assert resolve_db_url() == f"sqlite:///{tmp_path / 'from_env.db'}"
+    assert resolve_db_url("sub/arg.db") == f"sqlite:///{tmp_path / 'sub' / 'arg.db'}"
+
+    monkeypatch.setenv("CLBENCH_DB", "postgresql://user@host/clbench")
+    assert resolve_db_url() == "postgresql://user@host/clbench"
+    assert resolve_db_url("sqlite:///relative.db") == "sqlite:///relative.db"
+
+    monkeypatch.setenv("CLBENCH_DB", "")  # set but empty counts as unset
+    assert resolve_db_url() == f"sqlite:///{tmp_path / DEFAULT_DB}"
+
+
+@pytest.mark.parametrize("where", ["missing_dir", "under_file", "is_dir"])
+def test_unwritable_location_is_a_store_error(tmp_path: Path, where: str):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    path = {
+        "missing_dir": tmp_path / "no" / "such" / "dir" / "r.db",
+        "under_file": blocker / "r.db",
+        "is_dir": tmp_path,
+    }[where]
+    with pytest.raises(StoreError) as excinfo:
+        Store(resolve_db_url(str(path)))
+    assert str(path) in str(excinfo.value)
+    assert "--db" in excinfo.value.hint and "CLBENCH_DB" in excinfo.value.hint
+    assert isinstance(excinfo.value, UserError)
+    assert not (tmp_path / "no").exists()  # nothing was created on the way
+
+
+def test_file_that_is_not_a_database_is_refused(tmp_path: Path):
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not SQLite " * 100)
+    with pytest.raises(StoreError, match="not an SQLite database"):
+        Store(resolve_db_url(str(path)))
+    assert path.read_text().startswith("these are my notes")
+
+
+def test_unknown_database_backend_is_a_store_error():
+    with pytest.raises(StoreError, match="nosuchdb"):
+        Store("nosuchdb://user@host/db")
+
+
+def test_create_false_on_missing_file(tmp_path: Path):
+    path = tmp_path / "absent.db"
+    with pytest.raises(StoreError, match="no results database at") as excinfo:
+        Store(resolve_db_url(str(path)), create=False)
+    assert str(path) in str(excinfo.value) and "clbench run" in str(excinfo.value)
+    assert not path.exists()
+
+
+def test_create_false_on_foreign_sqlite_file(tmp_path: Path):
+    path = tmp_path / "other.db"
+    sql(path, "CREATE TABLE things (x INTEGER)")
+    with pytest.raises(StoreError, match="not a clbench results database"):
+        Store(resolve_db_url(str(path)), create=False)
+
+
+@pytest.mark.parametrize(("version", "word"), [(SCHEMA_VERSION + 1, "newer"), (0, "older")])
+@pytest.mark.parametrize("create", [True, False])
+def test_schema_version_mismatch(db_path: Path, version: int, word: str, create: bool):
+    Store(resolve_db_url(str(db_path))).close()
+    sql(db_path, "UPDATE schema_info SET value = ? WHERE key = 'schema_version'", (str(version),))
+    with pytest.raises(StoreError) as excinfo:
+        Store(resolve_db_url(str(db_path)), create=create)
+    message = str(excinfo.value)
+    assert f"version {version}" in message and f"{SCHEMA_VERSION} this clbench expects" in message
+    assert word in message
+    assert excinfo.value.hint  # says what to do
+
+
+def test_schema_version_is_recorded(db_path: Path):
+    Store(resolve_db_url(str(db_path))).close()
+    assert sql(db_path, "SELECT value FROM schema_info WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+
+
+# -- statuses stay true -------------------------------------------------------------------
+
+
+def test_killed_run_is_marked_failed(db_path: Path):
+    url = resolve_db_url(str(db_path))
+    Store(url).close()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from clbench.store import Store
+        store = Store({url!r})
+        store.create_run(strategy="ln", strategy_config={{}}, scenario="s",
+                         scenario_manifest_hash=None, model_arch="tiny", model_pretrained=None,
+                         model_checkpoint_sha256=None, seed=0, config={{}}, config_hash="h",
+                         training_config={{}}, provenance={{}})
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=False
+    )
+    assert child.returncode == -9, child.stderr.decode()
+
+    with Store(url) as store:
+        live = store.create_run(**run_kwargs())  # this process is alive: must stay running
+        runs = {r["id"]: r for r in store.list_runs()}
+        assert runs[live]["status"] == "running"
+        (dead,) = [r for r in runs.values() if r["id"] != live]
+        pid = store.get_run(dead["id"])["pid"]
+        assert dead["status"] == "failed"
+        assert dead["error"] == f"process {pid} ended without finishing the run (killed?)"
+        assert dead["finished_at"] is not None
+        assert store.mark_stale_runs() == 0  # already marked
+
+
+def test_stale_marking_counts_and_spares_other_hosts(db_path: Path, store: Store):
+    here = store.create_run(**run_kwargs())
+    elsewhere = store.create_run(**run_kwargs())
+    pid = dead_pid()
+    sql(db_path, "UPDATE runs SET pid = ?", (pid,))
+    sql(db_path, "UPDATE runs SET hostname = 'another-host' WHERE id = ?", (elsewhere,))
+
+    assert store.mark_stale_runs() == 1
+    assert store.get_run(here)["status"] == "failed"
+    # A pid on another machine says nothing about this one's processes.
+    assert store.get_run(elsewhere)["status"] == "running"
+
+
+def test_reader_marks_stale_runs_when_it_can_write(db_path: Path, store: Store):
+    run_id = store.create_run(**run_kwargs())
+    sql(db_path, "UPDATE runs SET pid = ?", (dead_pid(),))
+    with Store(resolve_db_url(str(db_path)), create=False) as reader:
+        assert reader.writable
+        assert reader.list_runs()[0]["status"] == "failed"
+    assert store.get_run(run_id)["status"] == "failed"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_reused_pid_does_not_keep_a_run_alive():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        now = datetime.now(timezone.utc)
+        assert store_mod._pid_alive(child.pid, since=now)
+        # A run started an hour before this process existed cannot be this process's run.
+        assert not store_mod._pid_alive(child.pid, since=now - timedelta(hours=1))
+    finally:
+        child.kill()
+        child.wait()
+    assert not store_mod._pid_alive(child.pid, since=None)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_unreaped_dead_process_counts_as_dead():
+    # A killed run whose parent has not yet reaped it still has a pid, but it is not running.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        child.kill()
+        deadline = time.monotonic() + 10
+        while store_mod._proc_stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not store_mod._pid_alive(child.pid, since=datetime.now(timezone.utc))
+    finally:
+        child.wait()
+
+
+# -- small helpers and import weight ------------------------------------------------------
+
+
+def test_canonical_hash_ignores_key_order():
+    a = canonical_hash({"b": 1, "a": [1, {"y": 2, "x": 1}]})
+    b = canonical_hash({"a": [1, {"x": 1, "y": 2}], "b": 1})
+    assert a == b and len(a) == 16 and int(a, 16) >= 0
+    assert canonical_hash({"a": 1}) != canonical_hash({"a": 2})
+    assert canonical_hash({"p": Path("/x")}) == canonical_hash({"p": "/x"})
+
+
+def test_importing_store_does_not_import_heavy_packages():
+    code = (
+        "import sys, clbench.store; "
+        "print([m for m in ('torch', 'avalanche', 'open_clip') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_runs_starting_together_on_a_fresh_file_all_succeed(db_path: Path):
+    # Each process creates the tables if missing; without a lock they raced ("table exists").
+    url = resolve_db_url(str(db_path))
+    code = f"from clbench.store import Store; Store({url!r}).close(); print('ok')"
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert [out.strip() for out, _ in outputs] == ["ok"] * 4, [err for _, err in outputs]
+    assert sql(db_path, "SELECT value FROM schema_info") == [(str(SCHEMA_VERSION),)]

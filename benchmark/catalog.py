@@ -1,0 +1,91 @@
+"""`clbench list ...`: what strategies, scenarios, models and datasets are known (no torch)."""
+
+from __future__ import annotations
+
+import json
+
+from clbench.backbones import PAPER_BACKBONES, PROXY_ARCH
+from clbench.scenarios import manifests
+
+PROXY_MODEL = (PROXY_ARCH, "(embedded)", "tiny CLIP pretrained by `clbench proxy "
+               "pretrain` on the procedural proxy world; the default, runs offline")
+
+
+def _strategies(verbose: bool) -> list[dict]:
+    from clbench.strategies import registry
+
+    rows = []
+    for name, info in sorted(registry.available().items()):
+        row = {"name": name, "summary": info.summary, "source": info.source}
+        if info.preset:
+            row["preset"] = info.preset
+        if verbose:
+            from clbench.config import describe_fields
+
+            cls = registry.load_class(name)
+            row["params"] = [{"name": n, "type": t, "default": d, "help": h}
+                             for n, t, d, h in describe_fields(cls.config_class)]
+        rows.append(row)
+    return rows
+
+
+def _scenarios() -> list[dict]:
+    rows = []
+    for name in manifests.list_scenarios():
+        m = manifests.load_scenario_manifest(name)
+        rows.append({"name": name, "target": m.target, "protocol": m.protocol, "shots": m.shots,
+                     "sessions": len(m.session_sizes) or 1, "eval_sets": [m.target, *m.eval_sets],
+                     "description": m.description})
+    return rows
+
+
+def _datasets() -> list[dict]:
+    rows = []
+    for name in manifests.list_datasets():
+        m = manifests.load_dataset_manifest(name)
+        rows.append({"name": name, "loader": m.loader, "splits": list(m.splits),
+                     "description": m.description})
+    return rows
+
+
+def _models() -> list[dict]:
+    rows = [{"arch": PROXY_MODEL[0], "pretrained": PROXY_MODEL[1], "note": PROXY_MODEL[2]}]
+    rows += [{"arch": arch, "pretrained": tag, "note": note}
+             for arch, (tag, note) in PAPER_BACKBONES.items()]
+    return rows
+
+
+def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
+    if what == "strategies":
+        rows = _strategies(verbose)
+    elif what == "scenarios":
+        rows = _scenarios()
+    elif what == "datasets":
+        rows = _datasets()
+    else:
+        rows = _models()
+    if as_json:
+        return json.dumps(rows, indent=2, default=str)
+    lines = []
+    if what == "strategies":
+        for r in rows:
+            lines.append(f"{r['name']:<18} {r['summary']}"
+                         + (f"  [{r['source']}]" if r["source"] != "built-in" else ""))
+            for p in r.get("params", []):
+                lines.append(f"    {p['name']:<16} {p['type']:<24} default {p['default']!r}: "
+                             f"{p['help']}")
+    elif what == "scenarios":
+        for r in rows:
+            shots = f"{r['shots']}-shot, " if r["shots"] else ""
+            lines.append(f"{r['name']:<16} {r['protocol']:<9} {shots}{r['sessions']} session(s); "
+                         f"eval: {', '.join(r['eval_sets'])}")
+    elif what == "datasets":
+        for r in rows:
+            lines.append(f"{r['name']:<16} {r['loader']:<7} splits: {', '.join(r['splits'])}  "
+                         f"{r['description']}")
+    else:
+        for r in rows:
+            lines.append(f"{r['arch']:<16} {r['pretrained']:<22} {r['note']}")
+        lines.append("(any open_clip architecture and tag works: --model ARCH --pretrained TAG, "
+                     "or --checkpoint PATH)")
+    return "\n".join(lines)

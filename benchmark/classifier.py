@@ -1,0 +1,113 @@
+"""CLIPClassifier: a CLIP model used as a zero-shot classifier, and its training losses.
+
+The head of an eval set is the template ensemble of Radford et al. (2021): for each class, the
+mean of the L2-normalised text embeddings of its prompts, renormalised. Text embeddings are
+cached while the text tower is frozen (the default, `towers=vision`) and recomputed when it
+trains. Training uses the FLYP loss (Goyal et al. 2023), as the LoRSU paper does: the CLIP
+contrastive loss between the batch's images and captions made from the class prompt templates,
+with the logit scale frozen; cross-entropy on the zero-shot head is an option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Head:
+    class_names: tuple[str, ...]
+    templates: tuple[str, ...]
+
+
+class CLIPClassifier(nn.Module):
+    def __init__(self, clip: nn.Module, tokenizer: Callable[[list[str]], torch.Tensor],
+                 text_chunk: int = 1024):
+        super().__init__()
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.text_chunk = text_chunk
+        self.heads: dict[str, Head] = {}
+        self.active_head: str | None = None
+        # head name -> [C, T, D] normalised caption embeddings (valid while text is frozen)
+        self._caption_cache: dict[str, torch.Tensor] = {}
+
+    # ---------------------------------------------------------------- heads
+    def register_head(self, name: str, class_names: list[str], templates: list[str]) -> None:
+        if not templates or not all("{}" in t for t in templates):
+            raise ValueError(f"head '{name}': every prompt template needs a '{{}}' placeholder")
+        self.heads[name] = Head(tuple(class_names), tuple(templates))
+        self._caption_cache.pop(name, None)
+        if self.active_head is None:
+            self.active_head = name
+
+    def text_tower_trainable(self) -> bool:
+        return any(p.requires_grad for n, p in self.clip.named_parameters()
+                   if not n.startswith("visual.") and n not in ("logit_scale", "logit_bias"))
+
+    def invalidate_text_cache(self) -> None:
+        self._caption_cache.clear()
+
+    def _device(self) -> torch.device:
+        return self.clip.logit_scale.device
+
+    def _encode_captions(self, captions: list[str]) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(captions), self.text_chunk):
+            tokens = self.tokenizer(captions[start:start + self.text_chunk]).to(self._device())
+            chunks.append(F.normalize(self.clip.encode_text(tokens).float(), dim=-1))
+        return torch.cat(chunks)
+
+    def caption_embeddings(self, name: str) -> torch.Tensor:
+        """[C, T, D]: the normalised embedding of every (class, template) caption."""
+        cached = self._caption_cache.get(name)
+        if cached is not None and not self.text_tower_trainable():
+            return cached
+        head = self.heads[name]
+        captions = [t.format(c) for c in head.class_names for t in head.templates]
+        with torch.set_grad_enabled(self.text_tower_trainable() and torch.is_grad_enabled()):
+            emb = self._encode_captions(captions)
+        emb = emb.view(len(head.class_names), len(head.templates), -1)
+        if not self.text_tower_trainable():
+            self._caption_cache[name] = emb.detach()
+        return emb
+
+    def class_embeddings(self, name: str) -> torch.Tensor:
+        """[C, D]: template-ensemble class embeddings (mean of normalised, renormalised)."""
+        return F.normalize(self.caption_embeddings(name).mean(dim=1), dim=-1)
+
+    # ---------------------------------------------------------------- forward
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.clip.encode_image(images).float(), dim=-1)
+
+    def logits(self, image_features: torch.Tensor, head: str | None = None) -> torch.Tensor:
+        weights = self.class_embeddings(head or self.active_head)
+        return self.clip.logit_scale.exp() * image_features @ weights.t()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits over the active head's classes (indexed by global class id)."""
+        return self.logits(self.encode_image(images))
+
+    # ---------------------------------------------------------------- losses
+    def flyp_loss(self, image_features: torch.Tensor, labels: torch.Tensor,
+                  template_index: torch.Tensor, head: str | None = None) -> torch.Tensor:
+        """Symmetric CLIP loss between images and one templated caption per image (FLYP)."""
+        name = head or self.active_head
+        if self.text_tower_trainable():
+            spec = self.heads[name]
+            captions = [spec.templates[t].format(spec.class_names[y])
+                        for y, t in zip(labels.tolist(), template_index.tolist())]
+            text = self._encode_captions(captions)
+        else:
+            text = self.caption_embeddings(name)[labels, template_index.to(labels.device)]
+        logits = self.clip.logit_scale.exp() * image_features @ text.t()
+        target = torch.arange(len(labels), device=logits.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+    def ce_loss(self, image_features: torch.Tensor, labels: torch.Tensor,
+                head: str | None = None) -> torch.Tensor:
+        return F.cross_entropy(self.logits(image_features, head), labels)

@@ -1,0 +1,202 @@
+"""The `clbench` command line.
+
+Quick commands (`--help`, `list`, `runs`, `show`) import neither torch nor Avalanche, so they
+answer at once; `run` imports the training stack only when it starts. User errors print one
+line (`error: ...`, maybe `hint: ...`) and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from clbench import __version__
+from clbench.errors import UserError
+
+EPILOG_RUN = """examples:
+  clbench run --strategy fft --scenario proxy-20shot
+  clbench run --strategy ln --scenario proxy-20shot --seed 1 --set training.lr=1e-4
+  clbench run --strategy fft --scenario tsi-20shot --model ViT-L-14 --pretrained openai
+  clbench run --config my_run.yaml --set training.epochs=5
+
+config keys (YAML file or --set): strategy (name, or a mapping with name and its parameters),
+scenario, seed, device, model.{arch,pretrained,checkpoint},
+training.{epochs,batch_size,lr,optimizer,weight_decay,scheduler,warmup,loss,eval_batch_size,
+precision,grad_clip}; strategy parameters as strategy.<param> (see `clbench list strategies -v`).
+Precedence: defaults < scenario's training block < --config < flags < --set.
+"""
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="results database: an SQLAlchemy URL or a "
+                        "file path (default: $CLBENCH_DB, else ./clbench.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clbench", description="Continual few-shot benchmark for CLIP vision encoders: "
+        "fine-tune over sessions of new classes, measure the target and what was forgotten.")
+    parser.add_argument("--version", action="version", version=f"clbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one strategy on one scenario and store the results",
+                         description="Fine-tune a CLIP model session by session, evaluate after "
+                         "every session, store every number with its provenance.",
+                         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--strategy", help="strategy name (`clbench list strategies`)")
+    run.add_argument("--scenario", help="scenario name or a scenario YAML file "
+                     "(`clbench list scenarios`)")
+    run.add_argument("--model", metavar="ARCH", help="open_clip architecture, or proxy-vit-tiny "
+                     "(default: the embedded proxy)")
+    run.add_argument("--pretrained", metavar="TAG", help="open_clip pretrained tag, e.g. openai")
+    run.add_argument("--checkpoint", metavar="PATH", help="local checkpoint file instead of a tag")
+    run.add_argument("--seed", type=int, help="seed for shots, class order and training "
+                     "(default 0)")
+    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--config", metavar="FILE", help="YAML file with run configuration keys")
+    run.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                     help="override one config key, e.g. training.lr=1e-4 (repeatable)")
+    run.add_argument("--data-root", metavar="DIR", help="root of local datasets "
+                     "(default: $CLBENCH_DATA, else ./data)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--quiet", action="store_true", help="print only the final line")
+    run.add_argument("--json", action="store_true", help="print the stored run as JSON at the end")
+    _add_db(run)
+
+    runs = sub.add_parser("runs", help="table of stored runs, newest first")
+    runs.add_argument("--json", action="store_true", help="JSON list: id, status, strategy, "
+                      "scenario, model, seed, created_at")
+    runs.add_argument("--limit", type=int, help="show at most N runs")
+    _add_db(runs)
+
+    show = sub.add_parser("show", help="one run: per-session accuracies, config, provenance")
+    show.add_argument("run_id", metavar="RUN", help="run id or a unique prefix of it")
+    show.add_argument("--json", action="store_true", help="the run with config, provenance, "
+                      "sessions and every evaluation {after_session, eval_set, subset, accuracy, "
+                      "n}")
+    _add_db(show)
+
+    lst = sub.add_parser("list", help="known strategies, scenarios, models or datasets")
+    lst.add_argument("what", choices=["strategies", "scenarios", "models", "datasets"])
+    lst.add_argument("-v", "--verbose", action="store_true", help="strategies: with parameters")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+
+    proxy = sub.add_parser("proxy", help="the embedded proxy world and model")
+    proxy_sub = proxy.add_subparsers(dest="proxy_command", metavar="ACTION")
+    pretrain = proxy_sub.add_parser(
+        "pretrain", help="pretrain the proxy CLIP (reproducible; writes the checkpoint)",
+        add_help=False)
+    pretrain.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from clbench import config as cfg
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.store import Store, resolve_db_url
+
+    layers: list[dict[str, Any]] = []
+    if args.config:
+        layers.append(cfg.load_yaml_config(args.config))
+    flags: dict[str, Any] = {}
+    if args.strategy:
+        flags["strategy"] = {"name": args.strategy}
+    if args.scenario:
+        flags["scenario"] = args.scenario
+    if args.seed is not None:
+        flags["seed"] = args.seed
+    if args.device:
+        flags["device"] = args.device
+    model = {k: v for k, v in (("arch", args.model), ("pretrained", args.pretrained),
+                               ("checkpoint", args.checkpoint)) if v}
+    if model:
+        flags["model"] = model
+    layers += [flags, cfg.parse_set_options(args.overrides)]
+    raw = cfg.assemble(layers)
+    if not raw.get("scenario"):
+        raise UserError("no scenario given", hint="pass --scenario NAME "
+                        "(`clbench list scenarios`)")
+    manifest = load_scenario_manifest(str(raw["scenario"]))
+    config = cfg.resolve(raw, manifest.training)
+    store = Store(resolve_db_url(args.db))  # fails early on an unwritable database
+
+    from clbench.runner import run
+
+    result = run(config, store, data_root=args.data_root, progress=not args.no_progress,
+                 quiet=args.quiet)
+    if args.json:
+        print(json.dumps(store.get_run(result.run_id), indent=2, default=str))
+    else:
+        from clbench.report import format_summary
+
+        print(format_summary(result.run_id, result.summary, result.total_time_s))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from clbench.report import format_runs
+    from clbench.store import Store, resolve_db_url
+
+    runs = Store(resolve_db_url(args.db), create=False).list_runs(limit=args.limit)
+    if args.json:
+        keys = ("id", "status", "strategy", "scenario", "model", "seed", "created_at")
+        print(json.dumps([{k: r.get(k) for k in keys} for r in runs], indent=2))
+    else:
+        print(format_runs(runs))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from clbench.report import format_run
+    from clbench.store import Store, resolve_db_url
+
+    run = Store(resolve_db_url(args.db), create=False).get_run(args.run_id)
+    print(json.dumps(run, indent=2, default=str) if args.json else format_run(run))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from clbench import catalog
+
+    print(catalog.render(args.what, verbose=args.verbose, as_json=args.json))
+    return 0
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    if args.proxy_command != "pretrain":
+        raise UserError("usage: clbench proxy pretrain [--out PATH] [--seed N] ...")
+    from clbench.scenarios.proxy.pretrain import main as pretrain_main
+
+    pretrain_main(args.args)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
+            "proxy": cmd_proxy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted (a run in progress is marked failed)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

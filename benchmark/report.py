@@ -1,0 +1,110 @@
+"""Plain-text views of stored runs for the terminal (`clbench runs`, `clbench show`, run summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pct(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_runs(runs: list[dict]) -> str:
+    if not runs:
+        return "no runs stored yet (start one with `clbench run --strategy fft --scenario " \
+               "proxy-20shot`)"
+    rows = []
+    for r in runs:
+        summary = r.get("summary") or {}
+        rows.append([r["id"][:12], r["status"], r["strategy"], r["scenario"], r["model"],
+                     r["seed"], pct(summary.get("final_accuracy")),
+                     f"{r['total_time_s']:.0f}s" if r.get("total_time_s") else "-",
+                     (r.get("created_at") or "")[:19]])
+    return table(["id", "status", "strategy", "scenario", "model", "seed", "final acc %",
+                  "time", "created (UTC)"], rows)
+
+
+def accuracy_table(run: dict) -> str:
+    evals = [e for e in run["evaluations"] if e["subset"] == "all"]
+    sets = list(dict.fromkeys(e["eval_set"] for e in evals))
+    by_key = {(e["after_session"], e["eval_set"]): e["accuracy"] for e in evals}
+    sessions = sorted({e["after_session"] for e in evals})
+    rows = [["zero-shot" if s == 0 else f"session {s}", *[pct(by_key.get((s, n))) for n in sets]]
+            for s in sessions]
+    return table(["accuracy %", *sets], rows)
+
+
+def matrix_table(run: dict, target: str) -> str:
+    from clbench.metrics import accuracy_matrix
+
+    sessions = len(run["sessions"])
+    matrix = accuracy_matrix(run["evaluations"], target, sessions)
+    rows = [[f"after {i + 1}", *[pct(a) for a in row]] for i, row in enumerate(matrix)]
+    return table([f"{target} %", *[f"S{j}" for j in range(1, sessions + 1)]], rows)
+
+
+def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
+    lines = [f"\nrun {run_id} completed in {total_time_s:.0f}s",
+             f"  target {summary['target']}: {pct(summary['zero_shot_accuracy'])}% zero-shot -> "
+             f"{pct(summary['final_accuracy'])}% final ({pct(summary['target_gain'], True)} pts)"]
+    if summary.get("forgetting") is not None:
+        lines.append(f"  average accuracy {pct(summary['average_accuracy'])}%, forgetting "
+                     f"{pct(summary['forgetting'])} pts, BWT {pct(summary['bwt'], True)} pts")
+    for name, c in summary.get("controls", {}).items():
+        lines.append(f"  control {name}: {pct(c['zero_shot'])}% -> {pct(c['final'])}% "
+                     f"({pct(c['change'], True)} pts)")
+    if summary.get("trainable_percent") is not None:
+        lines.append(f"  trainable: {summary['trainable_percent']:.2f}% of the vision encoder")
+    lines.append(f"  details: clbench show {run_id[:12]}")
+    return "\n".join(lines)
+
+
+def format_run(run: dict) -> str:
+    model = run["model_arch"] + (f" @ {run['model_pretrained']}" if run.get("model_pretrained")
+                                 else "")
+    lines = [
+        f"run {run['id']}  [{run['status']}]",
+        f"  strategy {run['strategy']}  scenario {run['scenario']}  model {model}  "
+        f"seed {run['seed']}",
+        f"  created {run.get('created_at')}  finished {run.get('finished_at') or '-'}  "
+        f"time {run['total_time_s']:.0f}s" if run.get("total_time_s") else
+        f"  created {run.get('created_at')}  finished {run.get('finished_at') or '-'}",
+        f"  git {run.get('git_sha') or '-'}{' (dirty)' if run.get('git_dirty') else ''}  "
+        f"config hash {run.get('config_hash')}",
+    ]
+    if run.get("error"):
+        lines.append(f"  error: {run['error']}")
+    if run.get("strategy_config"):
+        params = ", ".join(f"{k}={v}" for k, v in run["strategy_config"].items())
+        lines.append(f"  strategy params: {params}")
+    training = run.get("training_config") or {}
+    if training:
+        lines.append("  training: " + ", ".join(f"{k}={v}" for k, v in training.items()))
+    if run["evaluations"]:
+        lines += ["", accuracy_table(run)]
+        target = run["evaluations"][0]["eval_set"]
+        if run["sessions"] and any(e["subset"] != "all" for e in run["evaluations"]):
+            lines += ["", matrix_table(run, target)]
+    if run["sessions"]:
+        rows = [[s["index"], len(s["classes"]), len(s["sample_ids"]),
+                 f"{s['train_time_s']:.1f}", f"{s['final_loss']:.3f}" if s.get("final_loss")
+                 is not None else "-", s.get("trainable_params") or 0,
+                 ", ".join(f"{k}={v}" for k, v in (s.get("facts") or {}).items()) or "-"]
+                for s in run["sessions"]]
+        lines += ["", table(["session", "classes", "samples", "train s", "loss", "trainable",
+                             "facts"], rows)]
+    if run.get("summary"):
+        s = run["summary"]
+        lines += ["", format_summary(run["id"], s, run.get("total_time_s") or 0).strip()
+                  .split("\n", 1)[1]]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""One benchmark run, top to bottom: config -> scenario -> model -> strategy -> train/eval -> store.
+
+Avalanche runs the loop (`CLIPTemplate`, one `train()` call per session so that the accuracy
+matrix fills row by row); evaluation is an Avalanche metric and the results store is an
+Avalanche logger. A run is written as "running" before training starts, session by session
+while it trains, and ends "completed" or "failed" with its error (exceptions and Ctrl-C alike).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from clbench.config import RunConfig
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    summary: dict
+    total_time_s: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from clbench.errors import UserError
+
+        raise UserError(f"device '{name}' requested but CUDA is not available here",
+                        hint="use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def _raise_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
+def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
+        quiet: bool = False) -> RunResult:
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clbench.classifier import CLIPClassifier
+    from clbench.evaluation import SessionEvaluation
+    from clbench.loggers import ConsoleLogger, ProgressBar, StoreLogger
+    from clbench.metrics import summarize
+    from clbench.models import load_model
+    from clbench.provenance import collect_provenance, hardware_with_torch
+    from clbench.scenarios.stream import load_scenario
+    from clbench.strategies import registry
+
+    # Everything that can fail on user input fails here, before a run is recorded.
+    plugin = registry.create(config.strategy, config.strategy_params)
+    device = pick_device(config.device)
+    scenario = load_scenario(config.scenario, config.seed, data_root)
+    seed_everything(config.seed)
+    bundle = load_model(config.model)
+    classifier = CLIPClassifier(bundle.clip, bundle.tokenizer)
+    for eval_set in scenario.eval_sets:
+        classifier.register_head(eval_set.name, eval_set.data.class_names,
+                                 eval_set.data.templates)
+    classifier.active_head = scenario.target.name
+    classifier.to(device)
+
+    provenance = collect_provenance()
+    provenance["hardware"] = {**provenance["hardware"], **hardware_with_torch(device)}
+    strategy_params = registry.resolved_params(plugin)
+    resolved = config.to_dict()
+    resolved["strategy"] = {"name": config.strategy, **strategy_params}
+    run_id = store.create_run(
+        strategy=config.strategy, strategy_config=strategy_params, scenario=scenario.name,
+        scenario_manifest_hash=scenario.manifest.hash, model_arch=bundle.arch,
+        model_pretrained=bundle.pretrained, model_checkpoint_sha256=bundle.checkpoint_sha256,
+        seed=config.seed, config={**resolved, "dataset_manifest_hashes": scenario.dataset_hashes},
+        config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)
+    if not quiet:
+        print(f"run {run_id[:12]}: {config.strategy} on {scenario.name} "
+              f"({len(scenario.sessions)} session(s)), model {bundle.arch}, seed {config.seed}, "
+              f"device {device}")
+
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    start = time.perf_counter()
+    try:
+        amp = torch.bfloat16 if config.training.precision == "bf16" else torch.float16
+        evaluation = SessionEvaluation(
+            scenario, bundle.transform, config.training.eval_batch_size, device,
+            amp if device.type == "cuda" and config.training.precision != "fp32" else None)
+        loggers = [StoreLogger(store, run_id, scenario, plugin)]
+        if not quiet:
+            loggers.append(ConsoleLogger(scenario))
+        from clbench.template import CLIPTemplate
+
+        template = CLIPTemplate(
+            model=classifier, training=config.training, device=device, seed=config.seed,
+            plugins=[plugin, ProgressBar(len(scenario.sessions), progress and not quiet)],
+            evaluator=EvaluationPlugin(evaluation, loggers=loggers))
+        benchmark = scenario.to_avalanche(bundle.transform)
+        total_params = sum(p.numel() for p in classifier.clip.visual.parameters())
+        max_trainable = 0
+        for experience in benchmark.train_stream:
+            template.train(experience, eval_streams=[], num_workers=0)
+            max_trainable = max(max_trainable, template.session_record["trainable_params"])
+        store.set_params(run_id, trainable_params=max_trainable, total_params=total_params)
+        summary = summarize([r.as_row() for r in evaluation.results], scenario.target.name,
+                            [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))
+        summary["trainable_percent"] = 100.0 * max_trainable / max(1, total_params)
+        elapsed = time.perf_counter() - start
+        store.complete_run(run_id, summary=summary, total_time_s=elapsed)
+        return RunResult(run_id, summary, elapsed)
+    except BaseException as err:  # noqa: BLE001 - Ctrl-C and SIGTERM must mark the run failed too
+        message = f"{type(err).__name__}: {err}".strip()
+        if not isinstance(err, (KeyboardInterrupt,)) and os.environ.get("CLBENCH_TRACEBACK"):
+            message += "\n" + traceback.format_exc()
+        store.fail_run(run_id, message)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)

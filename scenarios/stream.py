@@ -1,0 +1,151 @@
+"""Continual streams on Avalanche: class-incremental few-shot sessions and the offline variant.
+
+Protocol (LoRSU paper, section 5): the target dataset's classes are split into sessions of
+disjoint classes (declared order, or a permutation seeded by the run seed; uneven group sizes
+are declared explicitly, since Avalanche's `num_experiences` silently drops classes when they do
+not divide evenly); each session draws K shots per class with the run seed, and the drawn sample
+ids are part of the result. The offline variant is one session with the whole training split.
+Evaluation uses the target's full test set (all classes) and each control set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from clbench.errors import ConfigError
+from clbench.scenarios.datasets import ImageSplitDataset, SplitData, load_split
+from clbench.scenarios.manifests import (
+    ScenarioManifest,
+    load_dataset_manifest,
+    load_scenario_manifest,
+)
+
+
+@dataclass
+class Session:
+    index: int  # 1-based
+    class_ids: list[int]
+    class_names: list[str]
+    sample_indices: list[int]  # into the target train split
+    sample_ids: list[str]
+
+
+@dataclass
+class EvalSet:
+    name: str
+    data: SplitData
+    is_target: bool
+
+
+@dataclass
+class Scenario:
+    manifest: ScenarioManifest
+    train: SplitData
+    sessions: list[Session]
+    eval_sets: list[EvalSet]  # the target test set first, then the controls
+    dataset_hashes: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def target(self) -> EvalSet:
+        return self.eval_sets[0]
+
+    def session_of_class(self) -> dict[int, int]:
+        return {c: s.index for s in self.sessions for c in s.class_ids}
+
+    def to_avalanche(self, transform: Callable[[Any], torch.Tensor]):
+        """Avalanche benchmark: one train experience per session and, aligned with it, the
+        target test samples of that session's classes (what Avalanche's forgetting and BWT
+        metrics read)."""
+        from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+        from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
+        from avalanche.benchmarks.utils.classification_dataset import (
+            as_classification_dataset,
+        )
+
+        test = self.target.data
+        train_sets, test_sets = [], []
+        for session in self.sessions:
+            train_sets.append(as_classification_dataset(
+                ImageSplitDataset(self.train, transform, session.sample_indices)))
+            wanted = set(session.class_ids)
+            test_idx = [i for i, y in enumerate(test.targets.tolist()) if y in wanted]
+            test_sets.append(as_classification_dataset(
+                ImageSplitDataset(test, transform, test_idx)))
+        return with_classes_timeline(benchmark_from_datasets(train=train_sets, test=test_sets))
+
+
+def _class_order(manifest: ScenarioManifest, class_names: list[str], seed: int) -> list[int]:
+    order = manifest.class_order
+    if order == "dataset":
+        return list(range(len(class_names)))
+    if order == "seeded":
+        g = torch.Generator().manual_seed(seed)
+        return torch.randperm(len(class_names), generator=g).tolist()
+    if isinstance(order, list):
+        index = {name: i for i, name in enumerate(class_names)}
+        unknown = [n for n in order if n not in index]
+        if unknown:
+            raise ConfigError(f"{manifest.path}: sessions.order names unknown classes: "
+                              f"{', '.join(map(str, unknown[:5]))}")
+        if len(set(order)) != len(order):
+            raise ConfigError(f"{manifest.path}: sessions.order repeats a class")
+        return [index[n] for n in order]
+    raise ConfigError(f"{manifest.path}: sessions.order must be 'dataset', 'seeded' or a list")
+
+
+def draw_shots(train: SplitData, class_ids: list[int], shots: int,
+               generator: torch.Generator) -> list[int]:
+    """K indices per class, drawn without replacement; all of them if a class has fewer."""
+    targets = train.targets
+    chosen: list[int] = []
+    for c in class_ids:
+        pool = torch.nonzero(targets == c).flatten()
+        perm = torch.randperm(len(pool), generator=generator)[:shots]
+        chosen += sorted(pool[perm].tolist())
+    return chosen
+
+
+def build_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> list[Session]:
+    names = train.class_names
+    if manifest.protocol == "offline":
+        all_ids = list(range(len(names)))
+        idx = list(range(len(train)))
+        return [Session(1, all_ids, names, idx, [train.sample_ids[i] for i in idx])]
+    order = _class_order(manifest, names, seed)
+    sizes = list(manifest.session_sizes)
+    if sum(sizes) > len(order):
+        raise ConfigError(f"{manifest.path}: sessions.sizes add up to {sum(sizes)} classes but "
+                          f"the target dataset has {len(order)}")
+    generator = torch.Generator().manual_seed(seed)
+    sessions, start = [], 0
+    for number, size in enumerate(sizes, start=1):
+        class_ids = order[start:start + size]
+        start += size
+        idx = draw_shots(train, class_ids, manifest.shots or 0, generator)
+        sessions.append(Session(number, class_ids, [names[c] for c in class_ids], idx,
+                                [train.sample_ids[i] for i in idx]))
+    return sessions
+
+
+def load_scenario(name_or_path: str, seed: int, data_root: str | None = None) -> Scenario:
+    """Read the manifests and the data, draw the sessions. Fails early on missing data."""
+    manifest = load_scenario_manifest(name_or_path)
+    target_manifest = load_dataset_manifest(manifest.target)
+    train = load_split(target_manifest, "train", data_root)
+    eval_sets = [EvalSet(manifest.target, load_split(target_manifest, "test", data_root), True)]
+    hashes = {manifest.target: target_manifest.hash}
+    for control in manifest.eval_sets:
+        control_manifest = load_dataset_manifest(control)
+        eval_sets.append(EvalSet(control, load_split(control_manifest, "test", data_root), False))
+        hashes[control] = control_manifest.hash
+    if train.class_names != eval_sets[0].data.class_names:
+        raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")
+    return Scenario(manifest, train, build_sessions(manifest, train, seed), eval_sets, hashes)

@@ -1,0 +1,109 @@
+"""The common base of every strategy: an Avalanche `SupervisedPlugin` that decides what trains.
+
+Before each session the base freezes the whole model and calls `configure`, where a strategy
+marks its trainable tensors (`requires_grad`), wraps modules (LoRA) or computes masks (SPU,
+LoRSU). The training template then builds the optimizer over exactly the trainable set: Avalanche's
+own `make_optimizer` would hand every parameter to the optimizer (see shared/AVALANCHE.md), and
+only `requires_grad=False` really freezes.
+
+A strategy is a dataclass config (every field with a help text and the paper's default) plus a
+subclass of `StrategyPlugin`; it joins the registry in one line (`registry.BUILTIN` or the
+`clbench.strategies` entry-point group for third-party packages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from avalanche.core import SupervisedPlugin
+from torch import nn
+
+from clbench.config import option
+
+
+@dataclass
+class StrategyConfig:
+    """Base for strategy configs; a subclass may add `validate(self)` raising ConfigError."""
+
+
+@dataclass
+class TowerConfig(StrategyConfig):
+    towers: Literal["vision", "both"] = option(
+        "vision", "which encoder(s) to tune: vision (as in the LoRSU paper) or both")
+
+
+def vision_parameters(clip: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(f"visual.{n}", p) for n, p in clip.visual.named_parameters()]
+
+
+def text_parameters(clip: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every parameter outside the image tower except the logit scale/bias (kept frozen: FLYP)."""
+    return [(n, p) for n, p in clip.named_parameters()
+            if not n.startswith("visual.") and n not in ("logit_scale", "logit_bias")]
+
+
+def tower_parameters(clip: nn.Module, towers: str) -> list[tuple[str, nn.Parameter]]:
+    params = vision_parameters(clip)
+    if towers == "both":
+        params += text_parameters(clip)
+    return params
+
+
+def tower_modules(clip: nn.Module, towers: str) -> list[tuple[str, nn.Module]]:
+    """Named submodules of the tuned tower(s), with names relative to the CLIP model."""
+    modules = [(f"visual.{n}" if n else "visual", m) for n, m in clip.visual.named_modules()]
+    if towers == "both":
+        modules += [(n, m) for n, m in clip.named_modules()
+                    if n and not n.startswith("visual") and m is not clip.visual]
+    return modules
+
+
+class StrategyPlugin(SupervisedPlugin):
+    """Base plugin. Subclasses set `name`, `config_class`, and implement `configure`."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
+    # named presets: {"lorsu-official": {...params...}}; the registry lists them as strategies
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, config: StrategyConfig | None = None):
+        super().__init__()
+        self.config = config if config is not None else self.config_class()
+        self.session_index = 0
+
+    # ---- what a strategy implements
+    def configure(self, classifier: nn.Module, strategy: Any) -> None:
+        """Mark what trains this session (the model arrives fully frozen)."""
+
+    def session_facts(self) -> dict[str, Any]:
+        """Strategy facts stored per session (chosen heads, mask density, ...)."""
+        return {}
+
+    # ---- Avalanche callbacks
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.session_index += 1
+        classifier = strategy.model
+        for p in classifier.parameters():
+            p.requires_grad_(False)
+        self.configure(classifier, strategy)
+
+    # ---- helpers for reporting
+    @staticmethod
+    def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+        return [p for p in model.parameters() if p.requires_grad]
+
+    @staticmethod
+    def count_trainable(model: nn.Module) -> int:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def set_trainable(params: list[tuple[str, nn.Parameter]]) -> None:
+    for _, p in params:
+        p.requires_grad_(True)
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every tensor of the state dict (for bit-identity checks in tests)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,103 @@
+"""Strategy registry: names -> plugin classes, built-in and third-party.
+
+Listing never imports torch (the quick CLI commands use it): built-ins are declared here as
+import paths, and third-party strategies join through the `clbench.strategies` entry-point group
+(`name = "package.module:PluginClass"` in their pyproject). A preset is a named set of parameter
+overrides of a strategy (`lorsu-official`); it is listed and run like a strategy.
+An unknown name answers with the closest known names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any
+
+from clbench.errors import ConfigError, UserError
+from clbench.names import unknown_name_message
+
+ENTRY_POINT_GROUP = "clbench.strategies"
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    target: str  # "module:Class"
+    summary: str
+    source: str = "built-in"
+    preset: dict[str, Any] = field(default_factory=dict)
+
+
+BUILTIN: dict[str, tuple[str, str]] = {
+    "zeroshot": ("clbench.strategies.zeroshot:ZeroShotPlugin",
+                 "no training: the zero-shot reference"),
+    "fft": ("clbench.strategies.fft:FullFineTuningPlugin",
+            "full fine-tuning of the vision tower (F-FT)"),
+    "ln": ("clbench.strategies.ln:LayerNormTuningPlugin",
+           "LayerNorm tuning: only LayerNorm weights and biases train (LN)"),
+}
+
+# preset name -> (base strategy, parameter overrides, summary)
+PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {}
+
+
+def available() -> dict[str, StrategyInfo]:
+    """Every known strategy and preset by name, without importing any of them."""
+    infos = {name: StrategyInfo(name, target, summary) for name, (target, summary) in
+             BUILTIN.items()}
+    for preset, (base, params, summary) in PRESETS.items():
+        infos[preset] = StrategyInfo(preset, BUILTIN[base][0], summary, preset=dict(params))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in infos:
+            continue  # a built-in name cannot be shadowed by a plugin package
+        dist = getattr(ep, "dist", None)
+        source = f"plugin ({dist.name})" if dist is not None else "plugin"
+        infos[ep.name] = StrategyInfo(ep.name, ep.value, f"third-party strategy ({ep.value})",
+                                      source=source)
+    return infos
+
+
+def info(name: str) -> StrategyInfo:
+    infos = available()
+    if name not in infos:
+        raise UserError(unknown_name_message("strategy", name, infos),
+                        hint="`clbench list strategies` shows them all")
+    return infos[name]
+
+
+def load_class(name: str) -> type:
+    """Import the plugin class of a strategy (or preset) by name."""
+    entry = info(name)
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        cls = getattr(import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise UserError(f"strategy '{name}' could not be loaded from {entry.target}: {err}",
+                        hint="is the plugin package installed in this environment?") from None
+    from clbench.strategies.base import StrategyPlugin
+
+    if not (isinstance(cls, type) and issubclass(cls, StrategyPlugin)):
+        raise UserError(f"strategy '{name}' ({entry.target}) is not a clbench StrategyPlugin")
+    return cls
+
+
+def create(name: str, params: dict[str, Any] | None = None):
+    """A configured plugin instance; parameters are validated by the strategy's config class."""
+    from clbench.config import build_dataclass
+
+    entry = info(name)
+    cls = load_class(name)
+    merged = {**entry.preset, **(params or {})}
+    try:
+        config = build_dataclass(cls.config_class, merged, "strategy.")
+    except ConfigError as err:
+        raise ConfigError(f"{err} [strategy {name}]", hint=err.hint) from None
+    return cls(config)
+
+
+def resolved_params(plugin) -> dict[str, Any]:
+    """The full parameter set of a configured plugin (defaults included), for storing."""
+    import dataclasses
+
+    return dataclasses.asdict(plugin.config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -130,7 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(config, store, data_root=args.data_root, progress=not args.no_progress,
                  quiet=args.quiet)
     if args.json:
-        print(json.dumps(store.get_run(result.run_id), indent=2, default=str))
+        from clbench.report import run_json
+
+        print(json.dumps(run_json(store.get_run(result.run_id)), indent=2, default=str))
     else:
         from clbench.report import format_summary
 
@@ -140,9 +143,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from clbench.report import format_runs
-    from clbench.store import Store, resolve_db_url
+    from clbench.store import DEFAULT_DB, Store, resolve_db_url
 
-    runs = Store(resolve_db_url(args.db), create=False).list_runs(limit=args.limit)
+    url = resolve_db_url(args.db)
+    if not args.db and not os.environ.get("CLBENCH_DB") and not os.path.exists(DEFAULT_DB):
+        runs = []  # nothing run here yet: an empty table, not an error
+    else:
+        runs = Store(url, create=False).list_runs(limit=args.limit)
     if args.json:
         keys = ("id", "status", "strategy", "scenario", "model", "seed", "created_at")
         print(json.dumps([{k: r.get(k) for k in keys} for r in runs], indent=2))
@@ -152,11 +159,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from clbench.report import format_run
+    from clbench.report import format_run, run_json
     from clbench.store import Store, resolve_db_url
 
     run = Store(resolve_db_url(args.db), create=False).get_run(args.run_id)
-    print(json.dumps(run, indent=2, default=str) if args.json else format_run(run))
+    print(json.dumps(run_json(run), indent=2, default=str) if args.json else format_run(run))
     return 0
 
 

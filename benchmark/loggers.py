@@ -106,7 +106,8 @@ class ProgressBar(SupervisedPlugin):
         index = strategy.experience.current_experience + 1
         steps = strategy.train_epochs * len(strategy.dataloader)
         self.bar = tqdm(total=steps, desc=f"session {index}/{self.total_sessions}",
-                        unit="batch", leave=False, dynamic_ncols=True)
+                        unit="batch", leave=False, dynamic_ncols=True,
+                        disable=None)  # None: no bar when output is not a terminal
         self.samples, self.start = 0, time.perf_counter()
 
     def after_training_iteration(self, strategy, **kwargs) -> None:

@@ -23,6 +23,7 @@ from clbench.config import ModelConfig
 from clbench.errors import UserError
 from clbench.names import unknown_name_message
 
+
 @dataclass
 class ModelBundle:
     clip: nn.Module

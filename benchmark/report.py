@@ -108,3 +108,24 @@ def format_run(run: dict) -> str:
         lines += ["", format_summary(run["id"], s, run.get("total_time_s") or 0).strip()
                   .split("\n", 1)[1]]
     return "\n".join(lines)
+
+
+PROVENANCE_KEYS = ("git_sha", "git_dirty", "packages", "hardware", "model_checkpoint_sha256",
+                   "scenario_manifest_hash", "config_hash", "strategy_config_hash", "hostname",
+                   "pid")
+
+
+def run_json(run: dict) -> dict:
+    """The documented `clbench show --json` shape: the run, its config, provenance, sessions
+    and every evaluation as {after_session, eval_set, subset, accuracy, n}."""
+    out = {k: run.get(k) for k in ("id", "status", "error", "strategy", "scenario", "model",
+                                   "model_arch", "model_pretrained", "seed", "created_at",
+                                   "started_at", "finished_at", "total_time_s",
+                                   "trainable_params", "total_params")}
+    out["config"] = run.get("config")
+    out["provenance"] = {k: run.get(k) for k in PROVENANCE_KEYS}
+    out["summary"] = run.get("summary")
+    out["sessions"] = run.get("sessions", [])
+    keys = ("after_session", "eval_set", "subset", "accuracy", "n")
+    out["evaluations"] = [{k: e[k] for k in keys} for e in run.get("evaluations", [])]
+    return out

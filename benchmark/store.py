@@ -31,8 +31,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clbench.errors import UserError
-from clbench.names import closest
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -53,6 +51,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from clbench.errors import UserError
+from clbench.names import closest
 
 if TYPE_CHECKING:
     from typing_extensions import Self

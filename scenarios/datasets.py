@@ -84,11 +84,12 @@ def _load_folder(manifest: DatasetManifest, split: str, data_root: Path) -> Spli
     """`<data root>/<subdir>/<split>/<class name>/<image>`, class names from the manifest."""
     root = data_root / manifest.subdir / split
     if not root.is_dir():
+        layout = manifest.layout.strip() or (
+            f"<data root>/{manifest.subdir}/<split>/<class name>/<image files>")
         raise UserError(
             f"dataset '{manifest.name}' ({split} split) not found: expected {root}",
-            hint=(f"{manifest.obtain.strip()} Expected layout: {manifest.layout.strip() or
-                  '<data root>/' + manifest.subdir + '/<split>/<class name>/<image files>'}. "
-                  f"Set the data root with --data-root or {DATA_ENV}."))
+            hint=f"{manifest.obtain.strip()} Expected layout: {layout}. "
+                 f"Set the data root with --data-root or {DATA_ENV}.")
     paths: list[Path] = []
     targets: list[int] = []
     missing = []

@@ -66,9 +66,7 @@ class Scenario:
         metrics read)."""
         from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
         from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
-        from avalanche.benchmarks.utils.classification_dataset import (
-            as_classification_dataset,
-        )
+        from avalanche.benchmarks.utils.utils import as_classification_dataset
 
         test = self.target.data
         train_sets, test_sets = [], []

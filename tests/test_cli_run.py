@@ -1,0 +1,82 @@
+"""End to end: `clbench run` on a shortened proxy scenario, then `runs` and `show` read it back."""
+
+from __future__ import annotations
+
+import json
+
+from clbench.cli import main
+from clbench.store import Store
+
+
+def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
+    code = main(["run", "--strategy", "fft", "--scenario", str(tiny_scenario), "--db",
+                 str(db_path), "--seed", "3", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "after session 3/3" in out and "completed" in out
+
+    store = Store(f"sqlite:///{db_path}", create=False)
+    runs = store.list_runs()
+    assert len(runs) == 1 and runs[0]["status"] == "completed"
+    run = store.get_run(runs[0]["id"])
+    assert run["strategy"] == "fft" and run["seed"] == 3
+    assert run["config"]["training"]["epochs"] == 1  # the scenario's training block applied
+    assert run["config"]["strategy"] == {"name": "fft", "towers": "vision"}
+    assert len(run["config_hash"]) == 16 and run["model_checkpoint_sha256"]
+    assert run["packages"]["torch"] == "2.14.1"
+
+    # 3 sessions of 2 disjoint classes, 3 shots each, with their sample ids
+    assert [s["index"] for s in run["sessions"]] == [1, 2, 3]
+    classes = [c for s in run["sessions"] for c in s["classes"]]
+    assert len(classes) == 6 == len(set(classes))
+    assert all(len(s["sample_ids"]) == 6 for s in run["sessions"])
+    assert all(s["trainable_params"] > 0 and s["train_time_s"] > 0 for s in run["sessions"])
+
+    evals = run["evaluations"]
+    keys = {(e["after_session"], e["eval_set"], e["subset"]) for e in evals}
+    for after in range(4):
+        assert (after, "proxy", "all") in keys and (after, "proxy-clean", "all") in keys
+    # row i of the accuracy matrix holds sessions 1..i only
+    assert (1, "proxy", "session:1") in keys and (1, "proxy", "session:2") not in keys
+    assert {(3, "proxy", f"session:{j}") for j in (1, 2, 3)} <= keys
+    assert all(0.0 <= e["accuracy"] <= 1.0 and e["n"] > 0 for e in evals)
+    full = {e["eval_set"]: e["n"] for e in evals if e["subset"] == "all"}
+    per_session = [e["n"] for e in evals if e["after_session"] == 3 and e["subset"] != "all"]
+    assert sum(per_session) < full["proxy"]  # 6 of the 20 classes were trained
+
+    summary = run["summary"]
+    assert summary["final_accuracy"] == next(
+        e["accuracy"] for e in evals if (e["after_session"], e["eval_set"], e["subset"])
+        == (3, "proxy", "all"))
+    assert set(summary["controls"]) == {"proxy-clean"}
+
+    assert main(["runs", "--json", "--db", str(db_path)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["id"] == run["id"]
+    assert set(listed[0]) == {"id", "status", "strategy", "scenario", "model", "seed",
+                              "created_at"}
+
+    assert main(["show", run["id"][:8], "--json", "--db", str(db_path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == run["id"] and shown["provenance"]["packages"]["torch"] == "2.14.1"
+    assert set(shown["evaluations"][0]) == {"after_session", "eval_set", "subset", "accuracy",
+                                            "n"}
+    assert len(shown["evaluations"]) == len(evals)
+
+    assert main(["show", run["id"][:8], "--db", str(db_path)]) == 0
+    text = capsys.readouterr().out
+    assert "zero-shot" in text and "session 3" in text
+
+
+def test_zeroshot_run_changes_nothing(tiny_scenario, db_path):
+    assert main(["run", "--strategy", "zeroshot", "--scenario", str(tiny_scenario), "--db",
+                 str(db_path), "--quiet"]) == 0
+    run = Store(f"sqlite:///{db_path}", create=False).list_runs()[0]
+    run = Store(f"sqlite:///{db_path}", create=False).get_run(run["id"])
+    by_set = {}
+    for e in run["evaluations"]:
+        if e["subset"] == "all":
+            by_set.setdefault(e["eval_set"], set()).add(e["accuracy"])
+    assert all(len(values) == 1 for values in by_set.values())  # identical after every session
+    assert run["summary"]["target_gain"] == 0.0
+    assert all(s["trainable_params"] == 0 for s in run["sessions"])

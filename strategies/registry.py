@@ -36,6 +36,14 @@ BUILTIN: dict[str, tuple[str, str]] = {
             "full fine-tuning of the vision tower (F-FT)"),
     "ln": ("clbench.strategies.ln:LayerNormTuningPlugin",
            "LayerNorm tuning: only LayerNorm weights and biases train (LN)"),
+    "lora": ("clbench.strategies.lora:LoRAPlugin",
+             "LoRA on q, k, v, out_proj, fc1, fc2 of every block (rank 32)"),
+    "dora": ("clbench.strategies.lora:DoRAPlugin",
+             "DoRA: weight-decomposed LoRA (magnitude and direction) on the same targets"),
+    "gated-lora": ("clbench.strategies.lora:GatedLoRAPlugin",
+                   "LoRA blocks gated by learned scores with an L1 penalty (Selective LoRA)"),
+    "gated-dora": ("clbench.strategies.lora:GatedDoRAPlugin",
+                   "DoRA blocks gated by learned scores with an L1 penalty (Selective LoRA)"),
 }
 
 # preset name -> (base strategy, parameter overrides, summary)

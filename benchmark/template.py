@@ -19,6 +19,7 @@ from avalanche.training.templates import SupervisedTemplate
 
 from clbench.config import TrainingConfig
 from clbench.errors import TrainingDiverged
+from clbench.strategies.base import StrategyPlugin
 
 
 def cosine_with_warmup(total_steps: int, warmup_fraction: float, cosine: bool = True):
@@ -66,7 +67,11 @@ class CLIPTemplate(SupervisedTemplate):
         """The optimizer is built after the strategy has chosen what trains (see below)."""
 
     def make_optimizer(self, **kwargs):
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params: list = [p for p in self.model.parameters() if p.requires_grad]
+        for plugin in self.plugins:
+            if isinstance(plugin, StrategyPlugin) and params:
+                # the strategy's own groups, e.g. a separate learning rate for gate scores
+                params = plugin.param_groups(self.model) or params
         if not params:
             self.optimizer, self.scheduler = None, None
             return

@@ -81,6 +81,14 @@ class StrategyPlugin(SupervisedPlugin):
         """Strategy facts stored per session (chosen heads, mask density, ...)."""
         return {}
 
+    def param_groups(self, classifier: nn.Module) -> list[dict[str, Any]] | None:
+        """Optimizer parameter groups, e.g. a separate learning rate for gate scores.
+
+        None (the default) = one group with every trainable parameter at the run's lr. Groups
+        may set "lr"; the template applies the schedule to every group.
+        """
+        return None
+
     # ---- Avalanche callbacks
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.session_index += 1

@@ -35,6 +35,9 @@ class CLIPClassifier(nn.Module):
         self.active_head: str | None = None
         # head name -> [C, T, D] normalised caption embeddings (valid while text is frozen)
         self._caption_cache: dict[str, torch.Tensor] = {}
+        # Optional modules on the normalised embeddings ("image", "text"): feature-space
+        # strategies such as LLU live here; the output is renormalised.
+        self.embedding_adapters = nn.ModuleDict()
 
     # ---------------------------------------------------------------- heads
     def register_head(self, name: str, class_names: list[str], templates: list[str]) -> None:
@@ -46,8 +49,17 @@ class CLIPClassifier(nn.Module):
             self.active_head = name
 
     def text_tower_trainable(self) -> bool:
+        """True when text embeddings can change during training (so they cannot be cached)."""
+        adapter = self.embedding_adapters["text"] if "text" in self.embedding_adapters else None
+        if adapter is not None and any(p.requires_grad for p in adapter.parameters()):
+            return True
         return any(p.requires_grad for n, p in self.clip.named_parameters()
                    if not n.startswith("visual.") and n not in ("logit_scale", "logit_bias"))
+
+    def _adapt(self, side: str, features: torch.Tensor) -> torch.Tensor:
+        if side not in self.embedding_adapters:
+            return features
+        return F.normalize(self.embedding_adapters[side](features), dim=-1)
 
     def invalidate_text_cache(self) -> None:
         self._caption_cache.clear()
@@ -59,7 +71,8 @@ class CLIPClassifier(nn.Module):
         chunks = []
         for start in range(0, len(captions), self.text_chunk):
             tokens = self.tokenizer(captions[start:start + self.text_chunk]).to(self._device())
-            chunks.append(F.normalize(self.clip.encode_text(tokens).float(), dim=-1))
+            features = F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
+            chunks.append(self._adapt("text", features))
         return torch.cat(chunks)
 
     def caption_embeddings(self, name: str) -> torch.Tensor:
@@ -82,7 +95,7 @@ class CLIPClassifier(nn.Module):
 
     # ---------------------------------------------------------------- forward
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.clip.encode_image(images).float(), dim=-1)
+        return self._adapt("image", F.normalize(self.clip.encode_image(images).float(), dim=-1))
 
     def logits(self, image_features: torch.Tensor, head: str | None = None) -> torch.Tensor:
         weights = self.class_embeddings(head or self.active_head)

@@ -50,8 +50,8 @@ class CLIPClassifier(nn.Module):
 
     def text_tower_trainable(self) -> bool:
         """True when text embeddings can change during training (so they cannot be cached)."""
-        adapter = self.embedding_adapters["text"] if "text" in self.embedding_adapters else None
-        if adapter is not None and any(p.requires_grad for p in adapter.parameters()):
+        text_adapters = [m for side, m in self.embedding_adapters.items() if side == "text"]
+        if any(p.requires_grad for m in text_adapters for p in m.parameters()):
             return True
         return any(p.requires_grad for n, p in self.clip.named_parameters()
                    if not n.startswith("visual.") and n not in ("logit_scale", "logit_bias"))
@@ -76,16 +76,20 @@ class CLIPClassifier(nn.Module):
         return torch.cat(chunks)
 
     def caption_embeddings(self, name: str) -> torch.Tensor:
-        """[C, T, D]: the normalised embedding of every (class, template) caption."""
+        """[C, T, D]: the normalised embedding of every (class, template) caption.
+
+        Cached unless the text side is training with gradients on; the template clears the
+        cache at session boundaries, so evaluation after a session sees the updated text side.
+        """
+        cacheable = not (self.text_tower_trainable() and torch.is_grad_enabled())
         cached = self._caption_cache.get(name)
-        if cached is not None and not self.text_tower_trainable():
+        if cached is not None and cacheable:
             return cached
         head = self.heads[name]
         captions = [t.format(c) for c in head.class_names for t in head.templates]
-        with torch.set_grad_enabled(self.text_tower_trainable() and torch.is_grad_enabled()):
-            emb = self._encode_captions(captions)
+        emb = self._encode_captions(captions)
         emb = emb.view(len(head.class_names), len(head.templates), -1)
-        if not self.text_tower_trainable():
+        if cacheable:
             self._caption_cache[name] = emb.detach()
         return emb
 

@@ -64,6 +64,9 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
 
     # Everything that can fail on user input fails here, before a run is recorded.
     plugin = registry.create(config.strategy, config.strategy_params)
+    from clbench.strategies.base import effective_training
+
+    config.training = effective_training(config.training, [plugin])
     device = pick_device(config.device)
     scenario = load_scenario(config.scenario, config.seed, data_root)
     seed_everything(config.seed)

@@ -19,7 +19,7 @@ from avalanche.training.templates import SupervisedTemplate
 
 from clbench.config import TrainingConfig
 from clbench.errors import TrainingDiverged
-from clbench.strategies.base import StrategyPlugin
+from clbench.strategies.base import StrategyPlugin, effective_training
 
 
 def cosine_with_warmup(total_steps: int, warmup_fraction: float, cosine: bool = True):
@@ -51,7 +51,7 @@ class CLIPTemplate(SupervisedTemplate):
                          train_mb_size=training.batch_size, train_epochs=training.epochs,
                          eval_mb_size=training.eval_batch_size, device=device, plugins=plugins,
                          evaluator=evaluator)
-        self.training = training
+        self.training = effective_training(training, plugins or [])
         self.template_generator = torch.Generator().manual_seed(seed)
         self.scheduler = None
         self.scaler = None
@@ -93,7 +93,9 @@ class CLIPTemplate(SupervisedTemplate):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self._session_start = time.perf_counter()
+        self.model.invalidate_text_cache()
         super()._before_training_exp(**kwargs)  # the strategy plugin configures the model here
+        self.model.invalidate_text_cache()  # the strategy may have changed the text side
         self.make_optimizer()
 
     def _after_training_exp(self, **kwargs):
@@ -105,8 +107,7 @@ class CLIPTemplate(SupervisedTemplate):
                            if self._epoch_losses else None),
             "trainable_params": trainable,
         }
-        if self.model.text_tower_trainable():
-            self.model.invalidate_text_cache()
+        self.model.invalidate_text_cache()  # evaluation must see this session's text side
         super()._after_training_exp(**kwargs)
 
     # ---------------------------------------------------------------- the batch loop

@@ -65,8 +65,8 @@ class StrategyPlugin(SupervisedPlugin):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
-    # named presets: {"lorsu-official": {...params...}}; the registry lists them as strategies
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # a strategy whose method prescribes its loss (e.g. LLU's cross-entropy) sets it here
+    required_loss: ClassVar[str | None] = None
 
     def __init__(self, config: StrategyConfig | None = None):
         super().__init__()
@@ -105,6 +105,17 @@ class StrategyPlugin(SupervisedPlugin):
     @staticmethod
     def count_trainable(model: nn.Module) -> int:
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def effective_training(training, plugins: list) -> Any:
+    """The training config with the loss a strategy prescribes, if any (stored as run)."""
+    import dataclasses
+
+    for plugin in plugins:
+        required = getattr(plugin, "required_loss", None)
+        if isinstance(plugin, StrategyPlugin) and required and training.loss != required:
+            return dataclasses.replace(training, loss=required)
+    return training
 
 
 def set_trainable(params: list[tuple[str, nn.Parameter]]) -> None:

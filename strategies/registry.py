@@ -44,10 +44,26 @@ BUILTIN: dict[str, tuple[str, str]] = {
                    "LoRA blocks gated by learned scores with an L1 penalty (Selective LoRA)"),
     "gated-dora": ("clbench.strategies.lora:GatedDoRAPlugin",
                    "DoRA blocks gated by learned scores with an L1 penalty (Selective LoRA)"),
+    "spu": ("clbench.strategies.spu:SPUPlugin",
+            "SPU: top 10% of each fc1 matrix by task-loss gradient trains, the rest is frozen"),
+    "lorsu": ("clbench.strategies.lorsu:LoRSUPlugin",
+              "LoRSU: top 5% of fc1 by squared gradient + LoRA on the top-2 heads' q, k, v"),
+    "llu": ("clbench.strategies.llu:LLUPlugin",
+            "localized latent updates: local affine adapters on frozen embeddings"),
 }
 
 # preset name -> (base strategy, parameter overrides, summary)
-PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {}
+PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "spu-official": ("spu", {"score": "output_norm", "towers": "both", "train_biases": True,
+                             "train_projection": True, "sparsity": 0.1, "score_fraction": 1.0},
+                     "SPU as the official code: output-norm score, both towers, fc1 biases and "
+                     "projection train"),
+    "lorsu-official": ("lorsu", {"head_score": "qkv", "lora_layout": "masked_fused",
+                                 "train_biases": True, "proj_lora": True, "rank": 64,
+                                 "alpha": 64.0, "sparsity": 0.1, "top_k_heads": 2},
+                       "LoRSU as the official code: q/k/v head score, one row-masked LoRA on the "
+                       "fused in-projection, biases and a projection LoRA, rank 64"),
+}
 
 
 def available() -> dict[str, StrategyInfo]:

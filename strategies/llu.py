@@ -1,0 +1,141 @@
+"""LLU: Localized Latent Updates (seed paper 001, section 3.2).
+
+The encoders stay frozen. Affine adapters g(f) = W f + b (W = I, b = 0 at start) act on the
+normalised image and text embeddings, and are applied only near data seen in training:
+
+    out = a(f, D) * g(f) + (1 - a(f, D)) * f,   a(f, D) = beta * max_{d in D} exp(-gamma (1 - f.d))
+
+with D the stored training embeddings (image and text separately). Loss: cross-entropy of the
+zero-shot logits (eq. 3) plus lam * (||W - I|| + ||b||) (eq. 6; the Frobenius norm for W). When D
+grows past `clusters` entries it is reduced by agglomerative clustering with complete linkage
+(maximum distance) to that many representatives, each the normalised mean of its members.
+No official code was found; defaults are the paper's (beta 0.5, gamma 20, lam 1e3, 512 clusters).
+Continual use: D accumulates over sessions and the adapters keep training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clbench.config import option
+from clbench.strategies.base import StrategyConfig, StrategyPlugin
+
+
+@dataclass
+class LLUConfig(StrategyConfig):
+    beta: float = option(0.5, "global damping of the local interpolation", low=0, high=1)
+    gamma: float = option(20.0, "locality: larger = updates only very near seen data", low=0)
+    lam: float = option(1e3, "identity regularisation weight (eq. 6)", low=0)
+    clusters: int = option(512, "memory size: stored embeddings per side (clustered beyond)",
+                           low=1)
+    sides: str = option("both", "which embeddings get an adapter: image, text or both")
+
+    def validate(self) -> None:
+        from clbench.errors import ConfigError
+
+        if self.sides not in ("image", "text", "both"):
+            raise ConfigError(f"strategy.sides: {self.sides!r} is not one of image, text, both")
+
+
+def cluster_memory(points: torch.Tensor, clusters: int) -> torch.Tensor:
+    """Complete-linkage agglomerative clustering to `clusters` normalised cluster means."""
+    if len(points) <= clusters:
+        return points
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    labels = fcluster(linkage(points.double().numpy(), method="complete", metric="cosine"),
+                      t=clusters, criterion="maxclust")
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    means = [points[labels == k].mean(dim=0) for k in labels.unique()]
+    return F.normalize(torch.stack(means), dim=-1)
+
+
+class LocalAffine(nn.Module):
+    """g(f) = W f + b, applied with the locality weight a(f, D)."""
+
+    def __init__(self, dim: int, beta: float, gamma: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("memory", torch.zeros(0, dim))
+        self.beta, self.gamma = beta, gamma
+
+    def locality(self, features: torch.Tensor) -> torch.Tensor:
+        if len(self.memory) == 0:
+            return features.new_zeros(len(features), 1)
+        nearest = (features @ self.memory.t()).max(dim=1, keepdim=True).values
+        return self.beta * torch.exp(-self.gamma * (1 - nearest))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        alpha = self.locality(features)
+        return alpha * F.linear(features, self.weight, self.bias) + (1 - alpha) * features
+
+    def penalty(self) -> torch.Tensor:
+        eye = torch.eye(len(self.weight), device=self.weight.device)
+        return torch.linalg.matrix_norm(self.weight - eye) + self.bias.norm()
+
+
+class LLUPlugin(StrategyPlugin):
+    name = "llu"
+    config_class = LLUConfig
+    required_loss: ClassVar[str] = "ce"  # eq. 3: images with classes, not image/text pairs
+
+    def configure(self, classifier, strategy) -> None:
+        sides = ("image", "text") if self.config.sides == "both" else (self.config.sides,)
+        dim = classifier.class_embeddings(classifier.active_head).shape[-1]
+        device = classifier.clip.logit_scale.device
+        for side in sides:
+            if side not in classifier.embedding_adapters:
+                classifier.embedding_adapters[side] = LocalAffine(
+                    dim, self.config.beta, self.config.gamma).to(device)
+        self._remember_session(classifier, strategy)
+        for side in sides:
+            for p in classifier.embedding_adapters[side].parameters():
+                p.requires_grad_(True)
+        classifier.invalidate_text_cache()
+
+    @torch.no_grad()
+    def _remember_session(self, classifier, strategy) -> None:
+        """Add this session's image and caption embeddings to the memories (adapters bypassed)."""
+        adapters = dict(classifier.embedding_adapters.items())
+        classifier.embedding_adapters.clear()  # raw embeddings of the frozen encoders
+        try:
+            was_training = classifier.training
+            classifier.eval()
+            images = []
+            loader = torch.utils.data.DataLoader(strategy.adapted_dataset,
+                                                 batch_size=strategy.train_mb_size)
+            labels = []
+            for batch in loader:
+                x, y = batch[0], batch[1]
+                images.append(classifier.encode_image(x.to(strategy.device)).cpu())
+                labels.append(torch.as_tensor(y))
+            classes = torch.cat(labels).unique()
+            captions = classifier.caption_embeddings(classifier.active_head)[classes.to(
+                classifier.clip.logit_scale.device)]
+            new = {"image": torch.cat(images), "text": captions.reshape(-1, captions.shape[-1])}
+            classifier.train(was_training)
+        finally:
+            for side, module in adapters.items():
+                classifier.embedding_adapters[side] = module
+        for side, module in classifier.embedding_adapters.items():
+            merged = torch.cat([module.memory.cpu(), new[side].float().cpu()])
+            module.memory = cluster_memory(merged, self.config.clusters).to(module.weight.device)
+
+    def before_backward(self, strategy, **kwargs: Any) -> None:
+        adapters = strategy.model.embedding_adapters
+        if self.config.lam and len(adapters):
+            strategy.loss = strategy.loss + self.config.lam * sum(a.penalty() for a in
+                                                                  adapters.values())
+
+    def session_facts(self) -> dict[str, Any]:
+        return dict(self._facts) if hasattr(self, "_facts") else {}
+
+    def after_training_exp(self, strategy, **kwargs: Any) -> None:
+        adapters = strategy.model.embedding_adapters
+        self._facts = {f"memory_{side}": len(m.memory) for side, m in adapters.items()}

@@ -1,0 +1,187 @@
+"""Shared machinery of the gradient-masking strategies (SPU, LoRSU).
+
+* `accumulate_gradients`: the strategy's own pass over a session's data before training. It
+  computes the training loss as `CLIPTemplate.criterion` does (FLYP with one random prompt
+  template per image, or cross-entropy when `training.loss=ce`), or SPU's MAS-style output norm,
+  and returns the gradient of the mean score over the samples used, G = sum_b n_b grad_b / N, for
+  each chosen tensor. Requires-grad flags, the model's train/eval mode and the tensors' `.grad`
+  are left as they were found (grads cleared). Prompt templates are drawn from a generator of its
+  own, so the template's random stream is the same as without the pass.
+* `topk_mask(score, k)`: the k largest entries of a whole matrix (not per row).
+* `MaskedUpdate`: only the entries inside a mask train. The gradient outside the mask is zeroed
+  after backward, and after every optimizer step the frozen entries are written back from a saved
+  copy: Adam's momentum and AdamW's decoupled weight decay otherwise move entries whose gradient
+  is zero (shared/AVALANCHE.md). Only the frozen values of masked tensors are stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+Score = Literal["loss", "output_norm"]
+
+
+# ---------------------------------------------------------------- the scoring pass
+
+
+def _session_dataset(strategy: Any):
+    dataset = getattr(strategy, "adapted_dataset", None)
+    if dataset is None:
+        dataset = strategy.experience.dataset
+    return dataset
+
+
+def _batch_text(classifier: nn.Module, labels: torch.Tensor,
+                templates: torch.Tensor) -> torch.Tensor:
+    """The normalised embedding of one templated caption per image (FLYP's text side)."""
+    name = classifier.active_head
+    if classifier.text_tower_trainable():
+        spec = classifier.heads[name]
+        captions = [spec.templates[t].format(spec.class_names[y])
+                    for y, t in zip(labels.tolist(), templates.tolist())]
+        return classifier._encode_captions(captions)
+    return classifier.caption_embeddings(name)[labels, templates.to(labels.device)]
+
+
+def session_score(classifier: nn.Module, strategy: Any, x: torch.Tensor, y: torch.Tensor,
+                  generator: torch.Generator, score: Score = "loss") -> torch.Tensor:
+    """The scalar whose gradient scores parameters on one batch.
+
+    `loss`: the training loss exactly as the template computes it. `output_norm` (official SPU
+    code): mean over images of the squared L2 norm of the image->text logits against the batch's
+    captions.
+    """
+    features = classifier.encode_image(x)
+    training = getattr(strategy, "training", None)
+    if score == "loss" and training is not None and training.loss == "ce":
+        return classifier.ce_loss(features, y)
+    head = classifier.heads[classifier.active_head]
+    templates = torch.randint(len(head.templates), (len(y),), generator=generator)
+    if score == "loss":
+        return classifier.flyp_loss(features, y, templates)
+    text = _batch_text(classifier, y, templates)
+    logits = classifier.clip.logit_scale.exp() * features @ text.t()
+    return logits.float().pow(2).sum(dim=1).mean()
+
+
+def accumulate_gradients(strategy: Any, tensors: Sequence[torch.Tensor], *,
+                         score: Score = "loss", max_samples: int | None = None,
+                         fraction: float = 1.0, seed: int | None = None) -> list[torch.Tensor]:
+    """The gradient of the mean score over (part of) the session's data, per tensor.
+
+    `max_samples` caps the samples used (the LoRSU paper's 800 offline; None or 0 = all);
+    `fraction` uses the first ceil(fraction * batches) batches (official SPU: at least 25%).
+    Batches are those of the run's batch size, in dataset order.
+    """
+    classifier = strategy.model
+    device = getattr(strategy, "device", torch.device("cpu"))
+    dataset = _session_dataset(strategy)
+    loader = DataLoader(dataset, batch_size=getattr(strategy, "train_mb_size", 8) or 8,
+                        shuffle=False, collate_fn=getattr(dataset, "collate_fn", None))
+    max_batches = max(1, math.ceil(fraction * len(loader)))
+    if seed is None:
+        base = getattr(strategy, "template_generator", None)
+        seed = (base.initial_seed() if base is not None else 0) + 7919
+    generator = torch.Generator().manual_seed(seed)
+    use_amp = bool(getattr(strategy, "use_amp", False))
+    # fp16 without a scaler would flush small gradients to zero: scale by a constant
+    loss_scale = 2.0 ** 12 if use_amp and strategy.amp_dtype == torch.float16 else 1.0
+
+    flags = [t.requires_grad for t in tensors]
+    saved_grads = [t.grad for t in tensors]
+    was_training = classifier.training
+    totals = [torch.zeros_like(t, dtype=torch.float32) for t in tensors]
+    used = 0
+    try:
+        classifier.train()
+        for t in tensors:
+            t.requires_grad_(True)
+            t.grad = None
+        for index, batch in enumerate(loader):
+            if index >= max_batches or (max_samples and used >= max_samples):
+                break
+            x, y = batch[0], batch[1]
+            if max_samples:
+                x, y = x[:max_samples - used], y[:max_samples - used]
+            x, y = x.to(device), torch.as_tensor(y).to(device)
+            with strategy._autocast() if use_amp else contextlib.nullcontext():
+                value = session_score(classifier, strategy, x, y, generator, score)
+            (value * loss_scale).backward()
+            for total, t in zip(totals, tensors):
+                if t.grad is not None:
+                    total.add_(t.grad.float(), alpha=len(y) / loss_scale)
+                    t.grad = None
+            used += len(y)
+    finally:
+        for t, flag, grad in zip(tensors, flags, saved_grads):
+            t.requires_grad_(flag)
+            t.grad = grad
+        classifier.train(was_training)
+    if used == 0:
+        raise ValueError("the session has no training data to score parameters on")
+    return [total.div_(used) for total in totals]
+
+
+# ---------------------------------------------------------------- masks
+
+
+def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the k largest entries of `score` over the whole tensor (ties: any k)."""
+    if not 0 <= k <= score.numel():
+        raise ValueError(f"k={k} outside [0, {score.numel()}]")
+    mask = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
+    if k:
+        mask[torch.topk(score.detach().reshape(-1), k, sorted=False).indices] = True
+    return mask.view_as(score)
+
+
+def mask_size(sparsity: float, numel: int) -> int:
+    """Entries kept at a given density: floor(sparsity * numel), at least 1 (both official
+    codes use int(numel * rate))."""
+    return max(1, min(numel, int(sparsity * numel)))
+
+
+class MaskedUpdate:
+    """Entries outside each mask stay bit-identical through any optimizer step.
+
+    `add(param, trainable)` makes `param` trainable (requires_grad) and remembers its frozen
+    entries; call `mask_gradients()` after backward and `restore()` after the optimizer step.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, param: nn.Parameter, trainable: torch.Tensor) -> None:
+        if trainable.shape != param.shape or trainable.dtype != torch.bool:
+            raise ValueError("the mask must be a boolean tensor of the parameter's shape")
+        frozen = ~trainable.to(param.device)
+        self.entries.append((param, frozen, param.detach()[frozen].clone()))
+        param.requires_grad_(True)
+
+    def clear(self) -> None:
+        self.entries = []
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return [p for p, _, _ in self.entries]
+
+    def trainable_entries(self) -> int:
+        return sum(p.numel() - values.numel() for p, _, values in self.entries)
+
+    @torch.no_grad()
+    def mask_gradients(self) -> None:
+        for param, frozen, _ in self.entries:
+            if param.grad is not None:
+                param.grad.masked_fill_(frozen, 0)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for param, frozen, values in self.entries:
+            param.masked_scatter_(frozen, values)

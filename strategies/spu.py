@@ -1,0 +1,136 @@
+"""SPU: Selective Parameter Update (Zhang et al., CVPR 2024), the LoRSU paper's SPU baseline.
+
+Per session, before training, the gradient of a score is accumulated over the session's data for
+the fc1 weight of every block of the tuned tower(s) (`mlp.c_fc` in open_clip, `mlp.fc1` in timm;
+SwiGLU's `fc1_g` and `fc1_x` each count as one matrix). The mask of each matrix is its top
+k = max(1, floor(sparsity * numel)) entries of |G| over the whole matrix (not per row), as
+`int(numel * rate)` in the official code. Only those entries train; every other entry and every
+other tensor stays bit-identical (`masking.MaskedUpdate`: masked gradients plus restoring the
+frozen entries after each step, so Adam momentum and AdamW weight decay cannot move them). The
+mask is recomputed each session and replaces the previous one.
+
+Defaults (as the LoRSU paper runs SPU): score = the training loss (FLYP), vision tower, sparsity
+10%, up to 800 samples for scoring (few-shot sessions are smaller: all their data).
+Preset `spu-official` (`wx-zhang/spu`, `trainer/spu.py`): score = MAS-style output norm (mean
+squared L2 norm of the image->text logits), both towers, fc1 biases and the image projection
+fully trainable. The official code scores on at least 25% of the batches; the preset uses all of
+them (`score_fraction=1`, a superset, and the simpler choice for few-shot sessions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from torch import nn
+
+from clbench.config import option
+from clbench.errors import ConfigError
+from clbench.strategies.base import StrategyPlugin, TowerConfig
+from clbench.strategies.blocks import tower_blocks
+from clbench.strategies.masking import MaskedUpdate, accumulate_gradients, mask_size, topk_mask
+
+
+@dataclass
+class SPUConfig(TowerConfig):
+    sparsity: float = option(0.10, "fraction of each fc1 weight matrix that trains (paper: 0.10)",
+                             low=0, low_open=True, high=1)
+    score: Literal["loss", "output_norm"] = option(
+        "loss", "what the mask's gradient is taken of: loss = the training loss (LoRSU paper's "
+        "SPU), output_norm = mean squared L2 norm of the image->text logits (official SPU code)")
+    train_biases: bool = option(False, "fc1 biases train fully (official SPU code)")
+    train_projection: bool = option(False, "the image projection (visual.proj) trains fully "
+                                    "(official SPU code)")
+    score_samples: int = option(800, "at most this many samples of a session for scoring "
+                                "(LoRSU paper: 800 offline; few-shot sessions are smaller); "
+                                "0 = all", low=0)
+    score_fraction: float = option(1.0, "fraction of a session's batches used for scoring "
+                                   "(official code: at least 0.25)", low=0, low_open=True, high=1)
+
+
+def fc1_weights(clip: nn.Module, towers: str) -> list[tuple[str, nn.Parameter]]:
+    """(label, weight) of every fc1 matrix of the tuned tower(s), in block order."""
+    out = []
+    for tower, view in tower_blocks(clip, towers):
+        for i, slot in enumerate(view.slots["fc1"]):
+            suffix = f".{i}" if len(view.slots["fc1"]) > 1 else ""
+            out.append((f"{tower}.{view.index}{suffix}", slot.tensor))
+    return out
+
+
+def projection_parameters(clip: nn.Module) -> list[nn.Parameter]:
+    """The image projection: open_clip's `visual.proj`, or a timm tower's head projection."""
+    visual = clip.visual
+    if isinstance(getattr(visual, "proj", None), nn.Parameter):
+        return [visual.proj]
+    head_proj = getattr(getattr(visual, "head", None), "proj", None)
+    if isinstance(head_proj, nn.Linear):
+        return list(head_proj.parameters())
+    raise ConfigError("strategy.train_projection: the image tower has no projection to train")
+
+
+def count_trainable(clip: nn.Module, config: SPUConfig) -> dict[str, int]:
+    """Trainable entries of a session from the architecture alone (works on the meta device)."""
+    fc1 = sum(mask_size(config.sparsity, w.numel()) for _, w in fc1_weights(clip, config.towers))
+    biases = sum(b.numel() for b in _fc1_biases(clip, config.towers)) if config.train_biases \
+        else 0
+    proj = sum(p.numel() for p in projection_parameters(clip)) if config.train_projection else 0
+    return {"fc1": fc1, "biases": biases, "projection": proj, "total": fc1 + biases + proj}
+
+
+def _fc1_biases(clip: nn.Module, towers: str) -> list[nn.Parameter]:
+    return [slot.owner.bias for _, view in tower_blocks(clip, towers)
+            for slot in view.slots["fc1"] if getattr(slot.owner, "bias", None) is not None]
+
+
+class SPUPlugin(StrategyPlugin):
+    name = "spu"
+    config_class = SPUConfig
+
+    def __init__(self, config: SPUConfig | None = None):
+        super().__init__(config)
+        self.masks = MaskedUpdate()
+        self._facts: dict[str, Any] = {}
+
+    def configure(self, classifier, strategy) -> None:
+        cfg = self.config
+        clip = classifier.clip
+        weights = fc1_weights(clip, cfg.towers)
+        if not weights:
+            raise ConfigError("strategy spu: the model has no fc1 layers to update")
+        grads = accumulate_gradients(strategy, [w for _, w in weights], score=cfg.score,
+                                     max_samples=cfg.score_samples or None,
+                                     fraction=cfg.score_fraction)
+        self.masks.clear()
+        density = {}
+        for (label, weight), grad in zip(weights, grads):
+            mask = topk_mask(grad.abs(), mask_size(cfg.sparsity, weight.numel()))
+            self.masks.add(weight, mask)
+            density[label] = mask.sum().item() / mask.numel()
+        extra = 0
+        if cfg.train_biases:
+            for bias in _fc1_biases(clip, cfg.towers):
+                bias.requires_grad_(True)
+                extra += bias.numel()
+        if cfg.train_projection:
+            for p in projection_parameters(clip):
+                p.requires_grad_(True)
+                extra += p.numel()
+        self._facts = {
+            "score": cfg.score,
+            "mask_density": sum(density.values()) / len(density),
+            "mask_density_per_layer": density,
+            "trainable_entries": self.masks.trainable_entries() + extra,
+        }
+
+    def after_backward(self, strategy, **kwargs) -> None:
+        self.masks.mask_gradients()
+
+    def after_update(self, strategy, **kwargs) -> None:
+        self.masks.restore()
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        self.masks.clear()  # the next session computes a new mask
+
+    def session_facts(self) -> dict[str, Any]:
+        return dict(self._facts)

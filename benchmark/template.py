@@ -99,7 +99,8 @@ class CLIPTemplate(SupervisedTemplate):
         self.make_optimizer()
 
     def _after_training_exp(self, **kwargs):
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad) - sum(
+            p.frozen_entries() for p in self.plugins if isinstance(p, StrategyPlugin))
         self.session_record = {
             "train_time_s": time.perf_counter() - self._session_start,
             "peak_memory_mb": peak_memory_mb(self.device),

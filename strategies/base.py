@@ -81,6 +81,11 @@ class StrategyPlugin(SupervisedPlugin):
         """Strategy facts stored per session (chosen heads, mask density, ...)."""
         return {}
 
+    def frozen_entries(self) -> int:
+        """Entries of `requires_grad` tensors that a mask keeps frozen (SPU, LoRSU): subtracted
+        from the trainable count, which otherwise counts whole tensors."""
+        return 0
+
     def param_groups(self, classifier: nn.Module) -> list[dict[str, Any]] | None:
         """Optimizer parameter groups, e.g. a separate learning rate for gate scores.
 

@@ -298,6 +298,9 @@ class LoRSUPlugin(StrategyPlugin):
         return made
 
     # ---- the batch loop and the end of a session
+    def frozen_entries(self) -> int:
+        return self.masks.frozen_entries()
+
     def after_backward(self, strategy, **kwargs) -> None:
         self.masks.mask_gradients()
 

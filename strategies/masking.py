@@ -172,6 +172,9 @@ class MaskedUpdate:
     def params(self) -> list[nn.Parameter]:
         return [p for p, _, _ in self.entries]
 
+    def frozen_entries(self) -> int:
+        return sum(values.numel() for _, _, values in self.entries)
+
     def trainable_entries(self) -> int:
         return sum(p.numel() - values.numel() for p, _, values in self.entries)
 

@@ -123,6 +123,9 @@ class SPUPlugin(StrategyPlugin):
             "trainable_entries": self.masks.trainable_entries() + extra,
         }
 
+    def frozen_entries(self) -> int:
+        return self.masks.frozen_entries()
+
     def after_backward(self, strategy, **kwargs) -> None:
         self.masks.mask_gradients()
 

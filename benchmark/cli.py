@@ -84,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("-v", "--verbose", action="store_true", help="strategies: with parameters")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
 
+    params = sub.add_parser(
+        "params", help="trainable parameters of every strategy on an architecture (table 9)",
+        description="Counts, from the architecture alone (meta device: no weights, no memory), "
+        "how many parameters each strategy trains at its default settings.")
+    params.add_argument("--model", default="ViT-L-14", metavar="ARCH",
+                        help="open_clip architecture or proxy-vit-tiny (default ViT-L-14)")
+    params.add_argument("--strategy", action="append", metavar="NAME",
+                        help="only these strategies (repeatable; default: all)")
+    params.add_argument("--json", action="store_true",
+                        help="{strategy: {trainable, total, percent}}")
+
     proxy = sub.add_parser("proxy", help="the embedded proxy world and model")
     proxy_sub = proxy.add_subparsers(dest="proxy_command", metavar="ACTION")
     pretrain = proxy_sub.add_parser(
@@ -174,6 +185,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    from clbench.params import format_table, trainable_table
+
+    table = trainable_table(args.model, args.strategy)
+    print(json.dumps(table, indent=2) if args.json else format_table(args.model, table))
+    return 0
+
+
 def cmd_proxy(args: argparse.Namespace) -> int:
     if args.proxy_command != "pretrain":
         raise UserError("usage: clbench proxy pretrain [--out PATH] [--seed N] ...")
@@ -184,7 +203,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
-            "proxy": cmd_proxy}
+            "params": cmd_params, "proxy": cmd_proxy}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,6 +81,21 @@ class StrategyPlugin(SupervisedPlugin):
         """Strategy facts stored per session (chosen heads, mask density, ...)."""
         return {}
 
+    def planned_trainable(self, clip: nn.Module) -> int:
+        """Entries this strategy trains in a session, from the architecture alone.
+
+        Works on a model built on the meta device (no weights, no memory): `clbench params`.
+        The default configures a frozen copy-free holder and counts what became trainable;
+        strategies whose choice depends on data (masks) override it with their formula.
+        """
+        holder = nn.Module()
+        holder.clip = clip
+        holder.embedding_adapters = nn.ModuleDict()
+        for p in clip.parameters():
+            p.requires_grad_(False)
+        self.configure(holder, None)
+        return sum(p.numel() for p in holder.parameters() if p.requires_grad)
+
     def frozen_entries(self) -> int:
         """Entries of `requires_grad` tensors that a mask keeps frozen (SPU, LoRSU): subtracted
         from the trainable count, which otherwise counts whole tensors."""

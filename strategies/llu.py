@@ -127,6 +127,11 @@ class LLUPlugin(StrategyPlugin):
             merged = torch.cat([module.memory.cpu(), new[side].float().cpu()])
             module.memory = cluster_memory(merged, self.config.clusters).to(module.weight.device)
 
+    def planned_trainable(self, clip: nn.Module) -> int:
+        dim = clip.text_projection.shape[-1]  # the joint embedding width
+        sides = 2 if self.config.sides == "both" else 1
+        return sides * (dim * dim + dim)
+
     def before_backward(self, strategy, **kwargs: Any) -> None:
         adapters = strategy.model.embedding_adapters
         if self.config.lam and len(adapters):

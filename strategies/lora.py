@@ -159,7 +159,7 @@ class LoRAPlugin(StrategyPlugin):
         facts: dict[str, Any] = {
             "adapted_blocks": len(self.adapters), "rank": self.config.rank,
             "adapter_params": sum(p.numel() for a in self.adapters for p in a.parameters())}
-        if self.gated and self.adapters:
+        if self.gated and self.adapters and not self.adapters[0].score.is_meta:
             active = sum(a.active for a in self.adapters)
             facts["active_blocks"] = active
             facts["active_fraction"] = active / len(self.adapters)

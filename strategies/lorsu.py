@@ -298,6 +298,9 @@ class LoRSUPlugin(StrategyPlugin):
         return made
 
     # ---- the batch loop and the end of a session
+    def planned_trainable(self, clip: nn.Module) -> int:
+        return count_trainable(clip, self.config)["total"]
+
     def frozen_entries(self) -> int:
         return self.masks.frozen_entries()
 

@@ -123,6 +123,9 @@ class SPUPlugin(StrategyPlugin):
             "trainable_entries": self.masks.trainable_entries() + extra,
         }
 
+    def planned_trainable(self, clip: nn.Module) -> int:
+        return count_trainable(clip, self.config)["total"]
+
     def frozen_entries(self) -> int:
         return self.masks.frozen_entries()
 

@@ -8,11 +8,10 @@ from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetti
 from avalanche.training.plugins import EvaluationPlugin
 
 from clbench.classifier import CLIPClassifier
-from clbench.config import TrainingConfig
+from clbench.config import ModelConfig, TrainingConfig
 from clbench.evaluation import SessionEvaluation
 from clbench.metrics import accuracy_matrix, forgetting, summarize
 from clbench.models import load_model
-from clbench.config import ModelConfig
 from clbench.scenarios.stream import load_scenario
 from clbench.strategies import registry
 from clbench.template import CLIPTemplate

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+
 from clbench.provenance import (
     collect_hardware,
     collect_provenance,

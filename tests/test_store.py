@@ -17,8 +17,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-import clbench.store as store_mod
 import pytest
+
+import clbench.store as store_mod
 from clbench.errors import UserError
 from clbench.store import (
     DEFAULT_DB,

@@ -35,7 +35,7 @@ from clbench.scenarios.proxy.model import (
 from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
 from clbench.scenarios.proxy.world import ALL_CLASSES, TEMPLATES, sample_pretraining_batch
 
-DEFAULT_STEPS = 1000
+DEFAULT_STEPS = 800
 DEFAULT_BATCH = 128
 EVAL_SETS = ("proxy", "proxy-clean", "proxy-generic")
 

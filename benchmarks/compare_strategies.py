@@ -1,0 +1,89 @@
+"""Run every strategy on one scenario with several seeds and print the comparison table.
+
+    python benchmarks/compare_strategies.py --scenario proxy-20shot --seeds 0 1 2 \
+        --db comparison.db --out docs/proxy-20shot-comparison.md
+
+Runs happen in one process (the training stack is imported once) and are stored like any
+`clbench run`; the table is computed from the stored evaluations: mean ± std over seeds of the
+final target accuracy, each control's accuracy and its change against zero-shot, trainable %
+of the vision encoder and train time per session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from clbench.config import assemble, resolve
+from clbench.runner import run
+from clbench.scenarios.manifests import load_scenario_manifest
+from clbench.store import Store, resolve_db_url
+from clbench.strategies import registry
+
+
+def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+    values = [v * scale for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(store: Store, run_ids: dict[str, list[str]]) -> str:
+    runs = {name: [store.get_run(i) for i in ids] for name, ids in run_ids.items()}
+    controls = list(next(iter(runs.values()))[0]["summary"]["controls"])
+    head = ["strategy", "seeds", "target final %", "target Δ"]
+    for c in controls:
+        head += [f"{c} %", f"{c} Δ"]
+    head += ["trainable %", "s / session"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, rs in runs.items():
+        s = [r["summary"] for r in rs]
+        row = [name, str(len(rs)), mean_std([x["final_accuracy"] for x in s]),
+               mean_std([x["target_gain"] for x in s])]
+        for c in controls:
+            row += [mean_std([x["controls"][c]["final"] for x in s]),
+                    mean_std([x["controls"][c]["change"] for x in s])]
+        row.append(mean_std([x["trainable_percent"] for x in s], scale=1.0, digits=2))
+        row.append(mean_std([statistics.fmean(se["train_time_s"] for se in r["sessions"])
+                             for r in rs], scale=1.0))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", default="proxy-20shot")
+    parser.add_argument("--strategies", nargs="*", help="default: every registered strategy")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--db", default="comparison.db")
+    parser.add_argument("--out", help="also write the table (markdown) here")
+    args = parser.parse_args()
+
+    store = Store(resolve_db_url(args.db))
+    manifest = load_scenario_manifest(args.scenario)
+    names = args.strategies or sorted(registry.available())
+    run_ids: dict[str, list[str]] = {}
+    for name in names:
+        for seed in args.seeds:
+            config = resolve(assemble([{"strategy": name, "scenario": args.scenario,
+                                        "seed": seed}]), manifest.training)
+            try:
+                result = run(config, store, progress=False, quiet=True)
+            except Exception as err:  # stored as failed; the comparison goes on without it
+                print(f"{name} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
+                continue
+            run_ids.setdefault(name, []).append(result.run_id)
+            print(f"{name} seed {seed}: final {100 * result.summary['final_accuracy']:.1f}% "
+                  f"in {result.total_time_s:.0f}s", flush=True)
+    text = table(store, run_ids)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(f"# {args.scenario}: every strategy, seeds "
+                                  f"{', '.join(map(str, args.seeds))}\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

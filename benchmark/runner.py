@@ -71,6 +71,11 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     scenario = load_scenario(config.scenario, config.seed, data_root)
     seed_everything(config.seed)
     bundle = load_model(config.model)
+    from clbench.params import build_on_meta
+
+    # settings that need the architecture (rank vs width, top-k vs heads) fail here, before the
+    # run is stored: the strategy plans its trainable set on a weightless copy
+    plugin.planned_trainable(build_on_meta(bundle.arch))
     classifier = CLIPClassifier(bundle.clip, bundle.tokenizer)
     for eval_set in scenario.eval_sets:
         classifier.register_head(eval_set.name, eval_set.data.class_names,

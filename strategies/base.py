@@ -13,6 +13,7 @@ subclass of `StrategyPlugin`; it joins the registry in one line (`registry.BUILT
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -93,7 +94,7 @@ class StrategyPlugin(SupervisedPlugin):
         holder.embedding_adapters = nn.ModuleDict()
         for p in clip.parameters():
             p.requires_grad_(False)
-        self.configure(holder, None)
+        copy.deepcopy(self).configure(holder, None)  # a copy: the plugin's own state stays fresh
         return sum(p.numel() for p in holder.parameters() if p.requires_grad)
 
     def frozen_entries(self) -> int:

@@ -299,6 +299,7 @@ class LoRSUPlugin(StrategyPlugin):
 
     # ---- the batch loop and the end of a session
     def planned_trainable(self, clip: nn.Module) -> int:
+        self._check(clip, [view for _, view in tower_blocks(clip, self.config.towers)])
         return count_trainable(clip, self.config)["total"]
 
     def frozen_entries(self) -> int:

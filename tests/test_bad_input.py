@@ -36,6 +36,14 @@ def stored_runs(db_path):
      "strategy.towers"),
     (["--strategy", "fft", "--scenario", "tsi-20shot", "--data-root", "/nonexistent-data"],
      "expected /nonexistent-data/tsi/train"),
+    (["--strategy", "lora", "--scenario", "proxy-20shot", "--set", "strategy.rank=4096"],
+     "strategy.rank: 4096 is outside the allowed range [1, "),
+    (["--strategy", "lorsu", "--scenario", "proxy-20shot", "--set", "strategy.top_k_heads=9"],
+     "strategy.top_k_heads: 9 is outside the allowed range [1, 4]"),
+    (["--strategy", "spu", "--scenario", "proxy-20shot", "--set", "strategy.sparsity=1.5"],
+     "strategy.sparsity"),
+    (["--strategy", "gated-lora", "--scenario", "proxy-20shot", "--set", "strategy.tau=0.9"],
+     "no gate able to open"),
 ])
 def test_user_errors(args, message, db_path, capsys):
     code, err = run_cli(["run", *args, "--db", str(db_path)], capsys)

@@ -1,0 +1,108 @@
+"""One test matrix over every registered strategy (built-ins and presets), on a tiny CLIP.
+
+For each: two sessions through the real template (forward, backward, optimizer steps), then
+save/load, and the set of tensors that changed must equal the set its card in ALGORITHMS.md
+says may change (bit-for-bit comparison against a copy taken before training).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.utils.utils import as_classification_dataset
+from avalanche.training.plugins import EvaluationPlugin
+
+from clbench.classifier import CLIPClassifier
+from clbench.config import TrainingConfig
+from clbench.scenarios.proxy.model import build_proxy_clip
+from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
+from clbench.strategies import registry
+from clbench.strategies.base import snapshot
+from clbench.template import CLIPTemplate
+
+V = r"clip\.visual\.transformer\.resblocks\.\d+\."
+# tensors each strategy may change (regular expressions over state-dict keys, after stripping
+# parametrization wrappers); every listed group must also actually change
+MAY_CHANGE = {
+    "zeroshot": [],
+    "fft": [r"clip\.visual\..*"],
+    "ln": [r"clip\.visual\.(ln_pre|ln_post)\..*", V + r"ln_[12]\..*"],
+    "lora": [r".*\.adapters?\..*"],
+    "dora": [r".*\.adapters?\..*"],
+    "gated-lora": [r".*\.adapters?\..*"],
+    "gated-dora": [r".*\.adapters?\..*"],
+    "spu": [V + r"mlp\.c_fc\.weight"],
+    "spu-official": [r"clip\.(visual\.)?transformer\.resblocks\.\d+\.mlp\.c_fc\.(weight|bias)",
+                     r"clip\.visual\.proj"],
+    "lorsu": [V + r"attn\.in_proj_weight", V + r"mlp\.c_fc\.weight"],
+    "lorsu-official": [V + r"attn\.in_proj_(weight|bias)", V + r"mlp\.c_fc\.(weight|bias)",
+                       r"clip\.visual\.proj"],
+    "llu": [r"embedding_adapters\.(image|text)\..*"],
+}
+
+
+class Images(torch.utils.data.Dataset):
+    def __init__(self, labels, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.rand(len(labels), 3, 32, 32, generator=g)
+        self.targets = list(labels)
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+def clean(key: str) -> str:
+    return key.replace(".parametrizations.", ".").replace(".original", "")
+
+
+def test_every_registered_strategy_has_a_row():
+    assert set(registry.available()) == set(MAY_CHANGE)
+
+
+@pytest.mark.parametrize("name", sorted(MAY_CHANGE))
+def test_strategy_matrix(name):
+    torch.manual_seed(0)
+    model = CLIPClassifier(build_proxy_clip(), ProxyTokenizer())
+    model.register_head("toy", ["red star", "blue ring", "green heart", "pink cross"],
+                        ["a photo of a {}.", "a {} in the scene."])
+    before = snapshot(model)
+    template = CLIPTemplate(model=model, training=TrainingConfig(epochs=2, batch_size=4,
+                                                                 lr=1e-2),
+                            device=torch.device("cpu"), seed=0,
+                            plugins=[registry.create(name)], evaluator=EvaluationPlugin(loggers=[]))
+    bench = benchmark_from_datasets(train=[as_classification_dataset(Images([0, 1] * 4, 1)),
+                                           as_classification_dataset(Images([2, 3] * 4, 2))])
+    for experience in bench.train_stream:
+        template.train(experience, eval_streams=[])
+
+    after = {clean(k): v for k, v in snapshot(model).items()}
+    changed = {k for k, v in after.items() if k not in before or not torch.equal(before[k], v)}
+    changed -= {k for k in changed if k.endswith("memory")}  # LLU's stored embeddings (buffer)
+    allowed = [re.compile(p) for p in MAY_CHANGE[name]]
+    outside = sorted(k for k in changed if not any(p.fullmatch(k) for p in allowed))
+    assert not outside, f"{name} changed tensors its card keeps frozen: {outside[:5]}"
+    for pattern in allowed:  # the card's trainable groups did train
+        assert any(pattern.fullmatch(k) for k in changed), f"{name}: nothing matching {pattern}"
+
+    # save and load the whole adapted classifier: same outputs
+    images = Images([0, 1, 2, 3], 3).x
+    model.eval()
+    with torch.no_grad():
+        expected = model(images)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(images), expected, atol=1e-6)
+
+
+

@@ -53,6 +53,17 @@ def table(store: Store, run_ids: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
+def stored_runs(store: Store, scenario: str, names: list[str], seeds: list[int]
+                ) -> dict[str, dict[int, str]]:
+    """The newest completed run per (strategy, seed) already in the store."""
+    found: dict[str, dict[int, str]] = {}
+    for r in store.list_runs():  # newest first
+        if (r["status"] == "completed" and r["scenario"] == scenario and r["strategy"] in names
+                and r["seed"] in seeds):
+            found.setdefault(r["strategy"], {}).setdefault(r["seed"], r["id"])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="proxy-20shot")
@@ -60,14 +71,18 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--db", default="comparison.db")
     parser.add_argument("--out", help="also write the table (markdown) here")
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing; tabulate the completed runs already in --db")
     args = parser.parse_args()
 
     store = Store(resolve_db_url(args.db))
     manifest = load_scenario_manifest(args.scenario)
     names = args.strategies or sorted(registry.available())
-    run_ids: dict[str, list[str]] = {}
+    run_ids = stored_runs(store, args.scenario, names, args.seeds)
     for name in names:
         for seed in args.seeds:
+            if args.table_only or seed in run_ids.get(name, {}):
+                continue  # already stored: resume instead of running again
             config = resolve(assemble([{"strategy": name, "scenario": args.scenario,
                                         "seed": seed}]), manifest.training)
             try:
@@ -75,10 +90,11 @@ def main() -> None:
             except Exception as err:  # stored as failed; the comparison goes on without it
                 print(f"{name} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
                 continue
-            run_ids.setdefault(name, []).append(result.run_id)
+            run_ids.setdefault(name, {})[seed] = result.run_id
             print(f"{name} seed {seed}: final {100 * result.summary['final_accuracy']:.1f}% "
                   f"in {result.total_time_s:.0f}s", flush=True)
-    text = table(store, run_ids)
+    ordered = {n: list(run_ids[n].values()) for n in names if run_ids.get(n)}
+    text = table(store, ordered)
     print(text)
     if args.out:
         Path(args.out).write_text(f"# {args.scenario}: every strategy, seeds "

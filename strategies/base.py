@@ -97,6 +97,11 @@ class StrategyPlugin(SupervisedPlugin):
         copy.deepcopy(self).configure(holder, None)  # a copy: the plugin's own state stays fresh
         return sum(p.numel() for p in holder.parameters() if p.requires_grad)
 
+    def prepare_for_load(self, classifier: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        """Give a freshly built classifier the structure this strategy adds (adapters), so that
+        `classifier.load_state_dict(state)` of a saved adapted model fits. Plain models (full
+        fine-tuning, masks, merged LoRSU) need nothing."""
+
     def frozen_entries(self) -> int:
         """Entries of `requires_grad` tensors that a mask keeps frozen (SPU, LoRSU): subtracted
         from the trainable count, which otherwise counts whole tensors."""

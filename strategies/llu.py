@@ -127,6 +127,14 @@ class LLUPlugin(StrategyPlugin):
             merged = torch.cat([module.memory.cpu(), new[side].float().cpu()])
             module.memory = cluster_memory(merged, self.config.clusters).to(module.weight.device)
 
+    def prepare_for_load(self, classifier, state) -> None:
+        for side in ("image", "text"):
+            weight = state.get(f"embedding_adapters.{side}.weight")
+            if weight is not None and side not in classifier.embedding_adapters:
+                module = LocalAffine(len(weight), self.config.beta, self.config.gamma)
+                module.memory = torch.empty(state[f"embedding_adapters.{side}.memory"].shape)
+                classifier.embedding_adapters[side] = module
+
     def planned_trainable(self, clip: nn.Module) -> int:
         dim = clip.text_projection.shape[-1]  # the joint embedding width
         sides = 2 if self.config.sides == "both" else 1

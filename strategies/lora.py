@@ -155,6 +155,11 @@ class LoRAPlugin(StrategyPlugin):
                 p.requires_grad_(True)
         self._facts = self._current_facts()
 
+    def prepare_for_load(self, classifier, state) -> None:
+        if not self.adapters and any(".parametrizations." in k for k in state):
+            self.adapters = attach_adapters(classifier.clip, self.config, dora=self.dora,
+                                            gated=self.gated)
+
     def _current_facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {
             "adapted_blocks": len(self.adapters), "rank": self.config.rank,

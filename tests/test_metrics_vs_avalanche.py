@@ -45,7 +45,8 @@ def test_forgetting_and_bwt_match_avalanche(tiny_scenario):
     for e in scenario.eval_sets:
         model.register_head(e.name, e.data.class_names, e.data.templates)
     model.active_head = scenario.target.name
-    training = TrainingConfig(epochs=2, batch_size=4, lr=3e-4, eval_batch_size=64)
+    # cross-entropy over the whole head moves every session's accuracy, so forgetting != 0
+    training = TrainingConfig(epochs=3, batch_size=4, lr=1e-3, loss="ce", eval_batch_size=64)
     ours = SessionEvaluation(scenario, bundle.transform, 64, torch.device("cpu"))
     evaluator = EvaluationPlugin(
         ours, accuracy_metrics(experience=True), forgetting_metrics(experience=True, stream=True),
@@ -62,10 +63,12 @@ def test_forgetting_and_bwt_match_avalanche(tiny_scenario):
     summary = summarize(rows, "proxy", ["proxy-clean"], 3)
     matrix = accuracy_matrix(rows, "proxy", 3)
     for j in range(3):  # the final row of the matrix is Avalanche's per-experience accuracy
-        key = f"Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{j:03d}"
-        assert matrix[2][j] == pytest.approx(avalanche[key], abs=1e-9)
+        value = next(v for k, v in avalanche.items()  # task label present or not in the name
+                     if k.startswith("Top1_Acc_Exp/eval_phase/test_stream") and
+                     k.endswith(f"Exp{j:03d}"))
+        assert matrix[2][j] == pytest.approx(value, abs=1e-6)  # ours is a float32 mean
     assert summary["forgetting"] != 0.0  # training moved something, so the check is not vacuous
     assert summary["forgetting"] == pytest.approx(
-        avalanche["StreamForgetting/eval_phase/test_stream"], abs=1e-9)
+        avalanche["StreamForgetting/eval_phase/test_stream"], abs=1e-6)  # ours is a float32 mean
     assert summary["bwt"] == pytest.approx(avalanche["StreamBWT/eval_phase/test_stream"],
-                                           abs=1e-9)
+                                           abs=1e-6)  # ours is a float32 mean

@@ -59,9 +59,5 @@ def test_one_step_on_vit_b16(name, vit_b16):
     changed = {k for k in after if k not in before or not torch.equal(before[k], after[k])}
     assert not any(k.startswith("clip.transformer.") or k == "clip.logit_scale"
                    for k in changed), "the text tower and logit scale must stay frozen"
-    if name == "zeroshot":
-        assert changed == set()
-    else:
-        assert changed and all(k.startswith("clip.visual.") for k in changed)
-        if name == "ln":
-            assert all(".ln_" in k for k in changed)
+    # which tensors exactly is the strategy matrix's job (tests/test_strategy_matrix.py)
+    assert (changed == set()) == (name == "zeroshot")

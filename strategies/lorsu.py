@@ -35,7 +35,13 @@ from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import QKV, BlockView, head_rows, tower_blocks
 from clbench.strategies.lora_layers import LowRankDelta, attach, merge_adapters
-from clbench.strategies.masking import MaskedUpdate, accumulate_gradients, mask_size, topk_mask
+from clbench.strategies.masking import (
+    MaskedUpdate,
+    MaskedUpdatePlugin,
+    accumulate_gradients,
+    mask_size,
+    topk_mask,
+)
 
 
 @dataclass
@@ -174,7 +180,7 @@ def _projection(clip: nn.Module) -> tuple[nn.Module, str]:
     raise ConfigError("strategy.proj_lora: the image tower has no projection to adapt")
 
 
-class LoRSUPlugin(StrategyPlugin):
+class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
     name = "lorsu"
     config_class = LoRSUConfig
 
@@ -301,15 +307,6 @@ class LoRSUPlugin(StrategyPlugin):
     def planned_trainable(self, clip: nn.Module) -> int:
         self._check(clip, [view for _, view in tower_blocks(clip, self.config.towers)])
         return count_trainable(clip, self.config)["total"]
-
-    def frozen_entries(self) -> int:
-        return self.masks.frozen_entries()
-
-    def after_backward(self, strategy, **kwargs) -> None:
-        self.masks.mask_gradients()
-
-    def after_update(self, strategy, **kwargs) -> None:
-        self.masks.restore()
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         merge_adapters(strategy.model.clip)  # 3. the next session starts from a plain model

@@ -188,3 +188,19 @@ class MaskedUpdate:
     def restore(self) -> None:
         for param, frozen, values in self.entries:
             param.masked_scatter_(frozen, values)
+
+
+class MaskedUpdatePlugin:
+    """Mixin for a strategy plugin holding `self.masks` (a MaskedUpdate): masks gradients after
+    backward, restores frozen entries after the optimizer step, reports them as frozen."""
+
+    masks: MaskedUpdate
+
+    def frozen_entries(self) -> int:
+        return self.masks.frozen_entries()
+
+    def after_backward(self, strategy: Any, **kwargs: Any) -> None:
+        self.masks.mask_gradients()
+
+    def after_update(self, strategy: Any, **kwargs: Any) -> None:
+        self.masks.restore()

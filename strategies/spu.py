@@ -28,7 +28,13 @@ from clbench.config import option
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import tower_blocks
-from clbench.strategies.masking import MaskedUpdate, accumulate_gradients, mask_size, topk_mask
+from clbench.strategies.masking import (
+    MaskedUpdate,
+    MaskedUpdatePlugin,
+    accumulate_gradients,
+    mask_size,
+    topk_mask,
+)
 
 
 @dataclass
@@ -83,7 +89,7 @@ def _fc1_biases(clip: nn.Module, towers: str) -> list[nn.Parameter]:
             for slot in view.slots["fc1"] if getattr(slot.owner, "bias", None) is not None]
 
 
-class SPUPlugin(StrategyPlugin):
+class SPUPlugin(MaskedUpdatePlugin, StrategyPlugin):
     name = "spu"
     config_class = SPUConfig
 
@@ -125,15 +131,6 @@ class SPUPlugin(StrategyPlugin):
 
     def planned_trainable(self, clip: nn.Module) -> int:
         return count_trainable(clip, self.config)["total"]
-
-    def frozen_entries(self) -> int:
-        return self.masks.frozen_entries()
-
-    def after_backward(self, strategy, **kwargs) -> None:
-        self.masks.mask_gradients()
-
-    def after_update(self, strategy, **kwargs) -> None:
-        self.masks.restore()
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         self.masks.clear()  # the next session computes a new mask

@@ -67,11 +67,7 @@ class CLIPTemplate(SupervisedTemplate):
         """The optimizer is built after the strategy has chosen what trains (see below)."""
 
     def make_optimizer(self, **kwargs):
-        params: list = [p for p in self.model.parameters() if p.requires_grad]
-        for plugin in self.plugins:
-            if isinstance(plugin, StrategyPlugin) and params:
-                # the strategy's own groups, e.g. a separate learning rate for gate scores
-                params = plugin.param_groups(self.model) or params
+        params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             self.optimizer, self.scheduler = None, None
             return

@@ -72,7 +72,6 @@ class StrategyPlugin(SupervisedPlugin):
     def __init__(self, config: StrategyConfig | None = None):
         super().__init__()
         self.config = config if config is not None else self.config_class()
-        self.session_index = 0
 
     # ---- what a strategy implements
     def configure(self, classifier: nn.Module, strategy: Any) -> None:
@@ -107,30 +106,12 @@ class StrategyPlugin(SupervisedPlugin):
         from the trainable count, which otherwise counts whole tensors."""
         return 0
 
-    def param_groups(self, classifier: nn.Module) -> list[dict[str, Any]] | None:
-        """Optimizer parameter groups, e.g. a separate learning rate for gate scores.
-
-        None (the default) = one group with every trainable parameter at the run's lr. Groups
-        may set "lr"; the template applies the schedule to every group.
-        """
-        return None
-
     # ---- Avalanche callbacks
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        self.session_index += 1
         classifier = strategy.model
         for p in classifier.parameters():
             p.requires_grad_(False)
         self.configure(classifier, strategy)
-
-    # ---- helpers for reporting
-    @staticmethod
-    def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-        return [p for p in model.parameters() if p.requires_grad]
-
-    @staticmethod
-    def count_trainable(model: nn.Module) -> int:
-        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def effective_training(training, plugins: list) -> Any:

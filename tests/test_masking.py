@@ -8,6 +8,7 @@ import open_clip
 import pytest
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from tiny_models import tokenize
 from torch import nn
 
 from clbench.classifier import CLIPClassifier
@@ -29,14 +30,6 @@ def tiny_classifier() -> CLIPClassifier:
     model = CLIPClassifier(clip.requires_grad_(False), tokenize)
     model.register_head("toy", ["cat", "dog", "cow"], ["a photo of a {}.", "a {} here"])
     return model
-
-
-def tokenize(texts: list[str]) -> torch.Tensor:
-    ids = torch.zeros(len(texts), 16, dtype=torch.long)
-    for row, text in enumerate(texts):
-        codes = [1 + ord(c) % 98 for c in text[:15]] + [99]
-        ids[row, :len(codes)] = torch.tensor(codes)
-    return ids
 
 
 class TinyImages(torch.utils.data.Dataset):

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import open_clip
 import pytest
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.utils.utils import as_classification_dataset
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
-from open_clip.model import CLIPTextCfg, CLIPVisionCfg
-from timm.models.vision_transformer import VisionTransformer
-from torch import nn
+from tiny_models import WIDTH, TinyImages, classifier, tiny_clip, tiny_timm_clip  # noqa: F401
 
-from clbench.classifier import CLIPClassifier
 from clbench.config import TrainingConfig
 from clbench.errors import ConfigError
 from clbench.strategies import registry
@@ -26,57 +22,7 @@ from clbench.strategies.masking import accumulate_gradients, topk_mask
 from clbench.strategies.spu import count_trainable, fc1_weights
 from clbench.template import CLIPTemplate
 
-WIDTH = 64
 FC1_NUMEL = 4 * WIDTH * WIDTH  # 16384
-
-
-def tiny_clip() -> nn.Module:
-    torch.manual_seed(0)
-    clip = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=WIDTH, head_width=16, patch_size=8,
-                                 image_size=32),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=1))
-    return clip.requires_grad_(False)
-
-
-def tiny_timm_clip() -> nn.Module:
-    torch.manual_seed(0)
-    clip = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(timm_model_name="vit_tiny_patch16_224",
-                                 timm_model_pretrained=False, timm_pool="token",
-                                 timm_proj="linear", image_size=224),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=1))
-    clip.visual.trunk = VisionTransformer(img_size=32, patch_size=8, embed_dim=192, depth=2,
-                                          num_heads=3, num_classes=0)
-    return clip.requires_grad_(False)
-
-
-def tokenize(texts: list[str]) -> torch.Tensor:
-    ids = torch.zeros(len(texts), 16, dtype=torch.long)
-    for row, text in enumerate(texts):
-        codes = [1 + ord(c) % 98 for c in text[:15]] + [99]
-        ids[row, :len(codes)] = torch.tensor(codes)
-    return ids
-
-
-class TinyImages(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int):
-        self.x = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
-        self.targets = [i % 2 for i in range(n)]
-
-    def __len__(self):
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
-
-
-def classifier(clip: nn.Module) -> CLIPClassifier:
-    model = CLIPClassifier(clip, tokenize)
-    model.register_head("toy", ["cat", "dog"], ["a photo of a {}.", "a {}.", "my {}"])
-    return model
 
 
 def fake_strategy(model, n=6):

@@ -69,6 +69,10 @@ def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
     return "\n".join(lines)
 
 
+def _trainable(count: int, total: int) -> str:
+    return f"{count} ({100 * count / total:.2f}%)" if total else str(count)
+
+
 def format_run(run: dict) -> str:
     model = run["model_arch"] + (f" @ {run['model_pretrained']}" if run.get("model_pretrained")
                                  else "")
@@ -96,13 +100,15 @@ def format_run(run: dict) -> str:
         if run["sessions"] and any(e["subset"] != "all" for e in run["evaluations"]):
             lines += ["", matrix_table(run, target)]
     if run["sessions"]:
+        total = run.get("total_params") or 0
         rows = [[s["index"], len(s["classes"]), len(s["sample_ids"]),
                  f"{s['train_time_s']:.1f}", f"{s['final_loss']:.3f}" if s.get("final_loss")
-                 is not None else "-", s.get("trainable_params") or 0,
+                 is not None else "-", _trainable(s.get("trainable_params") or 0, total),
+                 f"{s['peak_memory_mb']:.0f}" if s.get("peak_memory_mb") is not None else "-",
                  ", ".join(f"{k}={v}" for k, v in (s.get("facts") or {}).items()) or "-"]
                 for s in run["sessions"]]
         lines += ["", table(["session", "classes", "samples", "train s", "loss", "trainable",
-                             "facts"], rows)]
+                             "peak MB", "facts"], rows)]
     if run.get("summary"):
         s = run["summary"]
         lines += ["", format_summary(run["id"], s, run.get("total_time_s") or 0).strip()

@@ -72,6 +72,7 @@ class CLIPTemplate(SupervisedTemplate):
             self.optimizer, self.scheduler = None, None
             return
         t = self.training
+        params = self._param_groups(params)
         if t.optimizer == "adam":
             self.optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
         elif t.optimizer == "adamw":
@@ -84,6 +85,16 @@ class CLIPTemplate(SupervisedTemplate):
             self.optimizer, cosine_with_warmup(total, t.warmup, t.scheduler == "cosine"))
         self.scaler = (torch.amp.GradScaler("cuda") if self.use_amp
                        and self.amp_dtype == torch.float16 else None)
+
+    def _param_groups(self, params: list[torch.nn.Parameter]) -> list[dict]:
+        """The strategies' own groups (trainable tensors only), the rest in the default group."""
+        special = [{**g, "params": [p for p in g["params"] if p.requires_grad]}
+                   for plugin in self.plugins if isinstance(plugin, StrategyPlugin)
+                   for g in plugin.optimizer_groups()]
+        special = [g for g in special if g["params"]]
+        taken = {id(p) for g in special for p in g["params"]}
+        rest = [p for p in params if id(p) not in taken]
+        return ([{"params": rest}] if rest else []) + special
 
     def _before_training_exp(self, **kwargs):
         if self.device.type == "cuda":

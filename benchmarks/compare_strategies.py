@@ -1,12 +1,16 @@
-"""Run every strategy on one scenario with several seeds and print the comparison table.
+"""Run every strategy on one scenario with several seeds (and learning rates) and tabulate.
 
     python benchmarks/compare_strategies.py --scenario proxy-20shot --seeds 0 1 2 \
         --db comparison.db --out docs/proxy-20shot-comparison.md
+    python benchmarks/compare_strategies.py --seeds 0 --lrs 1e-5 1e-4 1e-3 --db sweep.db
 
 Runs happen in one process (the training stack is imported once) and are stored like any
 `clbench run`; the table is computed from the stored evaluations: mean ± std over seeds of the
 final target accuracy, each control's accuracy and its change against zero-shot, trainable %
-of the vision encoder and train time per session.
+of the vision encoder and train time per session. With `--lrs` every strategy runs at each
+learning rate (one row per strategy and lr), which is how methods are compared at matched
+target gain rather than at one shared lr. The script resumes: a (strategy, lr, seed) already
+completed in `--db` is not run again.
 """
 
 from __future__ import annotations
@@ -31,18 +35,19 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def table(store: Store, run_ids: dict[str, list[str]]) -> str:
-    runs = {name: [store.get_run(i) for i in ids] for name, ids in run_ids.items()}
+def table(store: Store, run_ids: dict[tuple[str, float | None], list[str]]) -> str:
+    """Markdown table, one row per (strategy, lr); lr None = the scenario's default."""
+    runs = {key: [store.get_run(i) for i in ids] for key, ids in run_ids.items()}
     controls = list(next(iter(runs.values()))[0]["summary"]["controls"])
-    head = ["strategy", "seeds", "target final %", "target Δ"]
+    head = ["strategy", "lr", "seeds", "target final %", "target Δ"]
     for c in controls:
         head += [f"{c} %", f"{c} Δ"]
     head += ["trainable %", "s / session"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, rs in runs.items():
+    for (name, _), rs in runs.items():
         s = [r["summary"] for r in rs]
-        row = [name, str(len(rs)), mean_std([x["final_accuracy"] for x in s]),
-               mean_std([x["target_gain"] for x in s])]
+        row = [name, f"{rs[0]['training_config']['lr']:g}", str(len(rs)),
+               mean_std([x["final_accuracy"] for x in s]), mean_std([x["target_gain"] for x in s])]
         for c in controls:
             row += [mean_std([x["controls"][c]["final"] for x in s]),
                     mean_std([x["controls"][c]["change"] for x in s])]
@@ -53,14 +58,14 @@ def table(store: Store, run_ids: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
-def stored_runs(store: Store, scenario: str, names: list[str], seeds: list[int]
-                ) -> dict[str, dict[int, str]]:
-    """The newest completed run per (strategy, seed) already in the store."""
-    found: dict[str, dict[int, str]] = {}
+def stored_runs(store: Store, scenario: str, default_lr: float
+                ) -> dict[tuple[str, float, int], str]:
+    """The newest completed run per (strategy, lr, seed) already in the store."""
+    found: dict[tuple[str, float, int], str] = {}
     for r in store.list_runs():  # newest first
-        if (r["status"] == "completed" and r["scenario"] == scenario and r["strategy"] in names
-                and r["seed"] in seeds):
-            found.setdefault(r["strategy"], {}).setdefault(r["seed"], r["id"])
+        if r["status"] == "completed" and r["scenario"] == scenario:
+            lr = store.get_run(r["id"])["training_config"].get("lr", default_lr)
+            found.setdefault((r["strategy"], lr, r["seed"]), r["id"])
     return found
 
 
@@ -69,6 +74,8 @@ def main() -> None:
     parser.add_argument("--scenario", default="proxy-20shot")
     parser.add_argument("--strategies", nargs="*", help="default: every registered strategy")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--lrs", nargs="*", type=float,
+                        help="learning rates to sweep (default: the scenario's own)")
     parser.add_argument("--db", default="comparison.db")
     parser.add_argument("--out", help="also write the table (markdown) here")
     parser.add_argument("--table-only", action="store_true",
@@ -77,24 +84,32 @@ def main() -> None:
 
     store = Store(resolve_db_url(args.db))
     manifest = load_scenario_manifest(args.scenario)
+    default_lr = resolve(assemble([{"strategy": "fft", "scenario": args.scenario}]),
+                         manifest.training).training.lr
     names = args.strategies or sorted(registry.available())
-    run_ids = stored_runs(store, args.scenario, names, args.seeds)
+    lrs = args.lrs or [default_lr]
+    done = stored_runs(store, args.scenario, default_lr)
     for name in names:
-        for seed in args.seeds:
-            if args.table_only or seed in run_ids.get(name, {}):
-                continue  # already stored: resume instead of running again
-            config = resolve(assemble([{"strategy": name, "scenario": args.scenario,
-                                        "seed": seed}]), manifest.training)
-            try:
-                result = run(config, store, progress=False, quiet=True)
-            except Exception as err:  # stored as failed; the comparison goes on without it
-                print(f"{name} seed {seed}: FAILED {type(err).__name__}: {err}", flush=True)
-                continue
-            run_ids.setdefault(name, {})[seed] = result.run_id
-            print(f"{name} seed {seed}: final {100 * result.summary['final_accuracy']:.1f}% "
-                  f"in {result.total_time_s:.0f}s", flush=True)
-    ordered = {n: list(run_ids[n].values()) for n in names if run_ids.get(n)}
-    text = table(store, ordered)
+        for lr in lrs:
+            for seed in args.seeds:
+                if args.table_only or (name, lr, seed) in done:
+                    continue  # already stored: resume instead of running again
+                config = resolve(assemble([{"strategy": name, "scenario": args.scenario,
+                                            "seed": seed, "training": {"lr": lr}}]),
+                                 manifest.training)
+                try:
+                    result = run(config, store, progress=False, quiet=True)
+                except Exception as err:  # stored as failed; the comparison goes on without it
+                    print(f"{name} lr {lr:g} seed {seed}: FAILED {type(err).__name__}: {err}",
+                          flush=True)
+                    continue
+                done[(name, lr, seed)] = result.run_id
+                print(f"{name} lr {lr:g} seed {seed}: final "
+                      f"{100 * result.summary['final_accuracy']:.1f}% in "
+                      f"{result.total_time_s:.0f}s", flush=True)
+    rows = {(n, lr): [done[(n, lr, s)] for s in args.seeds if (n, lr, s) in done]
+            for n in names for lr in lrs}
+    text = table(store, {k: v for k, v in rows.items() if v})
     print(text)
     if args.out:
         Path(args.out).write_text(f"# {args.scenario}: every strategy, seeds "

@@ -101,6 +101,11 @@ class StrategyPlugin(SupervisedPlugin):
         `classifier.load_state_dict(state)` of a saved adapted model fits. Plain models (full
         fine-tuning, masks, merged LoRSU) need nothing."""
 
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups with their own settings (e.g. gate scores' learning rate);
+        every other trainable tensor goes to the default group at the training lr."""
+        return []
+
     def frozen_entries(self) -> int:
         """Entries of `requires_grad` tensors that a mask keeps frozen (SPU, LoRSU): subtracted
         from the trainable count, which otherwise counts whole tensors."""

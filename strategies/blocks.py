@@ -189,3 +189,20 @@ def tower_blocks(clip: nn.Module, towers: str) -> list[tuple[str, BlockView]]:
     """(tower name, view) for every block of the tuned towers (`vision` or `both`)."""
     names = ["vision"] + (["text"] if towers == "both" else [])
     return [(name, view) for name in names for view in blocks(clip, name)]
+
+
+def image_projection(clip: nn.Module, key: str) -> tuple[nn.Module, str]:
+    """The image tower's output projection as (owner, attribute): open_clip's `visual.proj`, a
+    timm tower's `head.proj`, or (EVA-CLIP) the trunk's own head, re-sized by open_clip to the
+    embedding width. `key` names the option that needs it, for the error."""
+    from torch.nn.utils import parametrize
+
+    visual = clip.visual
+    if isinstance(getattr(visual, "proj", None), nn.Parameter) or \
+            parametrize.is_parametrized(visual, "proj"):
+        return visual, "proj"
+    for linear in (getattr(getattr(visual, "head", None), "proj", None),
+                   getattr(getattr(visual, "trunk", None), "head", None)):
+        if isinstance(linear, nn.Linear):
+            return linear, "weight"
+    raise ConfigError(f"{key}: the image tower has no projection")

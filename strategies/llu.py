@@ -31,6 +31,9 @@ class LLUConfig(StrategyConfig):
     beta: float = option(0.5, "global damping of the local interpolation", low=0, high=1)
     gamma: float = option(20.0, "locality: larger = updates only very near seen data", low=0)
     lam: float = option(1e3, "identity regularisation weight (eq. 6)", low=0)
+    lr: float = option(2e-3, "learning rate of the adapters: the paper trains them with CoOp's "
+                       "learning rate (2e-3), not the encoder fine-tuning rate", low=0,
+                       low_open=True)
     clusters: int = option(512, "memory size: stored embeddings per side (clustered beyond)",
                            low=1)
     sides: str = option("both", "which embeddings get an adapter: image, text or both")
@@ -53,6 +56,17 @@ def cluster_memory(points: torch.Tensor, clusters: int) -> torch.Tensor:
     labels = torch.as_tensor(labels, dtype=torch.long)
     means = [points[labels == k].mean(dim=0) for k in labels.unique()]
     return F.normalize(torch.stack(means), dim=-1)
+
+
+def joint_embedding_width(clip: nn.Module) -> int:
+    """Width of the shared image-text embedding, for CLIP and CustomTextCLIP (EVA) alike."""
+    text = getattr(clip, "text", clip)  # CustomTextCLIP keeps its text tower in `.text`
+    proj = getattr(text, "text_projection", None)
+    if isinstance(proj, nn.Linear):
+        return proj.out_features
+    if proj is not None:
+        return int(proj.shape[-1])
+    return int(clip.visual.output_dim)
 
 
 class LocalAffine(nn.Module):
@@ -97,6 +111,7 @@ class LLUPlugin(StrategyPlugin):
         for side in sides:
             for p in classifier.embedding_adapters[side].parameters():
                 p.requires_grad_(True)
+        self._adapters = {side: classifier.embedding_adapters[side] for side in sides}
         classifier.invalidate_text_cache()
 
     @torch.no_grad()
@@ -136,7 +151,7 @@ class LLUPlugin(StrategyPlugin):
                 classifier.embedding_adapters[side] = module
 
     def planned_trainable(self, clip: nn.Module) -> int:
-        dim = clip.text_projection.shape[-1]  # the joint embedding width
+        dim = joint_embedding_width(clip)
         sides = 2 if self.config.sides == "both" else 1
         return sides * (dim * dim + dim)
 
@@ -145,6 +160,10 @@ class LLUPlugin(StrategyPlugin):
         if self.config.lam and len(adapters):
             strategy.loss = strategy.loss + self.config.lam * sum(a.penalty() for a in
                                                                   adapters.values())
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [p for m in self._adapters.values() for p in m.parameters()],
+                 "lr": self.config.lr}] if getattr(self, "_adapters", None) else []
 
     def session_facts(self) -> dict[str, Any]:
         return dict(self._facts) if hasattr(self, "_facts") else {}

@@ -85,6 +85,11 @@ class GatedLoRAConfig(LoRAConfig):
                         "for CLIP)", low=0)
     penalty: Literal["l1", "l2", "hinge"] = option(
         "l1", "score penalty: l1 |s| (paper), l2 s^2, hinge max(0, s - tau)")
+    score_lr: float = option(
+        1e-3, "learning rate of the gate scores (TAPS trains scores with their own rate). Scores "
+        "start score_init - tau = 0.05 above the threshold and Adam moves them about score_lr per "
+        "step, so the shared weight lr (1e-5..1e-4) would never close a gate within a session",
+        low=0, low_open=True)
 
     def validate(self) -> None:
         super().validate()
@@ -200,6 +205,10 @@ class GatedLoRAPlugin(LoRAPlugin):
         else:
             values = torch.clamp(scores - self.config.tau, min=0)
         return self.config.lam * values.mean()
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [a.score for a in self.adapters], "lr": self.config.score_lr,
+                 "weight_decay": 0.0}] if self.adapters else []
 
     def before_backward(self, strategy, **kwargs) -> None:
         if self.adapters and self.config.lam > 0:

@@ -28,12 +28,11 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from clbench.config import option
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
-from clbench.strategies.blocks import QKV, BlockView, head_rows, tower_blocks
+from clbench.strategies.blocks import QKV, BlockView, head_rows, image_projection, tower_blocks
 from clbench.strategies.lora_layers import LowRankDelta, attach, merge_adapters
 from clbench.strategies.masking import (
     MaskedUpdate,
@@ -146,7 +145,7 @@ def count_trainable(clip: nn.Module, config: LoRSUConfig) -> dict[str, int]:
             s.owner.bias.numel() for v in views for s in v.slots["fc1"] if s.owner.bias is not None)
     proj = 0
     if cfg.proj_lora:
-        owner, attr = _projection(clip)
+        owner, attr = image_projection(clip, "strategy.proj_lora")
         proj = cfg.rank * sum(getattr(owner, attr).shape)
     return {"fc1": fc1, "adapters": adapters + proj, "biases": biases,
             "total": fc1 + adapters + proj + biases}
@@ -167,17 +166,6 @@ def _qkv_biases(view: BlockView) -> list[nn.Parameter]:
         if isinstance(p, nn.Parameter):
             found.append(p)
     return found
-
-
-def _projection(clip: nn.Module) -> tuple[nn.Module, str]:
-    visual = clip.visual
-    if isinstance(getattr(visual, "proj", None), nn.Parameter) or \
-            parametrize.is_parametrized(visual, "proj"):
-        return visual, "proj"
-    head_proj = getattr(getattr(visual, "head", None), "proj", None)
-    if isinstance(head_proj, nn.Linear):
-        return head_proj, "weight"
-    raise ConfigError("strategy.proj_lora: the image tower has no projection to adapt")
 
 
 class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
@@ -210,7 +198,7 @@ class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
             width = min(v.slots["q"][0].in_features for v in views)
             what = "the fused in-projection is 3D x D"
         if cfg.proj_lora:
-            owner, attr = _projection(clip)
+            owner, attr = image_projection(clip, "strategy.proj_lora")
             width = min(width, *getattr(owner, attr).shape)
             what += "; the projection limits it too"
         if cfg.rank > width:
@@ -254,7 +242,7 @@ class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
                                               if s.owner.bias is not None]:
                     p.requires_grad_(True)
         if cfg.proj_lora:
-            owner, attr = _projection(clip)
+            owner, attr = image_projection(clip, "strategy.proj_lora")
             weight = getattr(owner, attr)
             proj = LowRankDelta(weight, slice(0, weight.shape[0]), cfg.rank, alpha)
             attach(owner, attr, {"proj": proj})

@@ -27,7 +27,7 @@ from torch import nn
 from clbench.config import option
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
-from clbench.strategies.blocks import tower_blocks
+from clbench.strategies.blocks import image_projection, tower_blocks
 from clbench.strategies.masking import (
     MaskedUpdate,
     MaskedUpdatePlugin,
@@ -65,14 +65,9 @@ def fc1_weights(clip: nn.Module, towers: str) -> list[tuple[str, nn.Parameter]]:
 
 
 def projection_parameters(clip: nn.Module) -> list[nn.Parameter]:
-    """The image projection: open_clip's `visual.proj`, or a timm tower's head projection."""
-    visual = clip.visual
-    if isinstance(getattr(visual, "proj", None), nn.Parameter):
-        return [visual.proj]
-    head_proj = getattr(getattr(visual, "head", None), "proj", None)
-    if isinstance(head_proj, nn.Linear):
-        return list(head_proj.parameters())
-    raise ConfigError("strategy.train_projection: the image tower has no projection to train")
+    """The image projection's tensors (a timm head's weight and bias)."""
+    owner, attr = image_projection(clip, "strategy.train_projection")
+    return [owner.proj] if attr == "proj" else list(owner.parameters())
 
 
 def count_trainable(clip: nn.Module, config: SPUConfig) -> dict[str, int]:

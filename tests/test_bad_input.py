@@ -41,9 +41,9 @@ def stored_runs(db_path):
     (["--strategy", "lorsu", "--scenario", "proxy-20shot", "--set", "strategy.top_k_heads=9"],
      "strategy.top_k_heads: 9 is outside the allowed range [1, 4]"),
     (["--strategy", "spu", "--scenario", "proxy-20shot", "--set", "strategy.sparsity=1.5"],
-     "strategy.sparsity"),
+     "strategy.sparsity: 1.5 is outside the allowed range (0, 1]"),
     (["--strategy", "gated-lora", "--scenario", "proxy-20shot", "--set", "strategy.tau=0.9"],
-     "no gate able to open"),
+     "no gate able to open; allowed range (0, 0.15]"),
 ])
 def test_user_errors(args, message, db_path, capsys):
     code, err = run_cli(["run", *args, "--db", str(db_path)], capsys)

@@ -67,7 +67,7 @@ def test_clustering_bounds_memory_with_normalised_means():
 
 def test_session_trains_adapters_only():
     model = tiny_classifier()
-    plugin = registry.create("llu", {"clusters": 8, "lam": 1.0})
+    plugin = registry.create("llu", {"clusters": 8, "lam": 1.0, "lr": 5e-2})
     before = snapshot(model.clip)
     template = CLIPTemplate(model=model, training=TrainingConfig(epochs=2, batch_size=4, lr=1e-2),
                             device=torch.device("cpu"), seed=0, plugins=[plugin],
@@ -81,3 +81,7 @@ def test_session_trains_adapters_only():
     assert len(image_adapter.memory) == 8  # 12 images clustered to 8
     assert not torch.equal(image_adapter.weight, torch.eye(len(image_adapter.weight)))
     assert plugin.session_facts() == {"memory_image": 8, "memory_text": 6}
+    # the adapters train at LLU's own rate (the paper's CoOp lr), not the encoder lr
+    adapter_ids = {id(p) for m in model.embedding_adapters.values() for p in m.parameters()}
+    (group,) = template.optimizer.param_groups
+    assert group["initial_lr"] == 5e-2 and {id(p) for p in group["params"]} == adapter_ids

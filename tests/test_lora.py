@@ -311,3 +311,24 @@ def test_two_sessions_leave_every_base_tensor_bit_identical(name, merge):
     facts = p.session_facts()
     assert facts["adapted_blocks"] == 12 and 0 <= facts["active_fraction"] <= 1
 
+
+
+def test_gate_scores_train_at_their_own_rate_and_a_strong_penalty_closes_gates():
+    def session(**params):
+        model = CLIPClassifier(tiny_clip(), tokenize)
+        model.register_head("toy", ["cat", "dog"], ["a photo of a {}."])
+        p = plugin("gated-lora", rank=4, **params)
+        template = CLIPTemplate(
+            model=model, training=TrainingConfig(epochs=3, batch_size=2, lr=1e-5),
+            device=torch.device("cpu"), seed=0, plugins=[p], evaluator=EvaluationPlugin(loggers=[]))
+        bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages(8, 0))])
+        template.train(bench.train_stream[0], eval_streams=[])
+        return template.optimizer, p
+
+    optimizer, p = session(lam=50.0, score_lr=1e-2)
+    score_ids = {id(a.score) for a in p.adapters}
+    groups = {g["initial_lr"]: {id(x) for x in g["params"]} for g in optimizer.param_groups}
+    assert groups[1e-2] == score_ids and not groups[1e-5] & score_ids
+    assert p.session_facts()["active_fraction"] < 1.0  # 12 steps of 1e-2 cross 0.05 to tau
+    _, open_plugin = session(lam=0.0, score_lr=1e-2)
+    assert open_plugin.session_facts()["active_fraction"] == 1.0

@@ -29,3 +29,13 @@ def test_cli_json_shape(capsys):
     assert main(["params", "--model", "proxy-vit-tiny", "--strategy", "ln", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"ln"} and set(out["ln"]) == {"trainable", "total", "percent"}
+
+
+def test_eva_clip_timm_trunk_matches_the_papers_table_9():
+    """EVA01-g-14 (a timm trunk): the paper reports LN 0.02% and SPU 3.42% of 1012.6 M."""
+    table = trainable_table("EVA01-g-14", ["ln", "spu", "lorsu", "llu"])
+    assert round(table["ln"]["total"] / 1e6, 1) == 1012.6
+    assert round(table["ln"]["percent"], 2) == 0.02
+    assert round(table["spu"]["percent"], 2) == 3.42
+    assert 0 < table["lorsu"]["percent"] < table["spu"]["percent"]
+    assert table["llu"]["trainable"] == 2 * (1024 * 1024 + 1024)  # adapters on 1024-d embeddings

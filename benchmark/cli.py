@@ -26,7 +26,8 @@ config keys (YAML file or --set): strategy (name, or a mapping with name and its
 scenario, seed, device, model.{arch,pretrained,checkpoint},
 training.{epochs,batch_size,lr,optimizer,weight_decay,scheduler,warmup,loss,eval_batch_size,
 precision,grad_clip}; strategy parameters as strategy.<param> (see `clbench list strategies -v`).
-Precedence: defaults < scenario's training block < --config < flags < --set.
+Precedence: defaults < scenario's training block (then its strategy_training entry
+for this strategy) < --config < flags < --set.
 """
 
 
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from clbench import config as cfg
-    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.scenarios.manifests import load_scenario_manifest, training_for
     from clbench.store import Store, resolve_db_url
 
     layers: list[dict[str, Any]] = []
@@ -134,7 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("no scenario given", hint="pass --scenario NAME "
                         "(`clbench list scenarios`)")
     manifest = load_scenario_manifest(str(raw["scenario"]))
-    config = cfg.resolve(raw, manifest.training)
+    from clbench.strategies.registry import strategy_and_base
+
+    config = cfg.resolve(raw, training_for(manifest, *strategy_and_base(raw.get("strategy"))))
     store = Store(resolve_db_url(args.db))  # fails early on an unwritable database
 
     from clbench.runner import run

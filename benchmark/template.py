@@ -44,6 +44,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class CLIPTemplate(SupervisedTemplate):
+    # strategies need not refresh the optimizer: it is built per session after they configure
+    builds_optimizer_after_plugins = True
+
     def __init__(self, *, model, training: TrainingConfig, device: torch.device, seed: int,
                  plugins=None, evaluator=None):
         placeholder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from clbench.config import assemble, resolve
 from clbench.runner import run
-from clbench.scenarios.manifests import load_scenario_manifest
+from clbench.scenarios.manifests import load_scenario_manifest, training_for
 from clbench.store import Store, resolve_db_url
 from clbench.strategies import registry
+from clbench.strategies.registry import strategy_and_base
 
 
 def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -58,13 +59,12 @@ def table(store: Store, run_ids: dict[tuple[str, float | None], list[str]]) -> s
     return "\n".join(lines)
 
 
-def stored_runs(store: Store, scenario: str, default_lr: float
-                ) -> dict[tuple[str, float, int], str]:
+def stored_runs(store: Store, scenario: str) -> dict[tuple[str, float, int], str]:
     """The newest completed run per (strategy, lr, seed) already in the store."""
     found: dict[tuple[str, float, int], str] = {}
     for r in store.list_runs():  # newest first
         if r["status"] == "completed" and r["scenario"] == scenario:
-            lr = store.get_run(r["id"])["training_config"].get("lr", default_lr)
+            lr = store.get_run(r["id"])["training_config"]["lr"]
             found.setdefault((r["strategy"], lr, r["seed"]), r["id"])
     return found
 
@@ -84,32 +84,32 @@ def main() -> None:
 
     store = Store(resolve_db_url(args.db))
     manifest = load_scenario_manifest(args.scenario)
-    default_lr = resolve(assemble([{"strategy": "fft", "scenario": args.scenario}]),
-                         manifest.training).training.lr
     names = args.strategies or sorted(registry.available())
-    lrs = args.lrs or [default_lr]
-    done = stored_runs(store, args.scenario, default_lr)
+    done = stored_runs(store, args.scenario)
+    rows: dict[tuple[str, float], list[str]] = {}
     for name in names:
-        for lr in lrs:
+        for lr in args.lrs or [None]:  # None: the scenario's learning rate for this strategy
             for seed in args.seeds:
-                if args.table_only or (name, lr, seed) in done:
-                    continue  # already stored: resume instead of running again
-                config = resolve(assemble([{"strategy": name, "scenario": args.scenario,
-                                            "seed": seed, "training": {"lr": lr}}]),
-                                 manifest.training)
-                try:
-                    result = run(config, store, progress=False, quiet=True)
-                except Exception as err:  # stored as failed; the comparison goes on without it
-                    print(f"{name} lr {lr:g} seed {seed}: FAILED {type(err).__name__}: {err}",
-                          flush=True)
-                    continue
-                done[(name, lr, seed)] = result.run_id
-                print(f"{name} lr {lr:g} seed {seed}: final "
-                      f"{100 * result.summary['final_accuracy']:.1f}% in "
-                      f"{result.total_time_s:.0f}s", flush=True)
-    rows = {(n, lr): [done[(n, lr, s)] for s in args.seeds if (n, lr, s) in done]
-            for n in names for lr in lrs}
-    text = table(store, {k: v for k, v in rows.items() if v})
+                layer = {"strategy": name, "scenario": args.scenario, "seed": seed}
+                if lr is not None:
+                    layer["training"] = {"lr": lr}
+                config = resolve(assemble([layer]),
+                                 training_for(manifest, *strategy_and_base(name)))
+                key = (name, config.training.lr, seed)
+                if key not in done and not args.table_only:
+                    try:
+                        result = run(config, store, progress=False, quiet=True)
+                    except Exception as err:  # stored as failed; the comparison goes on
+                        print(f"{name} lr {config.training.lr:g} seed {seed}: FAILED "
+                              f"{type(err).__name__}: {err}", flush=True)
+                        continue
+                    done[key] = result.run_id
+                    print(f"{name} lr {config.training.lr:g} seed {seed}: final "
+                          f"{100 * result.summary['final_accuracy']:.1f}% in "
+                          f"{result.total_time_s:.0f}s", flush=True)
+                if key in done:
+                    rows.setdefault(key[:2], []).append(done[key])
+    text = table(store, rows)
     print(text)
     if args.out:
         Path(args.out).write_text(f"# {args.scenario}: every strategy, seeds "

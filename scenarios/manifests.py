@@ -101,13 +101,23 @@ class ScenarioManifest:
     session_sizes: tuple[int, ...] = ()
     class_order: Any = "dataset"  # "dataset", "seeded", or a list of class names
     training: dict[str, Any] = field(default_factory=dict)
+    # strategy name -> training keys that override `training` for that strategy only
+    strategy_training: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     hash: str = ""
     path: str = ""
 
 
+def training_for(manifest: ScenarioManifest, *strategy_names: str) -> dict[str, Any]:
+    """The scenario's training block with the per-strategy overrides of the first of
+    `strategy_names` that has any (a caller passes a preset's base strategy after its name)."""
+    own = next((manifest.strategy_training[n] for n in strategy_names
+                if n in manifest.strategy_training), {})
+    return {**manifest.training, **own}
+
+
 _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "sessions", "eval_sets",
-                  "training"}
+                  "training", "strategy_training"}
 
 
 def list_scenarios() -> list[str]:
@@ -145,8 +155,14 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     training = data.get("training", {}) or {}
     if not isinstance(training, dict):
         raise ConfigError(f"{path}: 'training' must be a mapping")
+    per_strategy = data.get("strategy_training", {}) or {}
+    if not isinstance(per_strategy, dict) or not all(isinstance(v, dict)
+                                                     for v in per_strategy.values()):
+        raise ConfigError(f"{path}: 'strategy_training' must map strategy names to training keys, "
+                          "e.g. {lorsu: {lr: 3.0e-4}}")
     return ScenarioManifest(
         name=data.get("name", path.stem), target=data["target"], protocol=protocol,
         eval_sets=tuple(data.get("eval_sets", [])), shots=shots, session_sizes=sizes,
         class_order=sessions.get("order", "dataset"), training=dict(training),
+        strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
         description=data.get("description", ""), hash=digest, path=str(path))

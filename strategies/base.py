@@ -117,6 +117,14 @@ class StrategyPlugin(SupervisedPlugin):
         for p in classifier.parameters():
             p.requires_grad_(False)
         self.configure(classifier, strategy)
+        # A plain Avalanche template (`Naive`) updated its optimizer before the plugins ran
+        # (`check_model_and_optimizer` precedes `before_training_exp`), so tensors created just
+        # now (adapters) would never train and merged ones would linger: refresh it. clbench's
+        # template builds its optimizer after the plugins, from the trainable set.
+        if (not getattr(strategy, "builds_optimizer_after_plugins", False)
+                and getattr(strategy, "optimizer", None) is not None
+                and hasattr(strategy, "optimized_param_id")):
+            strategy.make_optimizer(remove_params=True)
 
 
 def effective_training(training, plugins: list) -> Any:

@@ -82,6 +82,15 @@ def available() -> dict[str, StrategyInfo]:
     return infos
 
 
+def strategy_and_base(strategy: Any) -> tuple[str, ...]:
+    """A config's strategy name, then a preset's base strategy: the keys a scenario's
+    per-strategy training settings are looked up by."""
+    name = strategy.get("name") if isinstance(strategy, dict) else strategy
+    if not name:
+        return ()
+    return (str(name), PRESETS[name][0]) if name in PRESETS else (str(name),)
+
+
 def info(name: str) -> StrategyInfo:
     infos = available()
     if name not in infos:

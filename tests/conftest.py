@@ -20,6 +20,9 @@ training:
   epochs: 1
   batch_size: 4
   lr: 1.0e-4
+strategy_training:
+  fft: {warmup: 0.2}
+  zeroshot: {lr: 5.0e-3, epochs: 2}
 """
 
 

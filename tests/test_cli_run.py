@@ -21,6 +21,7 @@ def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
     run = store.get_run(runs[0]["id"])
     assert run["strategy"] == "fft" and run["seed"] == 3
     assert run["config"]["training"]["epochs"] == 1  # the scenario's training block applied
+    assert run["config"]["training"]["warmup"] == 0.2  # with its per-strategy settings for fft
     assert run["config"]["strategy"] == {"name": "fft", "towers": "vision"}
     assert len(run["config_hash"]) == 16 and run["model_checkpoint_sha256"]
     assert run["packages"]["torch"] == "2.14.1"
@@ -70,9 +71,11 @@ def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
 
 def test_zeroshot_run_changes_nothing(tiny_scenario, db_path):
     assert main(["run", "--strategy", "zeroshot", "--scenario", str(tiny_scenario), "--db",
-                 str(db_path), "--quiet"]) == 0
+                 str(db_path), "--quiet", "--set", "training.lr=0.25"]) == 0
     run = Store(f"sqlite:///{db_path}", create=False).list_runs()[0]
     run = Store(f"sqlite:///{db_path}", create=False).get_run(run["id"])
+    # --set beats the scenario's per-strategy block, which beats its training block
+    assert run["training_config"]["lr"] == 0.25 and run["training_config"]["epochs"] == 2
     by_set = {}
     for e in run["evaluations"]:
         if e["subset"] == "all":

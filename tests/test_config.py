@@ -54,3 +54,20 @@ def test_malformed_yaml_names_the_line(tmp_path):
 def test_set_needs_key_value():
     with pytest.raises(ConfigError, match="key=value"):
         parse_set_options(["training.lr"])
+
+
+def test_scenario_training_per_strategy_and_preset_fallback(tmp_path):
+    from clbench.scenarios.manifests import load_scenario_manifest, training_for
+    from clbench.strategies.registry import strategy_and_base
+
+    path = tmp_path / "s.yaml"
+    path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\ntraining: {lr: 1.0e-5, "
+                    "epochs: 3}\nstrategy_training: {lorsu: {lr: 3.0e-4}}\n")
+    manifest = load_scenario_manifest(str(path))
+    assert training_for(manifest, *strategy_and_base("lorsu")) == {"lr": 3e-4, "epochs": 3}
+    assert training_for(manifest, *strategy_and_base("lorsu-official"))["lr"] == 3e-4
+    assert training_for(manifest, *strategy_and_base("fft")) == {"lr": 1e-5, "epochs": 3}
+    path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\n"
+                    "strategy_training: {lorsu: 3.0e-4}\n")
+    with pytest.raises(ConfigError, match="strategy_training"):
+        load_scenario_manifest(str(path))

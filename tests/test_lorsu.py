@@ -11,6 +11,7 @@ import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.utils.utils import as_classification_dataset
 from avalanche.core import SupervisedPlugin
+from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from open_clip.factory import get_model_config
 from tiny_models import DH, HEADS, WIDTH, TinyImages, classifier, tiny_clip, tiny_timm_clip  # noqa: F401
@@ -144,14 +145,22 @@ class Probe(SupervisedPlugin):
             s["adapted"] = strategy.model.clip.encode_image(self.x)
 
 
-def run_sessions(model, p, sessions=2, optimizer="adam", weight_decay=0.0):
+def run_sessions(model, p, sessions=2, optimizer="adam", weight_decay=0.0, plain=False):
+    """Train `sessions` sessions through clbench's template, or with `plain=True` through
+    Avalanche's own `Naive` and an AdamW the user built over every parameter."""
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(9))
     probe = Probe(p, x)
-    template = CLIPTemplate(
-        model=model, training=TrainingConfig(epochs=2, batch_size=2, lr=1e-2, optimizer=optimizer,
-                                             weight_decay=weight_decay),
-        device=torch.device("cpu"), seed=0, plugins=[probe, p],
-        evaluator=EvaluationPlugin(loggers=[]))
+    if plain:
+        template = Naive(model=model, optimizer=torch.optim.AdamW(
+            model.parameters(), lr=1e-2, weight_decay=weight_decay),
+            criterion=nn.CrossEntropyLoss(), train_mb_size=2, train_epochs=2,
+            plugins=[probe, p], evaluator=EvaluationPlugin(loggers=[]))
+    else:
+        template = CLIPTemplate(
+            model=model, training=TrainingConfig(epochs=2, batch_size=2, lr=1e-2,
+                                                 optimizer=optimizer, weight_decay=weight_decay),
+            device=torch.device("cpu"), seed=0, plugins=[probe, p],
+            evaluator=EvaluationPlugin(loggers=[]))
     bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages(6, s))
                                            for s in range(sessions)])
     for exp in bench.train_stream:
@@ -200,11 +209,13 @@ def check_session(s, views_prefix, heads_of, qkv_key, out_key, fc1_key, num_bloc
         assert moved == [], f"frozen tensors changed: {moved}"
 
 
-@pytest.mark.parametrize("name", ["lorsu", "lorsu-official"])
-def test_sessions_through_the_template_keep_the_invariants(name):
+@pytest.mark.parametrize("name,plain", [("lorsu", False), ("lorsu-official", False),
+                                        ("lorsu", True)])
+def test_sessions_through_the_template_keep_the_invariants(name, plain):
+    """Also in a plain Avalanche loop: Naive(model, AdamW(all params), plugins=[LoRSUPlugin()])."""
     model = classifier(tiny_clip())
     p = plugin(name, rank=4, alpha=4.0, sparsity=0.1)
-    sessions = run_sessions(model, p, sessions=2,
+    sessions = run_sessions(model, p, sessions=2, plain=plain,
                             optimizer="adamw" if name == "lorsu" else "adam", weight_decay=0.05)
     for s in sessions:
         check_session(s, "clip.visual.transformer.resblocks", range(HEADS),

@@ -10,6 +10,8 @@ zero-shot logits (eq. 3) plus lam * (||W - I|| + ||b||) (eq. 6; the Frobenius no
 grows past `clusters` entries it is reduced by agglomerative clustering with complete linkage
 (maximum distance) to that many representatives, each the normalised mean of its members.
 No official code was found; defaults are the paper's (beta 0.5, gamma 20, lam 1e3, 512 clusters).
+The adapters train at their own rate (`lr`, 2e-3: the paper reuses CoOp's learning rate), not
+the encoder fine-tuning rate of the run.
 Continual use: D accumulates over sessions and the adapters keep training.
 """
 

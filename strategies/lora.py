@@ -10,6 +10,7 @@
   `MattWallingford/TAPS`): every adapter has a score s gating it with I_tau(s) (straight-through);
   the loss adds lam * penalty(s) averaged over the gated adapters, as the TAPS code does.
   Penalties (seed 002 section 4.5): l1 |s|, l2 s^2, hinge max(0, s - tau).
+  Scores train at their own rate (`score_lr`), as TAPS gives them a separate learning rate.
 
 Adapters are weight parametrizations (`lora_layers.py`); they keep training across sessions
 (no merge between sessions, as the papers use them) unless `merge_each_session` is set. The

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from clbench import __version__
+from clbench import __version__, cli_app
 from clbench.errors import UserError
 
 EPILOG_RUN = """examples:
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain", help="pretrain the proxy CLIP (reproducible; writes the checkpoint)",
         add_help=False)
     pretrain.add_argument("args", nargs=argparse.REMAINDER)
+    cli_app.add_parser(sub)
     return parser
 
 
@@ -206,7 +207,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
-            "params": cmd_params, "proxy": cmd_proxy}
+            "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -246,6 +246,13 @@ _SESSION_FIELDS = [
     "trainable_params", "facts",
 ]
 _EVAL_FIELDS = ["after_session", "eval_set", "subset", "accuracy", "n"]
+# What the leaderboard reads of every run: everything but config, packages and hardware.
+_OVERVIEW_COLUMNS = [
+    "id", "status", "created_at", "finished_at", "strategy", "strategy_config",
+    "strategy_config_hash", "scenario", "model_arch", "model_pretrained", "seed",
+    "training_config", "config_hash", "git_sha", "git_dirty", "trainable_params", "total_params",
+    "total_time_s", "summary", "error",
+]
 
 
 def _model_label(run: Run) -> str:
@@ -704,6 +711,56 @@ class Store:
             ).all()
             out["evaluations"] = [{k: getattr(e, k) for k in _EVAL_FIELDS} for e in evaluations]
             return out
+
+    # -- bulk reads (the leaderboard) --------------------------------------------------------
+    # One query per table however many runs there are, and no status refresh: these never write,
+    # so a read-only reader (the app) can call them on a database it must not touch.
+
+    def runs_overview(self, statuses: Iterable[str] | None = None) -> list[dict]:
+        """Every run (optionally only these statuses) without its heavy provenance columns."""
+        columns = [getattr(Run, k) for k in _OVERVIEW_COLUMNS]
+        query = select(*columns).order_by(Run.created_at, Run.id)
+        if statuses is not None:
+            query = query.where(Run.status.in_(list(statuses)))
+        with self._tx("read runs") as session:
+            rows = session.execute(query).all()
+        return [dict(zip(_OVERVIEW_COLUMNS, row)) for row in rows]
+
+    def evaluations_of(self, run_ids: Iterable[str] | None = None,
+                       subset: str | None = None) -> list[dict]:
+        """Evaluation rows {run_id, after_session, eval_set, subset, accuracy, n} of many runs."""
+        fields = ["run_id", *_EVAL_FIELDS]
+        base = select(*[getattr(Evaluation, k) for k in fields])
+        if subset is not None:
+            base = base.where(Evaluation.subset == subset)
+        return self._rows_by_run(base, Evaluation.run_id, fields, run_ids, "read evaluations")
+
+    def session_overview(self, run_ids: Iterable[str] | None = None) -> list[dict]:
+        """Per-session rows of many runs: counts of classes and samples instead of the lists."""
+        from sqlalchemy import func
+
+        fields = ["run_id", "index", "n_classes", "n_samples", "train_time_s", "peak_memory_mb",
+                  "final_loss", "trainable_params", "facts"]
+        base = select(
+            SessionRecord.run_id, SessionRecord.index,
+            func.json_array_length(SessionRecord.classes),
+            func.json_array_length(SessionRecord.sample_ids),
+            SessionRecord.train_time_s, SessionRecord.peak_memory_mb, SessionRecord.final_loss,
+            SessionRecord.trainable_params, SessionRecord.facts,
+        )
+        return self._rows_by_run(base, SessionRecord.run_id, fields, run_ids, "read sessions")
+
+    def _rows_by_run(self, base: Any, run_column: Any, fields: list[str],
+                     run_ids: Iterable[str] | None, what: str) -> list[dict]:
+        ids = None if run_ids is None else list(run_ids)
+        # Chunks keep the IN list below every backend's bound-parameter limit.
+        chunks = [None] if ids is None else [ids[i:i + 500] for i in range(0, len(ids), 500)]
+        out: list[dict] = []
+        with self._tx(what) as session:
+            for chunk in chunks:
+                query = base if chunk is None else base.where(run_column.in_(chunk))
+                out += [dict(zip(fields, row)) for row in session.execute(query).all()]
+        return out
 
     def _find_run(self, session: Session, run_id_or_prefix: str) -> Run:
         # Accept the dashed uuid form and any case, as people paste ids from many places.

@@ -1,0 +1,67 @@
+"""`clbench app`: start the leaderboard (a Streamlit app) on a results database.
+
+Importing this module is cheap (no streamlit, pandas or torch), so that `clbench --help` stays
+quick; streamlit is looked for only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from clbench.errors import UserError
+
+APP_EXTRA_HINT = 'pip install "clbench[app]" (streamlit and plotly)'
+
+
+def app_script() -> Path:
+    """The Streamlit script of the leaderboard (also what `streamlit run` deploys)."""
+    spec = importlib.util.find_spec("clbench.leaderboard_app")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the clbench.leaderboard_app package is missing from this install",
+                        hint='reinstall clbench: pip install -e ".[app]"')
+    return Path(list(spec.submodule_search_locations)[0]) / "app.py"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    app = sub.add_parser(
+        "app", help="the leaderboard web app (Streamlit) on a results database",
+        description="Start the leaderboard on a results database, read-only: it never writes "
+        "to the database. Deploy it on its own with `streamlit run "
+        "leaderboard_app/app.py -- --db URL`.")
+    app.add_argument("--db", metavar="URL", help="results database: an SQLAlchemy URL or a "
+                     "file path (default: $CLBENCH_DB, else ./clbench.db)")
+    app.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    app.add_argument("--address", metavar="HOST", help="address to bind (default: Streamlit's, "
+                     "all interfaces)")
+    return app
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    """The `python -m streamlit run ...` command line for these arguments."""
+    from clbench.store import resolve_db_url
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_script()),
+               "--server.port", str(args.port), "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]
+    if args.address:
+        command += ["--server.address", args.address]
+    return command + ["--", "--db", resolve_db_url(args.db)]
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
+        raise UserError("the leaderboard app needs streamlit and plotly, which are not installed",
+                        hint=APP_EXTRA_HINT)
+    command = streamlit_command(args)
+    print(f"leaderboard on http://{args.address or 'localhost'}:{args.port} "
+          f"(database {command[-1]}, read-only); Ctrl-C stops it", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0

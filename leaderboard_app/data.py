@@ -1,0 +1,186 @@
+"""Reading the results store for the leaderboard: read-only opening and three bulk queries.
+
+The app must never write: an SQLite file is opened through a `mode=ro` URI (SQLite itself then
+refuses writes and never creates a missing file), and the store's status refresh, which would
+mark stale runs failed, is switched off. Everything the pages show is built from `Data`, three
+pandas frames read with one query each, so 1,000 runs cost three queries, not 3,000.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+
+from clbench.store import SCHEMA_VERSION, Store, StoreError, canonical_hash, resolve_db_url
+
+RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
+
+
+class StoreProblem(Exception):
+    """The store cannot back a leaderboard; `what` says what is wrong, `todo` what to run."""
+
+    def __init__(self, title: str, what: str, todo: str):
+        super().__init__(what)
+        self.title = title
+        self.what = what
+        self.todo = todo
+
+
+def read_only_url(url: str) -> str:
+    """The same database as `url`, opened read-only where the backend allows it (SQLite)."""
+    if not url.startswith("sqlite:///") or "mode=ro" in url:
+        return url
+    path = url[len("sqlite:///"):]
+    if not path or path.startswith(":memory:") or path.startswith("file:") or "?" in path:
+        return url
+    return f"sqlite:///file:{quote(path)}?mode=ro&uri=true"
+
+
+def open_store(db: str | None) -> Store:
+    """Open the results store read-only, or raise StoreProblem with what to do about it."""
+    url = resolve_db_url(db)
+    shown = db or url
+    if url.startswith("sqlite:///") and "file:" not in url:
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            raise StoreProblem(
+                "No results database",
+                f"there is no results database at {path}.",
+                "Record runs into it first, e.g.\n\n    " + RUN_HINT.format(db=path)
+                + "\n\nor start the app on an existing one: clbench app --db PATH",
+            )
+    try:
+        store = Store(read_only_url(url), create=False)
+    except StoreError as exc:
+        text = str(exc)
+        if "schema version" in text:
+            title = "Results database from another schema"
+            todo = (exc.hint or "") + (
+                f"\n\nThis app reads schema version {SCHEMA_VERSION}: record new runs with this "
+                "clbench into a new database and point the app at it (clbench app --db NEW.db).")
+        else:
+            title = "Cannot open the results database"
+            todo = (exc.hint or "") + "\n\nCheck the URL (clbench app --db URL) and that the " \
+                "database server is reachable from here."
+        raise StoreProblem(title, text, todo.strip()) from exc
+    store.writable = False  # no stale-run marking from a reader
+    store.shown_as = shown
+    return store
+
+
+@dataclass
+class Data:
+    """Completed runs, their `all`-subset and per-session evaluations, and their sessions."""
+
+    runs: pd.DataFrame
+    evals: pd.DataFrame
+    sessions: pd.DataFrame
+    other_statuses: dict[str, int]
+
+
+RUN_METRICS = ("final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
+               "forgetting", "bwt", "trainable_percent")
+
+
+def _flat_params(strategy_config: dict | None, training_config: dict | None) -> dict:
+    out = {f"{k}": v for k, v in (strategy_config or {}).items()}
+    out.update({f"{k}": v for k, v in (training_config or {}).items()})
+    return out
+
+
+def _fmt_value(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else json.dumps(value) \
+        if isinstance(value, (list, dict)) else str(value)
+
+
+def preset_labels(runs: pd.DataFrame) -> pd.Series:
+    """A short label per run naming the settings that set its preset apart from the other
+    presets of the same strategy ("lr=0.0001"); empty where a strategy has one preset."""
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for _, group in runs.groupby("strategy", sort=False):
+        presets = group.drop_duplicates("preset_key")
+        if len(presets) < 2:
+            continue
+        params = {row.preset_key: _flat_params(row.strategy_config, row.training_config)
+                  for row in presets.itertuples()}
+        keys = sorted({k for p in params.values() for k in p})
+        differ = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str)
+                                          for p in params.values()}) > 1]
+        for key, p in params.items():
+            text = ", ".join(f"{k}={_fmt_value(p.get(k))}" for k in differ)
+            labels[group.index[group["preset_key"] == key]] = text
+    return labels
+
+
+def runs_frame(rows: list[dict]) -> pd.DataFrame:
+    """One row per completed run with its summary flattened into columns.
+
+    Controls become `control:<name>:final|change|zero_shot`; `group` is strategy plus preset,
+    the unit a leaderboard row stands for.
+    """
+    records = []
+    for r in rows:
+        summary = r.get("summary") or {}
+        rec = {k: r.get(k) for k in ("id", "status", "created_at", "strategy", "scenario", "seed",
+                                     "git_sha", "git_dirty", "total_time_s", "trainable_params",
+                                     "total_params", "strategy_config", "training_config")}
+        rec["backbone"] = (f"{r['model_arch']}@{r['model_pretrained']}"
+                           if r.get("model_pretrained") else r["model_arch"])
+        rec["clean"] = bool(r.get("git_sha")) and r.get("git_dirty") is False
+        rec["preset_key"] = canonical_hash([r.get("strategy_config_hash"),
+                                            r.get("training_config")])
+        rec["target"] = summary.get("target")
+        rec["n_sessions"] = summary.get("sessions")
+        for key in RUN_METRICS:
+            rec[key] = summary.get(key)
+        for name, c in (summary.get("controls") or {}).items():
+            for part in ("final", "change", "zero_shot"):
+                rec[f"control:{name}:{part}"] = c.get(part)
+        records.append(rec)
+    runs = pd.DataFrame.from_records(records)
+    if runs.empty:
+        return runs
+    runs["created_at"] = pd.to_datetime(runs["created_at"], utc=True)
+    runs["preset"] = preset_labels(runs)
+    runs["group"] = [s if not p else f"{s} ({p})" for s, p in zip(runs["strategy"],
+                                                                 runs["preset"])]
+    metric_cols = [c for c in runs.columns if c in RUN_METRICS or c.startswith("control:")]
+    runs[metric_cols] = runs[metric_cols].apply(pd.to_numeric, errors="coerce")
+    return runs
+
+
+def control_names(runs: pd.DataFrame) -> list[str]:
+    """Control eval sets in the order they first appear in the runs' summaries."""
+    names = [c.split(":")[1] for c in runs.columns if c.startswith("control:")
+             and c.endswith(":final")]
+    return list(dict.fromkeys(names))
+
+
+def load(store: Store) -> Data:
+    """Completed runs with their evaluations and sessions: three queries in all."""
+    rows = store.runs_overview()
+    completed = [r for r in rows if r["status"] == "completed"]
+    other: dict[str, int] = {}
+    for r in rows:
+        if r["status"] != "completed":
+            other[r["status"]] = other.get(r["status"], 0) + 1
+    runs = runs_frame(completed)
+    ids = [r["id"] for r in completed]
+    evals = pd.DataFrame.from_records(
+        store.evaluations_of(ids) if ids else [],
+        columns=["run_id", "after_session", "eval_set", "subset", "accuracy", "n"])
+    sessions = pd.DataFrame.from_records(
+        store.session_overview(ids) if ids else [],
+        columns=["run_id", "index", "n_classes", "n_samples", "train_time_s", "peak_memory_mb",
+                 "final_loss", "trainable_params", "facts"])
+    if not runs.empty:
+        first = sessions[sessions["index"] == 1].set_index("run_id")
+        shots = (first["n_samples"] / first["n_classes"].where(first["n_classes"] > 0)).round()
+        runs["shots"] = runs["id"].map(shots).astype("Int64")
+        per_session = sessions.groupby("run_id")["train_time_s"].mean()
+        runs["time_per_session_s"] = runs["id"].map(per_session)
+    return Data(runs=runs, evals=evals, sessions=sessions, other_statuses=other)

@@ -1,0 +1,256 @@
+"""Leaderboard tables as pure functions of the loaded runs (pandas in, pandas out).
+
+Only completed runs reach these functions (`data.load` drops failed and running ones). A row
+stands for one strategy preset: per seed the runs are averaged first, then mean and sample std
+are taken over seeds, and the seed count is shown, so a preset run on more seeds is not
+mistaken for a better one. Each metric's direction comes from `clbench.metrics.METRICS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from clbench.metrics import METRICS
+
+ZERO_SHOT = "zero-shot (reference)"
+
+
+@dataclass
+class Filters:
+    """What the sidebar selects; None means "any"."""
+
+    scenario: str | None = None
+    backbone: str | None = None
+    shots: list[int] | None = None
+    strategies: list[str] | None = None
+    since: date | None = None
+    until: date | None = None
+    commit: str = "any"  # "any", "clean" (committed code), "dirty" (uncommitted or unknown)
+
+
+def options(runs: pd.DataFrame, column: str) -> list:
+    """Sorted distinct values of a runs column (filter choices)."""
+    if runs.empty or column not in runs:
+        return []
+    return sorted(runs[column].dropna().unique().tolist())
+
+
+def context(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """Runs of the chosen scenario, backbone and shots: the population the zero-shot reference
+    is computed on, whatever strategy, date or commit filter is set."""
+    keep = pd.Series(True, index=runs.index)
+    if runs.empty:
+        return runs
+    if f.scenario is not None:
+        keep &= runs["scenario"] == f.scenario
+    if f.backbone is not None:
+        keep &= runs["backbone"] == f.backbone
+    if f.shots:
+        keep &= runs["shots"].isin(f.shots)
+    return runs[keep]
+
+
+def filter_runs(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """Runs that pass every filter."""
+    runs = context(runs, f)
+    if runs.empty:
+        return runs
+    keep = pd.Series(True, index=runs.index)
+    if f.strategies:
+        keep &= runs["strategy"].isin(f.strategies)
+    day = runs["created_at"].dt.date
+    if f.since is not None:
+        keep &= day >= f.since
+    if f.until is not None:
+        keep &= day <= f.until
+    if f.commit == "clean":
+        keep &= runs["clean"]
+    elif f.commit == "dirty":
+        keep &= ~runs["clean"]
+    return runs[keep]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard metric column: where it comes from, its METRICS entry and its scale."""
+
+    name: str
+    label: str
+    metric: str
+    scale: float = 100.0  # fractions shown in %
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.metric].higher_is_better
+
+    @property
+    def header(self) -> str:
+        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
+
+
+def metric_columns(controls: list[str]) -> list[Column]:
+    """The leaderboard's metric columns in display order."""
+    cols = [Column("final_accuracy", METRICS["final_accuracy"].label, "final_accuracy"),
+            Column("target_gain", METRICS["target_gain"].label, "target_gain")]
+    for name in controls:
+        # a control's accuracy and its change against zero-shot: both better when higher
+        cols.append(Column(f"control:{name}:final", f"{name} accuracy", "control_change"))
+        cols.append(Column(f"control:{name}:change", f"{name} change vs zero-shot",
+                           "control_change"))
+    cols += [Column("average_accuracy", METRICS["average_accuracy"].label, "average_accuracy"),
+             Column("forgetting", METRICS["forgetting"].label, "forgetting"),
+             Column("trainable_percent", "trainable %", "trainable_percent", 1.0),
+             Column("time_per_session_s", "train s / session", "time_per_session_s", 1.0)]
+    return cols
+
+
+def _seed_stats(frame: pd.DataFrame, cols: list[Column]) -> dict:
+    names = [c.name for c in cols if c.name in frame]
+    per_seed = frame.groupby("seed")[names].mean()
+    out: dict = {"seeds": int(per_seed.shape[0]), "runs": int(frame.shape[0])}
+    for c in cols:
+        if c.name not in per_seed:
+            out[c.name], out[c.name + " ±"] = float("nan"), float("nan")
+            continue
+        values = per_seed[c.name] * c.scale
+        out[c.name] = values.mean()
+        out[c.name + " ±"] = values.std(ddof=1) if values.count() > 1 else float("nan")
+    return out
+
+
+def zero_shot_row(population: pd.DataFrame, controls: list[str]) -> dict:
+    """The reference row: every run's session-0 accuracies (zero-shot), over seeds.
+
+    Gains, changes, forgetting, trainable share and time are zero by definition.
+    """
+    cols = metric_columns(controls)
+    frame = pd.DataFrame({"seed": population.get("seed", pd.Series(dtype=float))})
+    if not population.empty:
+        frame["final_accuracy"] = population["zero_shot_accuracy"]
+        frame["average_accuracy"] = population["zero_shot_accuracy"]
+        for name in controls:
+            column = f"control:{name}:zero_shot"
+            frame[f"control:{name}:final"] = population.get(column)
+    for c in cols:
+        if c.name not in frame:
+            frame[c.name] = 0.0
+    row = {"strategy": ZERO_SHOT, "preset": "", "group": ZERO_SHOT}
+    row.update(_seed_stats(frame, cols))
+    return row
+
+
+def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = "final_accuracy") -> pd.DataFrame:
+    """One row per strategy preset passing the filters, plus the zero-shot reference row.
+
+    Sorted by `rank_by` in the direction METRICS declares for it (missing values last); the
+    reference row is placed by the same rule, so one can see which presets beat zero-shot.
+    """
+    from clbench.leaderboard_app.data import control_names
+
+    population = context(runs, f)
+    controls = control_names(population) if not population.empty else []
+    cols = metric_columns(controls)
+    rows = [zero_shot_row(population, controls)]
+    chosen = filter_runs(runs, f)
+    if not chosen.empty:
+        for group, frame in chosen.groupby("group", sort=True):
+            row = {"strategy": frame["strategy"].iloc[0], "preset": frame["preset"].iloc[0],
+                   "group": group}
+            row.update(_seed_stats(frame, cols))
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    by = next((c for c in cols if c.name == rank_by), cols[0])
+    table = table.sort_values(by.name, ascending=not by.higher_is_better, na_position="last",
+                              kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def display_headers(table: pd.DataFrame, controls: list[str]) -> dict[str, str]:
+    """Column name -> header with its direction arrow (for the app and the CSV export)."""
+    headers = {c.name: c.header for c in metric_columns(controls)}
+    headers.update({c.name + " ±": "± std" for c in metric_columns(controls)})
+    return {k: v for k, v in headers.items() if k in table}
+
+
+def export_csv(table: pd.DataFrame, controls: list[str]) -> bytes:
+    """The table as CSV with headers that carry units and directions."""
+    out = table.drop(columns=["group"], errors="ignore").copy()
+    renamed = {}
+    for c in metric_columns(controls):
+        unit = METRICS[c.metric].unit
+        if c.name in out:
+            renamed[c.name] = f"{c.label} ({unit}, {'higher' if c.higher_is_better else 'lower'}"\
+                              " is better)"
+            renamed[c.name + " ±"] = f"{c.label} std over seeds ({unit})"
+    return out.rename(columns=renamed).to_csv(index=False, float_format="%.4f").encode()
+
+
+def flatten(value: object, prefix: str = "") -> dict:
+    """Nested dicts as dotted keys (for side-by-side config comparison)."""
+    if isinstance(value, dict):
+        out: dict = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def compare_runs(runs: list[dict]) -> pd.DataFrame:
+    """Runs side by side: one column per run, one row per config/summary/provenance key, and a
+    `differs` flag so that what sets the runs apart can be shown first."""
+    flat = []
+    for run in runs:
+        entry = {"strategy": run.get("strategy"), "seed": run.get("seed"),
+                 "status": run.get("status"), "git_sha": run.get("git_sha"),
+                 "git_dirty": run.get("git_dirty"), "total_time_s": run.get("total_time_s")}
+        entry.update(flatten(run.get("config") or {}, "config"))
+        entry.update(flatten(run.get("summary") or {}, "summary"))
+        flat.append(entry)
+    keys = list(dict.fromkeys(k for e in flat for k in e))
+    table = pd.DataFrame({run["id"][:12]: [_cell(e.get(k)) for k in keys]
+                          for run, e in zip(runs, flat)}, index=keys)
+    table.insert(0, "differs", [table.loc[k].nunique(dropna=False) > 1 for k in keys])
+    return table.sort_values("differs", ascending=False, kind="stable")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def sessions_table(run: dict) -> pd.DataFrame:
+    """Per-session facts of one run: classes, samples, time, memory, trainable, facts."""
+    rows = []
+    for s in run.get("sessions", []):
+        row = {"session": s["index"], "classes": len(s["classes"]),
+               "samples": len(s["sample_ids"]), "train s": s["train_time_s"],
+               "peak MB": s.get("peak_memory_mb"), "trainable": s.get("trainable_params")}
+        for k, v in (s.get("facts") or {}).items():
+            row[k] = v if isinstance(v, (int, float, str)) else str(v)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def provenance(run: dict) -> dict:
+    """What a run's numbers can be traced back to: code, packages, hardware, inputs."""
+    from clbench.store import canonical_hash
+
+    samples = [s["sample_ids"] for s in run.get("sessions", [])]
+    config = run.get("config") or {}
+    return {
+        "git_sha": run.get("git_sha"),
+        "git_dirty": run.get("git_dirty"),
+        "sample_ids_hash": canonical_hash(samples) if samples else None,
+        "dataset_manifest_hashes": config.get("dataset_manifest_hashes"),
+        "scenario_manifest_hash": run.get("scenario_manifest_hash"),
+        "model_checkpoint_sha256": run.get("model_checkpoint_sha256"),
+        "config_hash": run.get("config_hash"),
+        "packages": run.get("packages"),
+        "hardware": run.get("hardware"),
+        "host": run.get("hostname"),
+    }

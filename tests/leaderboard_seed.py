@@ -1,0 +1,50 @@
+"""A results store seeded with synthetic runs for the leaderboard tests (see
+`clbench.leaderboard_app.synthetic` for the formula the expected numbers come from)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from clbench.leaderboard_app.synthetic import Spec, add_run
+from clbench.store import Store
+
+ALPHA = Spec("alpha", gain=0.5, drop=0.1, lr=1e-4, trainable=10_000)
+ALPHA_HIGH_LR = Spec("alpha", gain=0.3, drop=0.05, lr=1e-3, trainable=10_000)
+BETA = Spec("beta", gain=0.2, drop=0.3, trainable=500_000)
+BETA_DIRTY = Spec("beta", gain=0.2, drop=0.3, trainable=500_000, git_dirty=True)
+GAMMA = Spec("gamma", gain=0.9, drop=0.0)  # only failed and running runs: never on the board
+ALPHA_8SHOT = Spec("alpha", gain=0.4, drop=0.1, scenario="syn-8shot", shots=8)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (for a run whose process died)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def seed_store(path: Path) -> dict[str, list[str]]:
+    """Write the fixture runs to a new store at `path`; returns run ids by kind."""
+    ids: dict[str, list[str]] = {"completed": [], "failed": [], "running": []}
+    with Store(f"sqlite:///{path}") as store:
+        for seed in (0, 1, 2):
+            ids["completed"].append(add_run(store, ALPHA, seed))
+        ids["completed"].append(add_run(store, ALPHA_HIGH_LR, 0))
+        for seed in (0, 1):
+            ids["completed"].append(add_run(store, BETA, seed))
+        ids["completed"].append(add_run(store, BETA_DIRTY, 2))
+        ids["completed"].append(add_run(store, ALPHA_8SHOT, 0))
+        ids["failed"].append(add_run(store, GAMMA, 0, status="failed"))
+        ids["failed"].append(add_run(store, ALPHA, 3, status="failed"))
+        ids["running"].append(add_run(store, GAMMA, 1, status="running"))
+    # The running run's process is gone: a writer would mark it failed, the app must not.
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET pid = :pid WHERE id = :id"),
+                     {"pid": dead_pid(), "id": ids["running"][0]})
+    engine.dispose()
+    return ids

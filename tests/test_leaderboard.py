@@ -1,0 +1,281 @@
+"""Leaderboard tables and figures: pure functions over a store seeded with synthetic runs
+(including failed and running ones, which must never be counted), and read-only opening."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from leaderboard_seed import seed_store
+from sqlalchemy import create_engine, text
+
+from clbench.leaderboard_app import figures, tables
+from clbench.leaderboard_app.data import StoreProblem, load, open_store, read_only_url
+from clbench.metrics import METRICS
+from clbench.store import Store, StoreError
+
+FOUR_SHOT = tables.Filters(scenario="syn-4shot", backbone="ViT-B-16@openai")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lb") / "results.db"
+    ids = seed_store(path)
+    return path, ids
+
+
+@pytest.fixture(scope="module")
+def data(seeded):
+    path, _ = seeded
+    store = open_store(str(path))
+    yield load(store)
+    store.close()
+
+
+def _row(table: pd.DataFrame, group: str) -> pd.Series:
+    rows = table[table["group"] == group]
+    assert len(rows) == 1, f"{group}: {len(rows)} rows in {table['group'].tolist()}"
+    return rows.iloc[0]
+
+
+def test_only_completed_runs_are_loaded(data, seeded):
+    _, ids = seeded
+    assert sorted(data.runs["id"]) == sorted(ids["completed"])
+    assert data.other_statuses == {"failed": 2, "running": 1}
+    assert set(data.evals["run_id"]) == set(ids["completed"])
+    assert set(data.sessions["run_id"]) == set(ids["completed"])
+    assert "gamma" not in set(data.runs["strategy"])
+
+
+def test_shots_and_presets_are_derived(data):
+    runs = data.runs.set_index("id")
+    assert sorted(runs["shots"].unique().tolist()) == [4, 8]
+    assert set(runs["group"]) == {"alpha (lr=0.0001)", "alpha (lr=0.001)", "beta"}
+    assert runs["clean"].sum() == len(runs) - 1  # the one dirty beta run
+
+
+def test_leaderboard_rows_means_and_seed_counts(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    assert table["group"].tolist() == ["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta",
+                                       tables.ZERO_SHOT]
+    alpha = _row(table, "alpha (lr=0.0001)")
+    # the failed alpha seed 3 is not counted: 3 seeds, final = 10 + 50 + {0, 1, 2}
+    assert alpha["seeds"] == 3
+    assert alpha["final_accuracy"] == pytest.approx(61.0)
+    assert alpha["final_accuracy ±"] == pytest.approx(1.0)
+    assert alpha["target_gain"] == pytest.approx(50.0)
+    assert alpha["control:ctrl-a:change"] == pytest.approx(-10.0)
+    assert alpha["control:ctrl-b:final"] == pytest.approx(50.0)
+    assert alpha["forgetting"] == pytest.approx(5.0)
+    assert alpha["trainable_percent"] == pytest.approx(1.0)
+    assert alpha["time_per_session_s"] == pytest.approx(3.0)
+    single = _row(table, "alpha (lr=0.001)")
+    assert single["seeds"] == 1 and pd.isna(single["final_accuracy ±"])
+
+
+def test_zero_shot_reference_row_is_always_there(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    zero = _row(table, tables.ZERO_SHOT)
+    # session-0 accuracies of every 4-shot run: per seed 10 + {0, 1, 2}
+    assert zero["final_accuracy"] == pytest.approx(11.0)
+    assert zero["seeds"] == 3
+    assert zero["control:ctrl-a:final"] == pytest.approx(80.0)
+    assert zero["target_gain"] == 0 and zero["forgetting"] == 0
+    nothing = tables.leaderboard(data.runs, tables.Filters(
+        scenario="syn-4shot", backbone="ViT-B-16@openai", strategies=["no-such"]))
+    assert nothing["group"].tolist() == [tables.ZERO_SHOT]
+    assert nothing.iloc[0]["final_accuracy"] == pytest.approx(11.0)
+
+
+def test_ranking_follows_metric_direction(data):
+    assert METRICS["forgetting"].higher_is_better is False
+    by_forgetting = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="forgetting")
+    assert by_forgetting["group"].tolist() == [tables.ZERO_SHOT, "beta", "alpha (lr=0.001)",
+                                               "alpha (lr=0.0001)"]
+    assert by_forgetting["rank"].tolist() == [1, 2, 3, 4]
+    by_control = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="control:ctrl-a:change")
+    assert by_control["group"].iloc[0] == tables.ZERO_SHOT  # no change beats any drop
+    assert by_control["group"].iloc[-1] == "beta"
+    headers = tables.display_headers(by_forgetting, ["ctrl-a", "ctrl-b"])
+    assert headers["forgetting"].endswith("↓") and headers["final_accuracy"].endswith("↑")
+
+
+@pytest.mark.parametrize(("filters", "groups"), [
+    (tables.Filters(scenario="syn-8shot", backbone="ViT-B-16@openai"), ["alpha (lr=0.0001)"]),
+    (tables.Filters(scenario="syn-4shot", shots=[8]), []),
+    (tables.Filters(scenario="syn-4shot", strategies=["beta"]), ["beta"]),
+    (tables.Filters(scenario="syn-4shot", since=date.today() + timedelta(days=1)), []),
+    (tables.Filters(scenario="syn-4shot", until=date.today()), ["alpha (lr=0.0001)",
+                                                                "alpha (lr=0.001)", "beta"]),
+])
+def test_filters(data, filters, groups):
+    table = tables.leaderboard(data.runs, filters)
+    assert sorted(g for g in table["group"] if g != tables.ZERO_SHOT) == groups
+    assert tables.ZERO_SHOT in set(table["group"])
+
+
+def test_commit_filter(data):
+    clean = tables.leaderboard(data.runs, tables.Filters(scenario="syn-4shot", commit="clean"))
+    assert _row(clean, "beta")["seeds"] == 2
+    dirty = tables.leaderboard(data.runs, tables.Filters(scenario="syn-4shot", commit="dirty"))
+    assert _row(dirty, "beta")["seeds"] == 1
+    assert set(dirty["group"]) == {"beta", tables.ZERO_SHOT}
+
+
+def test_csv_export_has_directions_and_rows(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    csv = tables.export_csv(table, ["ctrl-a", "ctrl-b"]).decode()
+    lines = csv.strip().splitlines()
+    assert len(lines) == 1 + len(table)
+    assert "forgetting (%, lower is better)" in lines[0]
+    assert "final target accuracy (%, higher is better)" in lines[0]
+
+
+def test_forgetting_curves_mean_and_band(data):
+    runs = tables.filter_runs(data.runs, FOUR_SHOT)
+    stats = figures.curve_data(runs, data.evals, "syn")
+    alpha = stats[stats["group"] == "alpha (lr=0.0001)"].set_index("after_session")
+    assert alpha.loc[0, "mean"] == pytest.approx(11.0)
+    assert alpha.loc[3, "mean"] == pytest.approx(61.0)
+    assert alpha.loc[3, "std"] == pytest.approx(1.0) and alpha.loc[3, "seeds"] == 3
+    fig = figures.forgetting_curves(runs, data.evals, "syn")
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert sorted(t.name for t in lines) == ["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta"]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 3
+    band = next(t for t in bands if t.legendgroup == "alpha (lr=0.0001)")
+    assert max(band.y) == pytest.approx(62.0)  # mean + one std after the last session
+    control = figures.forgetting_curves(runs, data.evals, "ctrl-a")
+    beta = next(t for t in control.data if t.name == "beta")
+    assert list(beta.y) == pytest.approx([80.0, 70.0, 60.0, 50.0])
+
+
+def test_session_bars_and_heatmap(data, seeded):
+    runs = tables.filter_runs(data.runs, FOUR_SHOT)
+    fig = figures.session_bars(runs, data.evals, "syn")
+    assert fig.layout.barmode == "group"
+    assert len(fig.data) == 3 and all(len(t.x) == 4 for t in fig.data)
+    path, ids = seeded
+    store = open_store(str(path))
+    run = store.get_run(ids["completed"][0])  # alpha seed 0: gain 0.5, forget 0.2, T = 3
+    store.close()
+    heat = figures.accuracy_heatmap(run, "syn").data[0]
+    z = heat.z
+    assert z[0][0] == pytest.approx(60.0) and z[2][0] == pytest.approx(10 + 50 * (1 - 0.2 * 2 / 3))
+    assert z[0][1] is None  # session 2's classes are not evaluated after session 1
+
+
+def test_pareto_front_uses_directions():
+    points = pd.DataFrame({"control_change": [-10.0, -2.0, -20.0, -5.0],
+                           "target_gain": [50.0, 20.0, 40.0, 10.0]})
+    front = figures.pareto_front(points, "control_change", "target_gain", "control_change",
+                                 "target_gain")
+    assert front.tolist() == [True, True, False, False]
+    # forgetting is lower-is-better: the smallest forgetting with the highest gain wins
+    points = pd.DataFrame({"forgetting": [1.0, 5.0], "target_gain": [30.0, 30.0]})
+    assert figures.pareto_front(points, "forgetting", "target_gain", "forgetting",
+                                "target_gain").tolist() == [True, False]
+
+
+def test_tradeoff_plot(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    points = figures.tradeoff_data(table, ["ctrl-a", "ctrl-b"]).set_index("group")
+    assert points.loc["alpha (lr=0.0001)", "control_change"] == pytest.approx(-10.0)
+    assert points.loc[tables.ZERO_SHOT, "pareto"]  # nothing loses less than zero-shot
+    assert not points.loc["beta", "pareto"]  # alpha gains more and loses less
+    fig = figures.tradeoff_plot(table, ["ctrl-a", "ctrl-b"])
+    sizes = dict(zip(fig.data[0].text, fig.data[0].marker.size))
+    assert sizes["beta"] > sizes["alpha (lr=0.0001)"]  # 50% trainable vs 1%
+    html = figures.to_html(fig)
+    assert b"<html>" in html[:100] and b"Pareto front" in html
+
+
+def test_run_detail_and_compare(data, seeded):
+    path, ids = seeded
+    store = open_store(str(path))
+    runs = [store.get_run(i) for i in ids["completed"][:2]]
+    store.close()
+    prov = tables.provenance(runs[0])
+    assert prov["git_sha"] == "0" * 40 and len(prov["sample_ids_hash"]) == 16
+    sessions = tables.sessions_table(runs[0])
+    assert sessions["samples"].tolist() == [8, 8, 8]
+    assert sessions["active_blocks"].tolist() == [1, 2, 3]
+    compared = tables.compare_runs(runs)
+    assert compared.loc["seed", "differs"] and not compared.loc["strategy", "differs"]
+    assert compared["differs"].iloc[0]  # what differs is listed first
+
+
+def test_bulk_reads_match_get_run(seeded):
+    path, ids = seeded
+    store = open_store(str(path))
+    run = store.get_run(ids["completed"][0])
+    evals = store.evaluations_of([run["id"]])
+    assert sorted((e["after_session"], e["eval_set"], e["subset"], e["accuracy"])
+                  for e in evals) == sorted(
+        (e["after_session"], e["eval_set"], e["subset"], e["accuracy"])
+        for e in run["evaluations"])
+    sessions = store.session_overview([run["id"]])
+    assert [(s["n_classes"], s["n_samples"]) for s in sorted(sessions, key=lambda s: s["index"])
+            ] == [(len(s["classes"]), len(s["sample_ids"])) for s in run["sessions"]]
+    assert len(store.runs_overview(["running"])) == 1
+    store.close()
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_app_reads_never_write(seeded):
+    path, ids = seeded
+    before = _digest(path)
+    store = open_store(str(path))
+    load(store)
+    store.list_runs()  # would mark the dead running run failed if the store were writable
+    store.get_run(ids["running"][0])
+    store.close()
+    assert _digest(path) == before
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM runs WHERE id = :id"),
+                              {"id": ids["running"][0]}).scalar_one()
+    engine.dispose()
+    assert status == "running"
+    store = open_store(str(path))
+    with pytest.raises(StoreError, match="readonly"):  # SQLite itself refuses writes
+        store.mark_stale_runs()
+    store.close()
+    assert _digest(path) == before
+
+
+def test_read_only_url():
+    assert read_only_url("sqlite:////tmp/x.db") == "sqlite:///file:/tmp/x.db?mode=ro&uri=true"
+    assert read_only_url("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_missing_file_is_not_created(tmp_path):
+    path = tmp_path / "none.db"
+    with pytest.raises(StoreProblem, match="no results database") as info:
+        open_store(str(path))
+    assert "clbench run" in info.value.todo
+    assert not path.exists()
+
+
+def test_old_schema_explains(tmp_path):
+    path = tmp_path / "old.db"
+    Store(f"sqlite:///{path}").close()
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schema_info SET value = '0' WHERE key = 'schema_version'"))
+    engine.dispose()
+    with pytest.raises(StoreProblem, match="older than") as info:
+        open_store(str(path))
+    assert "another schema" in info.value.title and "clbench app --db" in info.value.todo
+
+
+def test_unreachable_url_explains():
+    with pytest.raises(StoreProblem) as info:
+        open_store("postgresql+psycopg2://nobody@127.0.0.1:1/nowhere")
+    assert info.value.title == "Cannot open the results database"
+    assert "clbench app --db URL" in info.value.todo

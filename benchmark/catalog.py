@@ -77,11 +77,11 @@ def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
     elif what == "scenarios":
         for r in rows:
             shots = f"{r['shots']}-shot, " if r["shots"] else ""
-            lines.append(f"{r['name']:<16} {r['protocol']:<9} {shots}{r['sessions']} session(s); "
+            lines.append(f"{r['name']:<19} {r['protocol']:<9} {shots}{r['sessions']} session(s); "
                          f"eval: {', '.join(r['eval_sets'])}")
     elif what == "datasets":
         for r in rows:
-            lines.append(f"{r['name']:<16} {r['loader']:<7} splits: {', '.join(r['splits'])}  "
+            lines.append(f"{r['name']:<16} {r['loader']:<8} splits: {', '.join(r['splits'])}  "
                          f"{r['description']}")
     else:
         for r in rows:

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from clbench import __version__, cli_app
+from clbench import __version__, cli_app, cli_data
 from clbench.errors import UserError
 
 EPILOG_RUN = """examples:
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one config key, e.g. training.lr=1e-4 (repeatable)")
     run.add_argument("--data-root", metavar="DIR", help="root of local datasets "
                      "(default: $CLBENCH_DATA, else ./data)")
+    run.add_argument("--skip-corrupt", action="store_true", help="leave out missing or corrupt "
+                     "data files instead of failing (the run records which)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--quiet", action="store_true", help="print only the final line")
     run.add_argument("--json", action="store_true", help="print the stored run as JSON at the end")
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False)
     pretrain.add_argument("args", nargs=argparse.REMAINDER)
     cli_app.add_parser(sub)
+    cli_data.add_parser(sub)
     return parser
 
 
@@ -143,8 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from clbench.runner import run
 
-    result = run(config, store, data_root=args.data_root, progress=not args.no_progress,
-                 quiet=args.quiet)
+    result = run(config, store, data_root=args.data_root, skip_corrupt=args.skip_corrupt,
+                 progress=not args.no_progress, quiet=args.quiet)
     if args.json:
         from clbench.report import run_json
 
@@ -207,7 +210,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
-            "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app}
+            "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app,
+            "data": cli_data.cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def _raise_on_sigterm(signum, frame):
 
 
 def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
-        quiet: bool = False) -> RunResult:
+        quiet: bool = False, skip_corrupt: bool = False) -> RunResult:
     from avalanche.training.plugins import EvaluationPlugin
 
     from clbench.classifier import CLIPClassifier
@@ -68,7 +68,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
 
     config.training = effective_training(config.training, [plugin])
     device = pick_device(config.device)
-    scenario = load_scenario(config.scenario, config.seed, data_root)
+    scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt)
     seed_everything(config.seed)
     bundle = load_model(config.model)
     from clbench.params import build_on_meta
@@ -92,7 +92,9 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         strategy=config.strategy, strategy_config=strategy_params, scenario=scenario.name,
         scenario_manifest_hash=scenario.manifest.hash, model_arch=bundle.arch,
         model_pretrained=bundle.pretrained, model_checkpoint_sha256=bundle.checkpoint_sha256,
-        seed=config.seed, config={**resolved, "dataset_manifest_hashes": scenario.dataset_hashes},
+        seed=config.seed, config={**resolved, "dataset_manifest_hashes": scenario.dataset_hashes,
+                                  "data": {"skip_corrupt": skip_corrupt,
+                                           "datasets": scenario.data_record()}},
         config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)
     if not quiet:
         print(f"run {run_id[:12]}: {config.strategy} on {scenario.name} "

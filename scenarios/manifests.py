@@ -21,7 +21,7 @@ import yaml
 from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
 
-LOADERS = ("proxy", "folder")
+LOADERS = ("proxy", "folder", "gtsrb", "imagenet")
 PROTOCOLS = ("few-shot", "offline")
 
 
@@ -63,12 +63,18 @@ class DatasetManifest:
     subdir: str = ""  # folder name under the data root
     class_names: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
+    # a fixed, seeded subset evaluated as its own eval set: {per_class: N, seed: S}
+    subset: dict[str, int] | None = None
+    expected: dict[str, int] = field(default_factory=dict)  # image count per split (as published)
+    generation_prompts: dict[str, str] = field(default_factory=dict)  # DALL-E: caption -> prompt
+    prepare: str = ""  # the `clbench data prepare` command that makes this dataset
     hash: str = ""
     path: str = ""
 
 
 _DATASET_KEYS = {"name", "loader", "splits", "description", "obtain", "layout", "subdir",
-                 "class_names", "templates"}
+                 "class_names", "templates", "subset", "expected", "generation_prompts",
+                 "prepare"}
 
 
 def list_datasets() -> list[str]:
@@ -83,12 +89,20 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
     _check_keys(data, _DATASET_KEYS, str(path))
     if data.get("loader") not in LOADERS:
         raise ConfigError(f"{path}: loader must be one of {', '.join(LOADERS)}")
+    subset = data.get("subset")
+    if subset is not None and (not isinstance(subset, dict) or set(subset) != {"per_class", "seed"}
+                               or not all(isinstance(v, int) for v in subset.values())
+                               or subset["per_class"] < 1):
+        raise ConfigError(f"{path}: subset must be {{per_class: N, seed: S}} with integers, N >= 1")
     return DatasetManifest(
         name=data.get("name", name), loader=data["loader"],
         splits=tuple(data.get("splits", ["test"])), description=data.get("description", ""),
         obtain=data.get("obtain", ""), layout=data.get("layout", ""),
         subdir=data.get("subdir", name), class_names=tuple(data.get("class_names", [])),
-        templates=tuple(data.get("templates", [])), hash=digest, path=str(path))
+        templates=tuple(data.get("templates", [])), subset=subset,
+        expected={str(k): int(v) for k, v in (data.get("expected") or {}).items()},
+        generation_prompts=dict(data.get("generation_prompts") or {}),
+        prepare=data.get("prepare", ""), hash=digest, path=str(path))
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,9 @@ class ScenarioManifest:
     shots: int | None = None
     session_sizes: tuple[int, ...] = ()
     class_order: Any = "dataset"  # "dataset", "seeded", or a list of class names
+    # "class": sessions.order lists classes; "group": it lists source classes (TSI actions),
+    # several of which may share a class, so a class can recur in later sessions
+    session_by: str = "class"
     training: dict[str, Any] = field(default_factory=dict)
     # strategy name -> training keys that override `training` for that strategy only
     strategy_training: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -145,7 +162,12 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     sessions = data.get("sessions", {}) or {}
     if not isinstance(sessions, dict):
         raise ConfigError(f"{path}: 'sessions' must be a mapping with 'sizes' and 'order'")
-    _check_keys(sessions, {"sizes", "order"}, f"{path}: sessions")
+    _check_keys(sessions, {"sizes", "order", "by"}, f"{path}: sessions")
+    session_by = sessions.get("by", "class")
+    if session_by not in ("class", "group"):
+        raise ConfigError(f"{path}: sessions.by must be 'class' or 'group'")
+    if session_by == "group" and not isinstance(sessions.get("order"), list):
+        raise ConfigError(f"{path}: sessions.by: group needs sessions.order to list the groups")
     shots = data.get("shots")
     if protocol == "few-shot" and (not isinstance(shots, int) or shots < 1):
         raise ConfigError(f"{path}: a few-shot scenario needs 'shots' (a positive integer)")
@@ -163,6 +185,7 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     return ScenarioManifest(
         name=data.get("name", path.stem), target=data["target"], protocol=protocol,
         eval_sets=tuple(data.get("eval_sets", [])), shots=shots, session_sizes=sizes,
-        class_order=sessions.get("order", "dataset"), training=dict(training),
+        class_order=sessions.get("order", "dataset"), session_by=session_by,
+        training=dict(training),
         strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
         description=data.get("description", ""), hash=digest, path=str(path))

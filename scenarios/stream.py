@@ -47,7 +47,22 @@ class Scenario:
     train: SplitData
     sessions: list[Session]
     eval_sets: list[EvalSet]  # the target test set first, then the controls
-    dataset_hashes: dict[str, str]
+    dataset_hashes: dict[str, str]  # dataset name -> hash of its YAML declaration
+
+    def data_record(self) -> dict[str, dict[str, Any]]:
+        """What a stored run keeps about the data beyond the YAML hashes: the sha256 of each
+        prepared manifest.json, the subset rule of a subset eval set, the files skipped."""
+        record: dict[str, dict[str, Any]] = {}
+        for split in [self.train, *(e.data for e in self.eval_sets)]:
+            entry = record.setdefault(split.dataset, {"prepared_manifest_sha256": None,
+                                                      "skipped_files": []})
+            entry["prepared_manifest_sha256"] = split.prepared_sha256
+            entry["skipped_files"] = sorted({*entry["skipped_files"], *split.skipped})
+        for eval_set in self.eval_sets:
+            subset = load_dataset_manifest(eval_set.name).subset
+            if subset:
+                record[eval_set.name]["subset"] = dict(subset)
+        return record
 
     @property
     def name(self) -> str:
@@ -111,8 +126,46 @@ def draw_shots(train: SplitData, class_ids: list[int], shots: int,
     return chosen
 
 
+def _group_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> list[Session]:
+    """Sessions of source groups (the official LoRSU code's TSI grouping of actions): each
+    session holds the classes its groups map to, and K shots per class are drawn among the
+    samples of the session's groups only."""
+    if train.groups is None:
+        raise ConfigError(f"{manifest.path}: sessions.by: group needs a dataset whose files "
+                          "record their source group (a prepared TSI manifest.json)")
+    order = list(manifest.class_order)
+    known = set(train.groups)
+    unknown = [g for g in order if g not in known]
+    if unknown:
+        raise ConfigError(f"{manifest.path}: sessions.order names groups with no training "
+                          f"samples: {', '.join(map(str, unknown[:5]))}")
+    sizes = list(manifest.session_sizes)
+    if sum(sizes) > len(order):
+        raise ConfigError(f"{manifest.path}: sessions.sizes add up to {sum(sizes)} groups but "
+                          f"sessions.order lists {len(order)}")
+    generator = torch.Generator().manual_seed(seed)
+    groups = train.groups
+    targets = train.targets.tolist()
+    sessions, start = [], 0
+    for number, size in enumerate(sizes, start=1):
+        wanted = set(order[start:start + size])
+        start += size
+        members = [i for i, g in enumerate(groups) if g in wanted]
+        class_ids = list(dict.fromkeys(targets[i] for i in members))
+        chosen: list[int] = []
+        for c in class_ids:
+            pool = torch.tensor([i for i in members if targets[i] == c])
+            perm = torch.randperm(len(pool), generator=generator)[:manifest.shots or 0]
+            chosen += sorted(pool[perm].tolist())
+        sessions.append(Session(number, class_ids, [train.class_names[c] for c in class_ids],
+                                chosen, [train.sample_ids[i] for i in chosen]))
+    return sessions
+
+
 def build_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> list[Session]:
     names = train.class_names
+    if manifest.protocol != "offline" and manifest.session_by == "group":
+        return _group_sessions(manifest, train, seed)
     if manifest.protocol == "offline":
         all_ids = list(range(len(names)))
         idx = list(range(len(train)))
@@ -133,16 +186,21 @@ def build_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> l
     return sessions
 
 
-def load_scenario(name_or_path: str, seed: int, data_root: str | None = None) -> Scenario:
-    """Read the manifests and the data, draw the sessions. Fails early on missing data."""
+def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
+                  skip_corrupt: bool = False) -> Scenario:
+    """Read the manifests and the data, draw the sessions. Fails early on missing data, and on
+    missing or corrupt files unless `skip_corrupt` (then they are left out and recorded)."""
     manifest = load_scenario_manifest(name_or_path)
     target_manifest = load_dataset_manifest(manifest.target)
-    train = load_split(target_manifest, "train", data_root)
-    eval_sets = [EvalSet(manifest.target, load_split(target_manifest, "test", data_root), True)]
+    train = load_split(target_manifest, "train", data_root, skip_corrupt)
+    eval_sets = [EvalSet(manifest.target,
+                         load_split(target_manifest, "test", data_root, skip_corrupt), True)]
     hashes = {manifest.target: target_manifest.hash}
     for control in manifest.eval_sets:
         control_manifest = load_dataset_manifest(control)
-        eval_sets.append(EvalSet(control, load_split(control_manifest, "test", data_root), False))
+        split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
+        eval_sets.append(EvalSet(control, load_split(control_manifest, split, data_root,
+                                                     skip_corrupt), False))
         hashes[control] = control_manifest.hash
     if train.class_names != eval_sets[0].data.class_names:
         raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")

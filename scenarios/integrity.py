@@ -1,0 +1,145 @@
+"""Prepared-data manifests (`manifest.json` beside the images) and integrity checks.
+
+`clbench data prepare NAME` writes, into the dataset's folder, one JSON file that lists every
+image with its split, class and sha256, plus counts per split and class. It is written
+deterministically (sorted keys and files, no timestamps, no absolute paths), so preparing the
+same source twice gives the same bytes, and its own sha256 identifies the exact data a run used
+(stored with every run). `clbench data check NAME` and every run verify the files against it; a
+dataset without one is checked by decoding each image instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREPARED_NAME = "manifest.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative to the dataset folder, POSIX separators
+    split: str
+    label: str  # the class as the dataset's files name it (caption, GTSRB label, wnid)
+    sha256: str
+    group: str | None = None  # the source class, where several map to one label (TSI action)
+    source: str | None = None  # what it was made from (a clip file name)
+    frame: int | None = None  # TSI: index of the chosen frame in the clip
+
+
+@dataclass
+class Problems:
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.corrupt)
+
+    def all(self) -> list[str]:
+        return sorted(self.missing + self.corrupt)
+
+    def summary(self, limit: int = 10) -> str:
+        parts = []
+        for kind, files in (("missing", self.missing), ("corrupt", self.corrupt)):
+            if files:
+                shown = ", ".join(files[:limit]) + (" ..." if len(files) > limit else "")
+                parts.append(f"{len(files)} {kind}: {shown}")
+        return "; ".join(parts)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def decodes(path: Path) -> bool:
+    """True if PIL reads the whole image (a truncated file fails `load`, not only `verify`)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except Exception:  # noqa: BLE001 - any decoder error means the file is unusable
+        return False
+
+
+def counts(records: list[FileRecord]) -> dict[str, dict[str, int]]:
+    per_split: dict[str, Counter] = {}
+    for r in records:
+        per_split.setdefault(r.split, Counter())[r.label] += 1
+    return {split: dict(sorted(c.items())) for split, c in sorted(per_split.items())}
+
+
+def write_prepared(folder: Path, dataset: str, records: list[FileRecord],
+                   info: dict[str, Any] | None = None) -> Path:
+    """Write `folder/manifest.json`; byte-identical for identical inputs."""
+    records = sorted(records, key=lambda r: r.path)
+    body = {
+        "dataset": dataset,
+        "format": FORMAT,
+        "counts": counts(records),
+        "totals": {s: sum(c.values()) for s, c in counts(records).items()},
+        "files": [{k: v for k, v in asdict(r).items() if v is not None} for r in records],
+        "info": info or {},
+    }
+    path = folder / PREPARED_NAME
+    path.write_text(json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return path
+
+
+@dataclass
+class Prepared:
+    dataset: str
+    records: list[FileRecord]
+    counts: dict[str, dict[str, int]]
+    info: dict[str, Any]
+    sha256: str  # of manifest.json itself: what a stored run records
+
+
+def read_prepared(folder: Path) -> Prepared | None:
+    path = folder / PREPARED_NAME
+    if not path.is_file():
+        return None
+    from clbench.errors import UserError
+
+    try:
+        body = json.loads(path.read_text())
+        records = [FileRecord(**f) for f in body["files"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path} is not a clbench data manifest ({type(err).__name__})",
+                        hint="re-create it with `clbench data prepare`") from None
+    return Prepared(body.get("dataset", ""), records, body.get("counts", {}),
+                    body.get("info", {}), sha256_file(path))
+
+
+def verify_records(folder: Path, records: list[FileRecord]) -> Problems:
+    """Every listed file is present and has its recorded sha256."""
+    problems = Problems()
+    for r in records:
+        path = folder / r.path
+        if not path.is_file():
+            problems.missing.append(r.path)
+        elif sha256_file(path) != r.sha256:
+            problems.corrupt.append(r.path)
+    return problems
+
+
+def verify_decodable(folder: Path, paths: list[Path]) -> Problems:
+    """Without a manifest: every file must exist and decode."""
+    problems = Problems()
+    for path in paths:
+        rel = path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
+        if not path.is_file():
+            problems.missing.append(rel)
+        elif not decodes(path):
+            problems.corrupt.append(rel)
+    return problems

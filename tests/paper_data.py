@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from clbench.scenarios import tsi
+
 STRIPE = 8
 BITS = 8
 SIDE = STRIPE * BITS  # 64x64 frames
@@ -53,6 +55,34 @@ def make_clip(path: Path, frames: int, fps: int) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def expected_index(frames: int, fps: int) -> int:
+    """The docstring's rule in integers, for a constant frame rate: D = frames / fps,
+    n = ceil(2 D) samples, keep sample n // 2 at t = (n // 2) / 2, frame floor(t * fps)."""
+    n = -(-2 * frames // fps)
+    return min(frames - 1, (n // 2) * fps // 2)
+
+
+def make_videos(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every Table 6 action once by a train subject (p03) and once by a test subject (p02),
+    plus clips that must be left out. Returns {clip stem: (frames, fps)}."""
+    clips = {}
+    for i, action in enumerate(sorted(tsi.ACTION_CAPTIONS)):
+        for subject in ("p03", "p02"):
+            frames, fps = 4 + (i * 5) % 17, (10, 15, 20)[i % 3]
+            clips[f"{action}_{subject}_r00_v0{i % 3}_c0{1 + i % 7}"] = (frames, fps)
+    clips["Drink.Frombottle_p25_r01_v01_c02"] = (9, 10)   # a second train subject
+    clips["Pour.Frombottle_p18_r01_v01_c02"] = (9, 10)    # shares "holding a bottle"
+    for stem, (frames, fps) in clips.items():
+        make_clip(folder / stem.split("_")[0] / f"{stem}.mp4", frames, fps)
+    for odd in ("Getup_p03_r00_v00_c01", "Takepills_p02_r00_v00_c01",  # dropped (table 6)
+                "Dance_p03_r00_v00_c01",  # not a Smarthome action
+                "Walk_p99_r00_v00_c01",  # unknown subject
+                "holiday"):  # not named like a Smarthome clip
+        make_clip(folder / "other" / f"{odd}.mp4", 4, 10)
+    return clips
+
 
 
 def tiny_image(path: Path, seed: int, size: int = 12, fmt: str | None = None) -> Path:

@@ -122,6 +122,9 @@ def prepare_tsi(videos: Path, out: Path, workers: int = 1,
                     "unknown_subjects": unknown_subject, "duplicates": duplicates,
                     "unreadable": unreadable},
     }
+    split_sizes = Counter(r.split for r in records)
+    log(f"TSI: {split_sizes['train']} train and {split_sizes['test']} test images "
+        "(the paper reports about 10k train and 5k test)")
     out.mkdir(parents=True, exist_ok=True)
     manifest = write_prepared(out, "tsi", records, info)
     return {"manifest": manifest, "records": records, "info": info}

@@ -186,6 +186,8 @@ def test_unprepared_folder_is_checked_by_decoding(root, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["corrupt"] == ["val/n00000007/ILSVRC2012_val_00000014.JPEG"]
     assert result["prepared_manifest_sha256"] is None and result["counts"] == {"val": 2000}
+    with pytest.raises(UserError, match="n00000007/ILSVRC2012_val_00000014.JPEG"):
+        load_split(load_dataset_manifest("imagenet"), "val", str(data))  # a run's quick check
 
 
 def test_stored_run_records_data_hashes_and_skipped_files(root, tmp_path, capsys):
@@ -251,3 +253,13 @@ def test_prepare_dalle_twice_gives_the_same_bytes(root, tmp_path):
         assert main(["data", "prepare", "dalle", "--from", str(source), "--out",
                      str(tmp_path / out)]) == 0
     assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_quick_check_catches_truncated_images(tmp_path, fmt):
+    from clbench.scenarios.integrity import decodes
+
+    path = tiny_image(tmp_path / f"image.{fmt.lower()}", 3, size=64, fmt=fmt)
+    assert decodes(path, thorough=False) and decodes(path)
+    path.write_bytes(path.read_bytes()[:-200])
+    assert not decodes(path, thorough=False) and not decodes(path)

@@ -48,7 +48,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     command = [sys.executable, "-m", "streamlit", "run", str(app_script()),
                "--server.port", str(args.port), "--server.headless", "true",
-               "--browser.gatherUsageStats", "false"]
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     if args.address:
         command += ["--server.address", args.address]
     return command + ["--", "--db", resolve_db_url(args.db)]

@@ -718,49 +718,49 @@ class Store:
 
     def runs_overview(self, statuses: Iterable[str] | None = None) -> list[dict]:
         """Every run (optionally only these statuses) without its heavy provenance columns."""
-        columns = [getattr(Run, k) for k in _OVERVIEW_COLUMNS]
-        query = select(*columns).order_by(Run.created_at, Run.id)
+        query = select(*[Run.__table__.c[k] for k in _OVERVIEW_COLUMNS]).order_by(
+            Run.created_at, Run.id)
         if statuses is not None:
             query = query.where(Run.status.in_(list(statuses)))
-        with self._tx("read runs") as session:
-            rows = session.execute(query).all()
-        return [dict(zip(_OVERVIEW_COLUMNS, row)) for row in rows]
+        return self._read(query, _OVERVIEW_COLUMNS, "read runs")
 
-    def evaluations_of(self, run_ids: Iterable[str] | None = None,
+    def evaluations_of(self, statuses: Iterable[str] | None = None,
                        subset: str | None = None) -> list[dict]:
-        """Evaluation rows {run_id, after_session, eval_set, subset, accuracy, n} of many runs."""
+        """Evaluation rows {run_id, after_session, eval_set, subset, accuracy, n} of every run
+        (optionally only runs with these statuses, only this subset)."""
         fields = ["run_id", *_EVAL_FIELDS]
-        base = select(*[getattr(Evaluation, k) for k in fields])
+        table = Evaluation.__table__
+        query = select(*[table.c[k] for k in fields])
         if subset is not None:
-            base = base.where(Evaluation.subset == subset)
-        return self._rows_by_run(base, Evaluation.run_id, fields, run_ids, "read evaluations")
+            query = query.where(table.c.subset == subset)
+        return self._read(self._of_status(query, table, statuses), fields, "read evaluations")
 
-    def session_overview(self, run_ids: Iterable[str] | None = None) -> list[dict]:
-        """Per-session rows of many runs: counts of classes and samples instead of the lists."""
+    def session_overview(self, statuses: Iterable[str] | None = None) -> list[dict]:
+        """Per-session rows of every run (optionally only these statuses): counts of classes
+        and samples instead of the lists, and no facts (`get_run` has them)."""
         from sqlalchemy import func
 
+        table = SessionRecord.__table__
         fields = ["run_id", "index", "n_classes", "n_samples", "train_time_s", "peak_memory_mb",
-                  "final_loss", "trainable_params", "facts"]
-        base = select(
-            SessionRecord.run_id, SessionRecord.index,
-            func.json_array_length(SessionRecord.classes),
-            func.json_array_length(SessionRecord.sample_ids),
-            SessionRecord.train_time_s, SessionRecord.peak_memory_mb, SessionRecord.final_loss,
-            SessionRecord.trainable_params, SessionRecord.facts,
-        )
-        return self._rows_by_run(base, SessionRecord.run_id, fields, run_ids, "read sessions")
+                  "trainable_params"]
+        query = select(table.c.run_id, table.c.index, func.json_array_length(table.c.classes),
+                       func.json_array_length(table.c.sample_ids), table.c.train_time_s,
+                       table.c.peak_memory_mb, table.c.trainable_params)
+        return self._read(self._of_status(query, table, statuses), fields, "read sessions")
 
-    def _rows_by_run(self, base: Any, run_column: Any, fields: list[str],
-                     run_ids: Iterable[str] | None, what: str) -> list[dict]:
-        ids = None if run_ids is None else list(run_ids)
-        # Chunks keep the IN list below every backend's bound-parameter limit.
-        chunks = [None] if ids is None else [ids[i:i + 500] for i in range(0, len(ids), 500)]
-        out: list[dict] = []
+    @staticmethod
+    def _of_status(query: Any, table: Any, statuses: Iterable[str] | None) -> Any:
+        if statuses is None:
+            return query
+        runs = Run.__table__
+        return query.join(runs, runs.c.id == table.c.run_id).where(
+            runs.c.status.in_(list(statuses)))
+
+    def _read(self, query: Any, fields: list[str], what: str) -> list[dict]:
+        # Core rows, not ORM entities: a few times faster on tens of thousands of rows.
         with self._tx(what) as session:
-            for chunk in chunks:
-                query = base if chunk is None else base.where(run_column.in_(chunk))
-                out += [dict(zip(fields, row)) for row in session.execute(query).all()]
-        return out
+            rows = session.connection().execute(query).all()
+        return [dict(zip(fields, row)) for row in rows]
 
     def _find_run(self, session: Session, run_id_or_prefix: str) -> Run:
         # Accept the dashed uuid form and any case, as people paste ids from many places.

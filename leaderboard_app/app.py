@@ -56,7 +56,11 @@ def problem_page(problem: StoreProblem) -> None:
 def sidebar(data: Data) -> tuple[str, tables.Filters]:
     runs = data.runs
     sb = st.sidebar
-    page = sb.radio("Page", PAGES, key="page")
+    sb.title("clbench leaderboard")
+    # ?page=Trade-off opens a page directly (links, screenshots)
+    asked = st.query_params.get("page")
+    page = sb.radio("Page", PAGES, key="page",
+                    index=PAGES.index(asked) if asked in PAGES else 0)
     scenarios = tables.options(runs, "scenario")
     scenario = sb.selectbox("Scenario", scenarios, key="scenario")
     in_scenario = runs[runs["scenario"] == scenario]
@@ -89,22 +93,26 @@ def leaderboard_page(data: Data, f: tables.Filters) -> None:
     population = tables.context(data.runs, f)
     controls = control_names(population)
     cols = tables.metric_columns(controls)
-    rank_by = st.selectbox("Rank by", [c.name for c in cols], key="rank_by",
-                           format_func=lambda n: next(c.header for c in cols if c.name == n))
-    table = tables.leaderboard(data.runs, f, rank_by)
+    left, right = st.columns([3, 1])
+    rank_by = left.selectbox("Rank by", [c.name for c in cols], key="rank_by",
+                             format_func=lambda n: next(c.header for c in cols if c.name == n))
+    min_seeds = right.number_input("Minimum seeds", min_value=1, value=1, step=1,
+                                   key="min_seeds", help="hide presets run on fewer seeds")
+    table = tables.leaderboard(data.runs, f, rank_by, min_seeds=int(min_seeds))
     counted = int(tables.filter_runs(data.runs, f).shape[0])
     skipped = ", ".join(f"{n} {s}" for s, n in sorted(data.other_statuses.items()))
-    st.caption(f"{counted} completed runs counted" + (f" ({skipped} not counted)" if skipped
-               else "") + ". Mean over seeds, ± one std; accuracies and changes in %, changes "
-               "in points against zero-shot. ↑ higher is better, ↓ lower is better.")
+    st.caption(f"{counted} completed runs pass the filters" + (f" ({skipped} runs are never "
+               "counted)" if skipped else "") + ". Mean over seeds ± one std; accuracies in %, "
+               "changes in points against zero-shot. ↑ higher is better, ↓ lower is better.")
     config = {"rank": st.column_config.NumberColumn("#", width="small"),
               "group": None, "strategy": "strategy", "preset": "preset",
               "seeds": st.column_config.NumberColumn("seeds"), "runs": None}
     for c in cols:
         digits = "%.2f" if c.metric == "trainable_percent" else "%.1f"
         config[c.name] = st.column_config.NumberColumn(c.header, format=digits)
-        config[c.name + " ±"] = st.column_config.NumberColumn("±", format="%.1f")
-    st.dataframe(table, column_config=config, hide_index=True, key="leaderboard")
+        config[c.name + " ±"] = st.column_config.TextColumn("±")
+    st.dataframe(tables.with_std_text(table), column_config=config, hide_index=True,
+                 key="leaderboard")
     st.download_button("Download table (CSV)", tables.export_csv(table, controls),
                        "leaderboard.csv", "text/csv", key="csv")
 
@@ -203,7 +211,6 @@ def main(argv: list[str]) -> None:
             "Record one, e.g.\n\n    " + RUN_HINT.format(db=where)))
         return
     page, f = sidebar(data)
-    st.title("clbench leaderboard")
     if page == "Leaderboard":
         leaderboard_page(data, f)
     elif page == "Forgetting curves":

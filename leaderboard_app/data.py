@@ -3,13 +3,13 @@
 The app must never write: an SQLite file is opened through a `mode=ro` URI (SQLite itself then
 refuses writes and never creates a missing file), and the store's status refresh, which would
 mark stale runs failed, is switched off. Everything the pages show is built from `Data`, three
-pandas frames read with one query each, so 1,000 runs cost three queries, not 3,000.
+pandas frames read with one query each, so 1,000 runs cost three queries, not 3,000
+(the evaluations only when a page draws curves).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -72,14 +72,28 @@ def open_store(db: str | None) -> Store:
     return store
 
 
-@dataclass
-class Data:
-    """Completed runs, their `all`-subset and per-session evaluations, and their sessions."""
+EVAL_COLUMNS = ["run_id", "after_session", "eval_set", "subset", "accuracy", "n"]
 
-    runs: pd.DataFrame
-    evals: pd.DataFrame
-    sessions: pd.DataFrame
-    other_statuses: dict[str, int]
+
+class Data:
+    """Completed runs and their sessions, read at once; their evaluations, read on first use
+    (the leaderboard itself needs only the runs' summaries, the curves need every accuracy)."""
+
+    def __init__(self, runs: pd.DataFrame, sessions: pd.DataFrame,
+                 other_statuses: dict[str, int], store: Store | None = None,
+                 evals: pd.DataFrame | None = None):
+        self.runs = runs
+        self.sessions = sessions
+        self.other_statuses = other_statuses
+        self._store = store
+        self._evals = evals
+
+    @property
+    def evals(self) -> pd.DataFrame:
+        if self._evals is None:
+            rows = self._store.evaluations_of(["completed"]) if self._store else []
+            self._evals = pd.DataFrame.from_records(rows, columns=EVAL_COLUMNS)
+        return self._evals
 
 
 RUN_METRICS = ("final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
@@ -100,20 +114,17 @@ def _fmt_value(value: object) -> str:
 def preset_labels(runs: pd.DataFrame) -> pd.Series:
     """A short label per run naming the settings that set its preset apart from the other
     presets of the same strategy ("lr=0.0001"); empty where a strategy has one preset."""
-    labels = pd.Series("", index=runs.index, dtype=object)
-    for _, group in runs.groupby("strategy", sort=False):
-        presets = group.drop_duplicates("preset_key")
-        if len(presets) < 2:
-            continue
-        params = {row.preset_key: _flat_params(row.strategy_config, row.training_config)
-                  for row in presets.itertuples()}
+    presets = runs.drop_duplicates("preset_key")
+    labels: dict[str, str] = {}
+    for _, group in presets.groupby("strategy", sort=False):
+        params = {key: _flat_params(sc, tc) for key, sc, tc in zip(
+            group["preset_key"], group["strategy_config"], group["training_config"])}
         keys = sorted({k for p in params.values() for k in p})
         differ = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str)
                                           for p in params.values()}) > 1]
         for key, p in params.items():
-            text = ", ".join(f"{k}={_fmt_value(p.get(k))}" for k in differ)
-            labels[group.index[group["preset_key"] == key]] = text
-    return labels
+            labels[key] = ", ".join(f"{k}={_fmt_value(p.get(k))}" for k in differ)
+    return runs["preset_key"].map(labels).fillna("")
 
 
 def runs_frame(rows: list[dict]) -> pd.DataFrame:
@@ -131,7 +142,7 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
         rec["backbone"] = (f"{r['model_arch']}@{r['model_pretrained']}"
                            if r.get("model_pretrained") else r["model_arch"])
         rec["clean"] = bool(r.get("git_sha")) and r.get("git_dirty") is False
-        rec["preset_key"] = canonical_hash([r.get("strategy_config_hash"),
+        rec["preset_key"] = canonical_hash([r["strategy"], r.get("strategy_config_hash"),
                                             r.get("training_config")])
         rec["target"] = summary.get("target")
         rec["n_sessions"] = summary.get("sessions")
@@ -161,7 +172,7 @@ def control_names(runs: pd.DataFrame) -> list[str]:
 
 
 def load(store: Store) -> Data:
-    """Completed runs with their evaluations and sessions: three queries in all."""
+    """Completed runs with their sessions (two queries; evaluations follow on first use)."""
     rows = store.runs_overview()
     completed = [r for r in rows if r["status"] == "completed"]
     other: dict[str, int] = {}
@@ -169,18 +180,14 @@ def load(store: Store) -> Data:
         if r["status"] != "completed":
             other[r["status"]] = other.get(r["status"], 0) + 1
     runs = runs_frame(completed)
-    ids = [r["id"] for r in completed]
-    evals = pd.DataFrame.from_records(
-        store.evaluations_of(ids) if ids else [],
-        columns=["run_id", "after_session", "eval_set", "subset", "accuracy", "n"])
     sessions = pd.DataFrame.from_records(
-        store.session_overview(ids) if ids else [],
+        store.session_overview(["completed"]) if completed else [],
         columns=["run_id", "index", "n_classes", "n_samples", "train_time_s", "peak_memory_mb",
-                 "final_loss", "trainable_params", "facts"])
+                 "trainable_params"])
     if not runs.empty:
         first = sessions[sessions["index"] == 1].set_index("run_id")
         shots = (first["n_samples"] / first["n_classes"].where(first["n_classes"] > 0)).round()
         runs["shots"] = runs["id"].map(shots).astype("Int64")
         per_session = sessions.groupby("run_id")["train_time_s"].mean()
         runs["time_per_session_s"] = runs["id"].map(per_session)
-    return Data(runs=runs, evals=evals, sessions=sessions, other_statuses=other)
+    return Data(runs=runs, sessions=sessions, other_statuses=other, store=store)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from clbench.metrics import METRICS, accuracy_matrix
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
+# 48 distinct colours: a board of many presets should not repeat a colour
+PALETTE = tuple(qualitative.Dark24 + qualitative.Light24)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:

@@ -89,6 +89,17 @@ def test_zero_shot_reference_row_is_always_there(data):
     assert nothing.iloc[0]["final_accuracy"] == pytest.approx(11.0)
 
 
+def test_minimum_seeds_hides_presets_but_not_the_reference(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT, min_seeds=2)
+    assert sorted(table["group"]) == sorted(["alpha (lr=0.0001)", "beta", tables.ZERO_SHOT])
+    assert tables.leaderboard(data.runs, FOUR_SHOT, min_seeds=9)["group"].tolist() == [
+        tables.ZERO_SHOT]
+    shown = tables.with_std_text(table).set_index("group")
+    assert shown.loc["alpha (lr=0.0001)", "final_accuracy ±"] == "±1.0"
+    single = tables.with_std_text(tables.leaderboard(data.runs, FOUR_SHOT)).set_index("group")
+    assert single.loc["alpha (lr=0.001)", "final_accuracy ±"] == ""
+
+
 def test_ranking_follows_metric_direction(data):
     assert METRICS["forgetting"].higher_is_better is False
     by_forgetting = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="forgetting")
@@ -211,12 +222,13 @@ def test_bulk_reads_match_get_run(seeded):
     path, ids = seeded
     store = open_store(str(path))
     run = store.get_run(ids["completed"][0])
-    evals = store.evaluations_of([run["id"]])
+    evals = [e for e in store.evaluations_of(["completed"]) if e["run_id"] == run["id"]]
+    assert {e["run_id"] for e in store.evaluations_of(["running"])} == set(ids["running"])
     assert sorted((e["after_session"], e["eval_set"], e["subset"], e["accuracy"])
                   for e in evals) == sorted(
         (e["after_session"], e["eval_set"], e["subset"], e["accuracy"])
         for e in run["evaluations"])
-    sessions = store.session_overview([run["id"]])
+    sessions = [s for s in store.session_overview() if s["run_id"] == run["id"]]
     assert [(s["n_classes"], s["n_samples"]) for s in sorted(sessions, key=lambda s: s["index"])
             ] == [(len(s["classes"]), len(s["sample_ids"])) for s in run["sessions"]]
     assert len(store.runs_overview(["running"])) == 1

@@ -59,7 +59,7 @@ def test_filters_change_the_row_count(seeded, monkeypatch):
     at = start(seeded, monkeypatch)
     assert sorted(board_groups(at)) == sorted(["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta",
                                                ZERO_SHOT])
-    assert "2 failed, 1 running not counted" in at.caption[0].value
+    assert "2 failed, 1 running runs are never counted" in at.caption[0].value
     at.sidebar.multiselect(key="strategies").set_value(["beta"]).run()
     assert sorted(board_groups(at)) == ["beta", ZERO_SHOT]
     at.sidebar.multiselect(key="strategies").set_value([]).run()
@@ -75,6 +75,8 @@ def test_rank_by_reorders(seeded, monkeypatch):
     assert board_groups(at)[0] == "alpha (lr=0.0001)"  # highest final accuracy
     at.selectbox(key="rank_by").set_value("forgetting").run()
     assert board_groups(at)[:2] == [ZERO_SHOT, "beta"]  # lowest forgetting first
+    at.number_input(key="min_seeds").set_value(2).run()
+    assert "alpha (lr=0.001)" not in board_groups(at) and len(board_groups(at)) == 3
 
 
 def test_missing_database_page(tmp_path, monkeypatch):

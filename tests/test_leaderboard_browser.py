@@ -1,0 +1,120 @@
+"""End to end: `clbench app` on a free port, loaded in headless Chromium until the leaderboard
+table is drawn, then a screenshot that must not be blank.
+
+Needs Debian's `chromium` and `chromium-driver` (installed by `.ci/run`). Under CI (the CI
+environment variable set) their absence is a failure, elsewhere a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from leaderboard_seed import seed_store
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                  "--window-size=1400,1000")
+
+
+def _need_browser() -> None:
+    missing = [p for p in (CHROMIUM, DRIVER) if not Path(p).exists()]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} not installed (apt-get install -y chromium chromium-driver)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"clbench app exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"the app did not answer on port {port} in {timeout:.0f} s")
+
+
+def screenshot_leaderboard(db: Path, out: Path, timeout: float = 60) -> float:
+    """Serve the app on `db`, wait until the leaderboard table is drawn, save a PNG at `out`;
+    returns seconds from page load to the table (also used to refresh the README picture)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "clbench", "app", "--db", str(db), "--port",
+                             str(port), "--address", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profile = tempfile.mkdtemp(prefix="clbench-chromium-")
+    driver = None
+    try:
+        wait_healthy(port, proc)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+        start = time.monotonic()
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, timeout).until(ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, '[data-testid="stDataFrame"] canvas')))
+        # the grid draws its cells on the canvas right after it appears
+        WebDriverWait(driver, timeout).until(lambda d: "Running" not in d.execute_script(
+            "return document.querySelector('[data-testid=\"stStatusWidget\"]')?.innerText"
+            " || ''"))
+        elapsed = time.monotonic() - start
+        time.sleep(1.0)
+        driver.save_screenshot(str(out))
+        return elapsed
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_leaderboard_in_chromium(tmp_path):
+    _need_browser()
+    from PIL import Image, ImageStat
+
+    db = tmp_path / "results.db"
+    seed_store(db)
+    shot = tmp_path / "leaderboard.png"
+    screenshot_leaderboard(db, shot)
+    image = Image.open(shot).convert("RGB")
+    assert image.size[0] >= 800 and image.size[1] >= 600
+    # not blank: many colours, and a real share of non-white pixels (text, table, sidebar)
+    assert len(image.getcolors(maxcolors=1 << 20) or []) > 200
+    grey = image.convert("L")
+    dark = sum(grey.histogram()[:200]) / (image.size[0] * image.size[1])
+    assert dark > 0.01, f"only {dark:.2%} of the screenshot is not near-white"
+    assert max(ImageStat.Stat(grey).stddev) > 10

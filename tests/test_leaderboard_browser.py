@@ -118,3 +118,17 @@ def test_leaderboard_in_chromium(tmp_path):
     dark = sum(grey.histogram()[:200]) / (image.size[0] * image.size[1])
     assert dark > 0.01, f"only {dark:.2%} of the screenshot is not near-white"
     assert max(ImageStat.Stat(grey).stddev) > 10
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("1", pytest.fail.Exception),
+                                              (None, pytest.skip.Exception)])
+def test_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path, ci, outcome):
+    import test_leaderboard_browser as module
+
+    monkeypatch.setattr(module, "CHROMIUM", str(tmp_path / "no-chromium"))
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="apt-get install -y chromium chromium-driver"):
+        module._need_browser()

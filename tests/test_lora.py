@@ -5,14 +5,13 @@ from __future__ import annotations
 import copy
 from types import SimpleNamespace
 
-import open_clip
 import peft
 import pytest
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.utils.utils import as_classification_dataset
 from avalanche.training.plugins import EvaluationPlugin
-from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from tiny_models import WIDTH, TinyImages, tiny_clip, tokenize
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -24,18 +23,6 @@ from clbench.strategies.base import snapshot
 from clbench.strategies.lora import LoRAConfig, adapter_state, attach_adapters, merge_adapters
 from clbench.strategies.lora_layers import LowRankDelta, attach
 from clbench.template import CLIPTemplate
-
-WIDTH = 64
-
-
-def tiny_clip() -> nn.Module:
-    torch.manual_seed(0)
-    clip = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=WIDTH, head_width=16, patch_size=8,
-                                 image_size=32),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=1))
-    return clip.requires_grad_(False)  # as the base plugin hands it to configure()
 
 
 def images(n: int = 2) -> torch.Tensor:
@@ -247,26 +234,6 @@ def test_qkv_target_is_one_adapter_on_the_fused_weight():
 
 
 # ---------------------------------------------------------------- through the real template
-
-
-class TinyImages(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int):
-        self.x = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
-        self.targets = [i % 2 for i in range(n)]
-
-    def __len__(self):
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
-
-
-def tokenize(texts: list[str]) -> torch.Tensor:
-    ids = torch.zeros(len(texts), 16, dtype=torch.long)
-    for row, text in enumerate(texts):
-        codes = [1 + ord(c) % 98 for c in text[:15]] + [99]  # 99: the end token (argmax)
-        ids[row, :len(codes)] = torch.tensor(codes)
-    return ids
 
 
 def base_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

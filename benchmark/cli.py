@@ -23,7 +23,7 @@ EPILOG_RUN = """examples:
   clbench run --config my_run.yaml --set training.epochs=5
 
 config keys (YAML file or --set): strategy (name, or a mapping with name and its parameters),
-scenario, seed, device, model.{arch,pretrained,checkpoint},
+scenario, seed, device, controls (list of control eval sets), model.{arch,pretrained,checkpoint},
 training.{epochs,batch_size,lr,optimizer,weight_decay,scheduler,warmup,loss,eval_batch_size,
 precision,grad_clip}; strategy parameters as strategy.<param> (see `clbench list strategies -v`).
 Precedence: defaults < scenario's training block (then its strategy_training entry
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one config key, e.g. training.lr=1e-4 (repeatable)")
     run.add_argument("--data-root", metavar="DIR", help="root of local datasets "
                      "(default: $CLBENCH_DATA, else ./data)")
+    run.add_argument("--controls", metavar="SET[,SET...]", help="control eval sets instead of "
+                     "the scenario's, e.g. dalle,imagenet-10pc for the fast ImageNet subset")
     run.add_argument("--skip-corrupt", action="store_true", help="leave out missing or corrupt "
                      "data files instead of failing (the run records which)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -129,6 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         flags["seed"] = args.seed
     if args.device:
         flags["device"] = args.device
+    if args.controls:
+        flags["controls"] = args.controls
     model = {k: v for k, v in (("arch", args.model), ("pretrained", args.pretrained),
                                ("checkpoint", args.checkpoint)) if v}
     if model:

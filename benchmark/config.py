@@ -86,9 +86,11 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     seed: int = 0
     device: str = "auto"
+    # control eval sets replacing the scenario's (e.g. the fast ImageNet subset); None: its own
+    controls: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "strategy": {"name": self.strategy, **self.strategy_params},
             "scenario": self.scenario,
             "seed": self.seed,
@@ -96,6 +98,9 @@ class RunConfig:
             "model": dataclasses.asdict(self.model),
             "training": dataclasses.asdict(self.training),
         }
+        if self.controls is not None:  # only when set, so earlier configs keep their hashes
+            out["controls"] = list(self.controls)
+        return out
 
     def hash(self) -> str:
         from clbench.store import canonical_hash
@@ -289,7 +294,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-TOP_LEVEL_KEYS = ("strategy", "scenario", "seed", "device", "model", "training")
+TOP_LEVEL_KEYS = ("strategy", "scenario", "seed", "device", "model", "training", "controls")
 
 
 def assemble(layers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -337,7 +342,14 @@ def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None
     if device != "auto" and not (device == "cpu" or device.startswith("cuda")
                                  or device == "mps"):
         raise ConfigError(f"device: {device!r} is not auto, cpu, cuda, cuda:N or mps")
+    controls = raw.get("controls")
+    if isinstance(controls, str):
+        controls = [c.strip() for c in controls.split(",") if c.strip()]
+    if controls is not None and not (isinstance(controls, list)
+                                     and all(isinstance(c, str) for c in controls)):
+        raise ConfigError(f"controls: expected a list of eval set names, got {controls!r}",
+                          hint="for example --controls dalle,imagenet-10pc")
     params = {k: v for k, v in strategy.items() if k != "name"}
     return RunConfig(strategy=str(strategy["name"]), scenario=str(scenario),
                      strategy_params=params, model=model, training=training, seed=seed,
-                     device=device)
+                     device=device, controls=controls)

@@ -68,7 +68,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
 
     config.training = effective_training(config.training, [plugin])
     device = pick_device(config.device)
-    scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt)
+    scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
+                             config.controls)
     seed_everything(config.seed)
     bundle = load_model(config.model)
     from clbench.params import build_on_meta

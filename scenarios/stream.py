@@ -187,16 +187,17 @@ def build_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> l
 
 
 def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
-                  skip_corrupt: bool = False) -> Scenario:
+                  skip_corrupt: bool = False, controls: list[str] | None = None) -> Scenario:
     """Read the manifests and the data, draw the sessions. Fails early on missing data, and on
-    missing or corrupt files unless `skip_corrupt` (then they are left out and recorded)."""
+    missing or corrupt files unless `skip_corrupt` (then they are left out and recorded).
+    `controls` replaces the scenario's control eval sets (e.g. `imagenet-10pc` for speed)."""
     manifest = load_scenario_manifest(name_or_path)
     target_manifest = load_dataset_manifest(manifest.target)
     train = load_split(target_manifest, "train", data_root, skip_corrupt)
     eval_sets = [EvalSet(manifest.target,
                          load_split(target_manifest, "test", data_root, skip_corrupt), True)]
     hashes = {manifest.target: target_manifest.hash}
-    for control in manifest.eval_sets:
+    for control in manifest.eval_sets if controls is None else controls:
         control_manifest = load_dataset_manifest(control)
         split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
         eval_sets.append(EvalSet(control, load_split(control_manifest, split, data_root,

@@ -83,3 +83,18 @@ def test_zeroshot_run_changes_nothing(tiny_scenario, db_path):
     assert all(len(values) == 1 for values in by_set.values())  # identical after every session
     assert run["summary"]["target_gain"] == 0.0
     assert all(s["trainable_params"] == 0 for s in run["sessions"])
+
+
+def test_controls_replace_the_scenarios_eval_sets(tiny_scenario, db_path, capsys):
+    assert main(["run", "--strategy", "zeroshot", "--scenario", str(tiny_scenario), "--db",
+                 str(db_path), "--quiet", "--controls", "proxy-generic"]) == 0
+    store = Store(f"sqlite:///{db_path}", create=False)
+    run = store.get_run(store.list_runs()[0]["id"])
+    assert {e["eval_set"] for e in run["evaluations"]} == {"proxy", "proxy-generic"}
+    assert run["config"]["controls"] == ["proxy-generic"]
+    assert "proxy-generic" in run["config"]["dataset_manifest_hashes"]
+    capsys.readouterr()
+    assert main(["run", "--strategy", "zeroshot", "--scenario", str(tiny_scenario), "--db",
+                 str(db_path), "--controls", "proxy-genric"]) == 2
+    assert "did you mean: proxy-generic" in capsys.readouterr().err
+    assert len(store.list_runs()) == 1  # the failed choice stored nothing

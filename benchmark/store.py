@@ -724,15 +724,12 @@ class Store:
             query = query.where(Run.status.in_(list(statuses)))
         return self._read(query, _OVERVIEW_COLUMNS, "read runs")
 
-    def evaluations_of(self, statuses: Iterable[str] | None = None,
-                       subset: str | None = None) -> list[dict]:
+    def evaluations_of(self, statuses: Iterable[str] | None = None) -> list[dict]:
         """Evaluation rows {run_id, after_session, eval_set, subset, accuracy, n} of every run
-        (optionally only runs with these statuses, only this subset)."""
+        (optionally only runs with these statuses)."""
         fields = ["run_id", *_EVAL_FIELDS]
         table = Evaluation.__table__
         query = select(*[table.c[k] for k in fields])
-        if subset is not None:
-            query = query.where(table.c.subset == subset)
         return self._read(self._of_status(query, table, statuses), fields, "read evaluations")
 
     def session_overview(self, statuses: Iterable[str] | None = None) -> list[dict]:

@@ -48,3 +48,13 @@ def seed_store(path: Path) -> dict[str, list[str]]:
                      {"pid": dead_pid(), "id": ids["running"][0]})
     engine.dispose()
     return ids
+
+
+def old_schema_store(path: Path) -> Path:
+    """A store file that claims schema version 0 (what an older clbench would have written)."""
+    Store(f"sqlite:///{path}").close()
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schema_info SET value = '0' WHERE key = 'schema_version'"))
+    engine.dispose()
+    return path

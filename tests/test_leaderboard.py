@@ -8,13 +8,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from leaderboard_seed import seed_store
+from leaderboard_seed import old_schema_store, seed_store
 from sqlalchemy import create_engine, text
 
 from clbench.leaderboard_app import figures, tables
 from clbench.leaderboard_app.data import StoreProblem, load, open_store, read_only_url
 from clbench.metrics import METRICS
-from clbench.store import Store, StoreError
+from clbench.store import StoreError
 
 FOUR_SHOT = tables.Filters(scenario="syn-4shot", backbone="ViT-B-16@openai")
 
@@ -275,12 +275,7 @@ def test_missing_file_is_not_created(tmp_path):
 
 
 def test_old_schema_explains(tmp_path):
-    path = tmp_path / "old.db"
-    Store(f"sqlite:///{path}").close()
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE schema_info SET value = '0' WHERE key = 'schema_version'"))
-    engine.dispose()
+    path = old_schema_store(tmp_path / "old.db")
     with pytest.raises(StoreProblem, match="older than") as info:
         open_store(str(path))
     assert "another schema" in info.value.title and "clbench app --db" in info.value.todo

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from leaderboard_seed import seed_store
-from sqlalchemy import create_engine, text
+from leaderboard_seed import old_schema_store, seed_store
 from streamlit.testing.v1 import AppTest
 
 from clbench.cli import main
@@ -100,12 +99,7 @@ def test_empty_and_failed_only_database_pages(tmp_path, monkeypatch):
 
 
 def test_old_schema_page(tmp_path, monkeypatch):
-    path = tmp_path / "old.db"
-    Store(f"sqlite:///{path}").close()
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE schema_info SET value = '0' WHERE key = 'schema_version'"))
-    engine.dispose()
+    path = old_schema_store(tmp_path / "old.db")
     at = start(path, monkeypatch)
     assert "another schema" in at.error[0].value and "older than" in at.error[0].value
 

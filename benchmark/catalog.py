@@ -20,7 +20,7 @@ def _strategies(verbose: bool) -> list[dict]:
         if info.preset:
             row["preset"] = info.preset
         if verbose:
-            from clbench.config import describe_fields
+            from clbench.options import describe_fields
 
             cls = registry.load_class(name)
             row["params"] = [{"name": n, "type": t, "default": d, "help": h}

@@ -9,7 +9,6 @@ tensor in [0, 1] (the procedurally rendered proxy data), so any model runs on an
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import nn
 from clbench.backbones import PROXY_ALIASES, PROXY_ARCH
 from clbench.config import ModelConfig
 from clbench.errors import UserError
+from clbench.hashing import file_sha256
 from clbench.names import unknown_name_message
 
 
@@ -33,14 +33,6 @@ class ModelBundle:
     pretrained: str | None
     checkpoint_sha256: str | None
     image_size: int
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, ...],

@@ -18,7 +18,6 @@ refused with a message saying what was found, what is expected and what to do ab
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -53,6 +52,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from clbench.errors import UserError
+from clbench.hashing import canonical_hash
 from clbench.names import closest
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ __all__ = [
     "Store",
     "StoreError",
     "UnknownRun",
-    "canonical_hash",
     "resolve_db_url",
 ]
 
@@ -92,15 +91,6 @@ class InvalidRecord(StoreError, ValueError):
 
     It is also a ValueError because it usually means a bug in the caller, not a user mistake.
     """
-
-
-def canonical_hash(obj: Any) -> str:
-    """A short, stable hash of a JSON-like object: equal configs hash equal whatever the key order.
-
-    Used for every config hash in clbench, so that runs with the same settings can be grouped.
-    """
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def resolve_db_url(db: str | None = None) -> str:

@@ -9,7 +9,6 @@ instead of training on garbage. With nothing trainable (zero-shot) the session i
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 from typing import Any
@@ -19,21 +18,8 @@ from avalanche.training.templates import SupervisedTemplate
 
 from clbench.config import TrainingConfig
 from clbench.errors import TrainingDiverged
+from clbench.schedules import warmup_cosine
 from clbench.strategies.base import StrategyPlugin, effective_training
-
-
-def cosine_with_warmup(total_steps: int, warmup_fraction: float, cosine: bool = True):
-    warmup = int(round(warmup_fraction * total_steps))
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if not cosine:
-            return 1.0
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -85,7 +71,7 @@ class CLIPTemplate(SupervisedTemplate):
                                              weight_decay=t.weight_decay)
         total = max(1, self.train_epochs * len(self.dataloader))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, cosine_with_warmup(total, t.warmup, t.scheduler == "cosine"))
+            self.optimizer, warmup_cosine(total, int(round(t.warmup * total)), t.scheduler == "cosine"))
         self.scaler = (torch.amp.GradScaler("cuda") if self.use_amp
                        and self.amp_dtype == torch.float16 else None)
 

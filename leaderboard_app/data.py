@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from clbench.store import SCHEMA_VERSION, Store, StoreError, canonical_hash, resolve_db_url
+from clbench.hashing import canonical_hash
+from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
 

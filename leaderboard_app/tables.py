@@ -260,7 +260,7 @@ def sessions_table(run: dict) -> pd.DataFrame:
 
 def provenance(run: dict) -> dict:
     """What a run's numbers can be traced back to: code, packages, hardware, inputs."""
-    from clbench.store import canonical_hash
+    from clbench.hashing import canonical_hash
 
     samples = [s["sample_ids"] for s in run.get("sessions", [])]
     config = run.get("config") or {}

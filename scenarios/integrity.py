@@ -10,12 +10,13 @@ dataset without one is checked by decoding each image instead.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from clbench.hashing import file_sha256
 
 PREPARED_NAME = "manifest.json"
 FORMAT = 1
@@ -50,14 +51,6 @@ class Problems:
                 shown = ", ".join(files[:limit]) + (" ..." if len(files) > limit else "")
                 parts.append(f"{len(files)} {kind}: {shown}")
         return "; ".join(parts)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def decodes(path: Path, thorough: bool = True) -> bool:
@@ -131,7 +124,7 @@ def read_prepared(folder: Path) -> Prepared | None:
         raise UserError(f"{path} is not a clbench data manifest ({type(err).__name__})",
                         hint="re-create it with `clbench data prepare`") from None
     return Prepared(body.get("dataset", ""), records, body.get("counts", {}),
-                    body.get("info", {}), sha256_file(path))
+                    body.get("info", {}), file_sha256(path))
 
 
 def verify_records(folder: Path, records: list[FileRecord]) -> Problems:
@@ -141,7 +134,7 @@ def verify_records(folder: Path, records: list[FileRecord]) -> Problems:
         path = folder / r.path
         if not path.is_file():
             problems.missing.append(r.path)
-        elif sha256_file(path) != r.sha256:
+        elif file_sha256(path) != r.sha256:
             problems.corrupt.append(r.path)
     return problems
 

@@ -28,7 +28,8 @@ from clbench.errors import UserError
 from clbench.names import closest
 from clbench.scenarios import tsi
 from clbench.scenarios.datasets import IMAGE_SUFFIXES, gtsrb_samples
-from clbench.scenarios.integrity import FileRecord, decodes, sha256_file, write_prepared
+from clbench.hashing import file_sha256
+from clbench.scenarios.integrity import FileRecord, decodes, write_prepared
 from clbench.scenarios.manifests import DatasetManifest
 
 JPEG_SETTINGS = {"format": "JPEG", "quality": 95, "subsampling": 0, "optimize": False}
@@ -62,7 +63,7 @@ def _extract_one(job: tuple[str, str]) -> tuple[str, int, int, str | None]:
         return "", -1, 0, f"{type(err).__name__}: {err}"
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     image.convert("RGB").save(target, **JPEG_SETTINGS)
-    return sha256_file(Path(target)), index, count, None
+    return file_sha256(Path(target)), index, count, None
 
 
 def prepare_tsi(videos: Path, out: Path, workers: int = 1,
@@ -168,7 +169,7 @@ def prepare_dalle(source: Path, out: Path, manifest: DatasetManifest,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
             records.append(FileRecord(target.relative_to(out).as_posix(), "test", caption,
-                                      sha256_file(target)))
+                                      file_sha256(target)))
     if corrupt and not skip_corrupt:
         raise UserError(f"{len(corrupt)} image(s) under {source} do not decode: "
                         f"{', '.join(corrupt[:10])}{' ...' if len(corrupt) > 10 else ''}",
@@ -196,7 +197,7 @@ def prepare_gts(folder: Path, manifest: DatasetManifest, download: bool = False)
     for split in ("train", "test"):
         for path, label in sorted(gtsrb_samples(folder, split, download)):
             records.append(FileRecord(path.relative_to(folder).as_posix(), split,
-                                      manifest.class_names[label], sha256_file(path)))
+                                      manifest.class_names[label], file_sha256(path)))
     info = {"source": "GTSRB via torchvision.datasets.GTSRB"}
     return {"manifest": write_prepared(folder, "gts", records, info), "records": records,
             "info": info}
@@ -208,7 +209,7 @@ def prepare_imagenet(folder: Path) -> Report:
     if not root.is_dir():
         raise UserError(f"no ImageNet validation folder at {root}",
                         hint="arrange the 50,000 validation images as val/<wnid>/<image>")
-    records = [FileRecord(p.relative_to(folder).as_posix(), "val", wnid.name, sha256_file(p))
+    records = [FileRecord(p.relative_to(folder).as_posix(), "val", wnid.name, file_sha256(p))
                for wnid in sorted(d for d in root.iterdir() if d.is_dir())
                for p in sorted(wnid.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     info = {"source": "ImageNet ILSVRC2012 validation set"}

@@ -21,7 +21,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-from clbench.config import option
+from clbench.options import option
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbench.config import option
+from clbench.options import option
 from clbench.strategies.base import StrategyConfig, StrategyPlugin
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-from clbench.config import option
+from clbench.options import option
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import QKV, TARGETS, Slot, tower_blocks

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from clbench.config import option
+from clbench.options import option
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import QKV, BlockView, head_rows, image_projection, tower_blocks

@@ -117,7 +117,7 @@ def load_class(name: str) -> type:
 
 def create(name: str, params: dict[str, Any] | None = None):
     """A configured plugin instance; parameters are validated by the strategy's config class."""
-    from clbench.config import build_dataclass
+    from clbench.options import build_dataclass
 
     entry = info(name)
     cls = load_class(name)

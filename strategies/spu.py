@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from clbench.config import option
+from clbench.options import option
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import image_projection, tower_blocks

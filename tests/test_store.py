@@ -21,6 +21,7 @@ import pytest
 
 import clbench.store as store_mod
 from clbench.errors import UserError
+from clbench.hashing import canonical_hash
 from clbench.store import (
     DEFAULT_DB,
     SCHEMA_VERSION,
@@ -28,7 +29,6 @@ from clbench.store import (
     Store,
     StoreError,
     UnknownRun,
-    canonical_hash,
     resolve_db_url,
 )
 

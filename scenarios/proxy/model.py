@@ -8,12 +8,12 @@ that fine-tunes on two CPU cores in seconds. The committed checkpoint is produce
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import open_clip
 import torch
 
+from clbench.hashing import file_sha256
 from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
 from clbench.scenarios.proxy.world import IMAGE_SIZE
 
@@ -37,14 +37,6 @@ def build_proxy_clip(tokenizer: ProxyTokenizer | None = None) -> open_clip.CLIP:
     return open_clip.CLIP(embed_dim=EMBED_DIM, vision_cfg=VISION_CFG, text_cfg=text_cfg)
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_proxy_clip(
     checkpoint: str | Path | None = None,
 ) -> tuple[open_clip.CLIP, ProxyTokenizer, str]:
@@ -60,4 +52,4 @@ def load_proxy_clip(
         model = build_proxy_clip(tok)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model.float().eval(), tok, sha256_file(path)
+    return model.float().eval(), tok, file_sha256(path)

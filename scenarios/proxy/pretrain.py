@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from clbench.hashing import file_sha256
 from clbench.scenarios.proxy.data import make_split
 from clbench.scenarios.proxy.model import (
     CHECKPOINT_PATH,
@@ -30,7 +31,6 @@ from clbench.scenarios.proxy.model import (
     IMAGE_STD,
     PROXY_ARCH,
     build_proxy_clip,
-    sha256_file,
 )
 from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
 from clbench.scenarios.proxy.world import ALL_CLASSES, TEMPLATES, sample_pretraining_batch
@@ -149,7 +149,7 @@ def pretrain(
         "parameters": sum(p.numel() for p in model.parameters()),
         "checkpoint": out.name,
         "checkpoint_bytes": out.stat().st_size,
-        "sha256": sha256_file(out),
+        "sha256": file_sha256(out),
         "zero_shot_accuracy": accuracies,
         "torch": torch.__version__,
         "open_clip": open_clip.__version__,

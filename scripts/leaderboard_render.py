@@ -1,6 +1,6 @@
 """How long the leaderboard takes on a store of 1,000 runs (synthetic, written to a temp file).
 
-    python benchmarks/leaderboard_render.py [--runs 1000] [--repeat 5] [--browser]
+    python scripts/leaderboard_render.py [--runs 1000] [--repeat 5] [--browser]
 
 Prints, best of `--repeat`, each from a freshly opened store and with the app's caches cleared:
 - reference: `Store.list_runs()`, the raw read behind `clbench runs`;

@@ -1,8 +1,8 @@
 """Run every strategy on one scenario with several seeds (and learning rates) and tabulate.
 
-    python benchmarks/compare_strategies.py --scenario proxy-20shot --seeds 0 1 2 \
+    python scripts/compare_strategies.py --scenario proxy-20shot --seeds 0 1 2 \
         --db comparison.db --out docs/proxy-20shot-comparison.md
-    python benchmarks/compare_strategies.py --seeds 0 --lrs 1e-5 1e-4 1e-3 --db sweep.db
+    python scripts/compare_strategies.py --seeds 0 --lrs 1e-5 1e-4 1e-3 --db sweep.db
 
 Runs happen in one process (the training stack is imported once) and are stored like any
 `clbench run`; the table is computed from the stored evaluations: mean ± std over seeds of the

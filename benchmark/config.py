@@ -24,7 +24,6 @@ from clbench.hashing import canonical_hash
 from clbench.names import closest
 from clbench.options import build_dataclass, coerce, option
 
-
 # --------------------------------------------------------------------------- the config sections
 
 

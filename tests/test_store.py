@@ -17,9 +17,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
-import clbench.store as store_mod
+import clbench.store.liveness as liveness
+import clbench.store.writes as store_writes
 from clbench.errors import UserError
 from clbench.hashing import canonical_hash
 from clbench.store import (
@@ -29,6 +31,7 @@ from clbench.store import (
     Store,
     StoreError,
     UnknownRun,
+    check_writable,
     resolve_db_url,
 )
 
@@ -250,7 +253,7 @@ def test_duplicates_and_unknown_runs_are_refused(store: Store):
 def test_prefix_lookup_unique_ambiguous_unknown(store: Store, monkeypatch):
     fixed = iter(["abc1" + "0" * 28, "abc2" + "0" * 28, "ff00" + "1" * 28])
     monkeypatch.setattr(
-        store_mod, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=next(fixed)))
+        store_writes, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=next(fixed)))
     )
     first, second, third = (store.create_run(**run_kwargs(seed=s)) for s in range(3))
 
@@ -363,6 +366,114 @@ def test_schema_version_is_recorded(db_path: Path):
     ]
 
 
+def _digest(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["create", "create=False", "read_only"])
+def test_foreign_sqlite_file_is_refused_and_left_unchanged(tmp_path: Path, mode: str):
+    path = tmp_path / "app.db"
+    sql(path, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    sql(path, "INSERT INTO users (name) VALUES ('ada')")
+    before = _digest(path)
+    kwargs = {"create": {}, "create=False": {"create": False},
+              "read_only": {"read_only": True}}[mode]
+    with pytest.raises(StoreError, match="not a clbench results database") as excinfo:
+        Store(resolve_db_url(str(path)), **kwargs)
+    assert "users" in str(excinfo.value)
+    assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no journal, no temp file
+
+
+def test_empty_existing_file_is_refused_and_left_empty(tmp_path: Path):
+    path = tmp_path / "empty.db"
+    path.touch()
+    with pytest.raises(StoreError, match="not a clbench results database"):
+        Store(resolve_db_url(str(path)))
+    assert path.stat().st_size == 0
+
+
+def test_new_store_file_leaves_no_temporary_files(tmp_path: Path):
+    Store(resolve_db_url(str(tmp_path / "r.db"))).close()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.db"]
+
+
+def test_read_only_store_reads_but_refuses_writes(db_path: Path, store: Store):
+    run_id = store.create_run(**run_kwargs())
+    sql(db_path, "UPDATE runs SET pid = ?", (dead_pid(),))  # a stale run a writer would mark
+    before = _digest(db_path)
+    with Store(resolve_db_url(str(db_path)), read_only=True) as reader:
+        assert reader.read_only and not reader.writable
+        assert reader.list_runs()[0]["status"] == "running"  # no stale-run marking
+        assert reader.get_run(run_id[:6])["id"] == run_id
+        assert len(reader.runs_overview()) == 1
+        writes = [
+            lambda: reader.create_run(**run_kwargs()),
+            lambda: reader.add_session(run_id, index=1, classes=["a"], sample_ids=["x"],
+                                       train_time_s=1.0),
+            lambda: reader.add_evaluations(run_id, []),
+            lambda: reader.set_params(run_id, trainable_params=1, total_params=2),
+            lambda: reader.complete_run(run_id, summary={}, total_time_s=1.0),
+            lambda: reader.fail_run(run_id, "no"),
+            reader.mark_stale_runs,
+        ]
+        for write in writes:
+            with pytest.raises(StoreError, match="opened read-only"):
+                write()
+        # Below the store's own refusal, SQLite refuses too (the mode=ro URI).
+        with reader.engine.connect() as conn, pytest.raises(Exception, match="readonly"):
+            conn.exec_driver_sql("DELETE FROM runs")
+    assert _digest(db_path) == before
+
+
+def test_read_only_store_never_creates_a_file(tmp_path: Path):
+    path = tmp_path / "absent.db"
+    with pytest.raises(StoreError, match="no results database at"):
+        Store(resolve_db_url(str(path)), read_only=True)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_accepts_a_good_location_without_creating_it(tmp_path: Path):
+    path = tmp_path / "later.db"
+    check_writable(resolve_db_url(str(path)))
+    check_writable("postgresql://user@host/clbench")  # cannot be checked without connecting
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("where", ["missing_dir", "under_file", "read_only_dir"])
+def test_check_writable_refuses_without_creating_anything(tmp_path: Path, where: str):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if where == "read_only_dir":
+        if os.name == "nt" or os.geteuid() == 0:
+            pytest.skip("permissions do not stop root (or Windows) from writing")
+        locked.chmod(0o555)
+    path = {
+        "missing_dir": tmp_path / "no" / "such" / "dir" / "r.db",
+        "under_file": blocker / "r.db",
+        "read_only_dir": locked / "r.db",
+    }[where]
+    try:
+        with pytest.raises(StoreError) as excinfo:
+            check_writable(resolve_db_url(str(path)))
+        # The same refusal the constructor makes.
+        with pytest.raises(StoreError) as constructed:
+            Store(resolve_db_url(str(path)))
+    finally:
+        locked.chmod(0o755)
+    assert str(excinfo.value) == str(constructed.value)
+    assert "--db" in excinfo.value.hint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "locked"]
+    assert list(locked.iterdir()) == []
+
+
+def test_check_writable_refuses_a_bad_url():
+    with pytest.raises(StoreError, match="not a database URL"):
+        check_writable("::not a url::")
+
+
 # -- statuses stay true -------------------------------------------------------------------
 
 
@@ -418,32 +529,87 @@ def test_reader_marks_stale_runs_when_it_can_write(db_path: Path, store: Store):
     assert store.get_run(run_id)["status"] == "failed"
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_reused_pid_does_not_keep_a_run_alive():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         now = datetime.now(timezone.utc)
-        assert store_mod._pid_alive(child.pid, since=now)
+        assert liveness.pid_alive(child.pid, since=now)
         # A run started an hour before this process existed cannot be this process's run.
-        assert not store_mod._pid_alive(child.pid, since=now - timedelta(hours=1))
+        assert not liveness.pid_alive(child.pid, since=now - timedelta(hours=1))
     finally:
         child.kill()
         child.wait()
-    assert not store_mod._pid_alive(child.pid, since=None)
+    assert not liveness.pid_alive(child.pid, since=None)
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(os.name == "nt", reason="zombie processes are a POSIX thing")
 def test_unreaped_dead_process_counts_as_dead():
     # A killed run whose parent has not yet reaped it still has a pid, but it is not running.
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         child.kill()
         deadline = time.monotonic() + 10
-        while store_mod._proc_stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
+        while (psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE
+               and time.monotonic() < deadline):
             time.sleep(0.01)
-        assert not store_mod._pid_alive(child.pid, since=datetime.now(timezone.utc))
+        assert not liveness.pid_alive(child.pid, since=datetime.now(timezone.utc))
     finally:
         child.wait()
+
+
+class FakeProcess:
+    """Stands in for psutil.Process of a live process started at `started` (Unix time)."""
+
+    started = 0.0
+    state = psutil.STATUS_SLEEPING
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def status(self) -> str:
+        return self.state
+
+    def create_time(self) -> float:
+        return self.started
+
+
+def test_pid_reuse_is_detected_by_create_time(monkeypatch):
+    run_started = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(liveness.psutil, "pid_exists", lambda pid: True)
+    monkeypatch.setattr(liveness.psutil, "Process", FakeProcess)
+    pid = os.getpid() + 100_000  # not this process, which is always alive
+
+    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp() - 5)
+    assert liveness.pid_alive(pid, since=run_started)  # the run's own process
+    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp() + 30)
+    assert liveness.pid_alive(pid, since=run_started)  # within the clock slack
+    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp() + 3600)
+    assert not liveness.pid_alive(pid, since=run_started)  # a later process got the pid
+    assert liveness.pid_alive(pid, since=None)  # no start time recorded: cannot tell
+
+    monkeypatch.setattr(FakeProcess, "state", psutil.STATUS_ZOMBIE)
+    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp())
+    assert not liveness.pid_alive(pid, since=run_started)
+
+
+def test_uninspectable_process_counts_as_alive(monkeypatch):
+    def denied(pid):
+        raise psutil.AccessDenied(pid)
+
+    monkeypatch.setattr(liveness.psutil, "pid_exists", lambda pid: True)
+    monkeypatch.setattr(liveness.psutil, "Process", denied)
+    assert liveness.pid_alive(os.getpid() + 100_000, since=datetime.now(timezone.utc))
+    monkeypatch.setattr(liveness.psutil, "pid_exists", lambda pid: False)
+    assert not liveness.pid_alive(os.getpid() + 100_000, since=None)
+
+
+def test_stale_marking_uses_the_liveness_decision(db_path: Path, store: Store, monkeypatch):
+    first = store.create_run(**run_kwargs())
+    second = store.create_run(**run_kwargs(seed=8))
+    monkeypatch.setattr(store_writes, "run_alive", lambda run: run.id != second)
+    assert store.mark_stale_runs() == 1
+    assert store.get_run(first)["status"] == "running"
+    assert store.get_run(second)["status"] == "failed"
 
 
 # -- small helpers and import weight ------------------------------------------------------

@@ -1,0 +1,285 @@
+"""The results database: runs, their sessions, and the evaluations after every session.
+
+Every run of the benchmark is recorded here, and the leaderboard app and the quick CLI commands
+(`clbench runs`, `clbench show`) read it back. It is a plain SQLAlchemy 2.x ORM over an SQLite
+file by default; any SQLAlchemy URL works (e.g. PostgreSQL for a shared leaderboard).
+
+Two promises shape the code:
+
+- A run's status is always true. Writes happen call by call, each in its own transaction, so a
+  crash loses at most the session in flight; a run whose process died without saying so (SIGKILL,
+  OOM killer, power loss) is marked failed by `mark_stale_runs`, which readers call first.
+- Opening is cheap. This package must not import torch, avalanche or open_clip, so that
+  `clbench runs` answers in well under two seconds.
+
+The schema is versioned in `schema_info`; a database written by another schema version is
+refused with a message saying what was found, what is expected and what to do about it, and a
+database that is not clbench's is refused before anything in it changes.
+
+Modules, one job each: `schema` (tables, version, stored types), `location` (URLs, the SQLite
+file and whether it can be written), `opening` (engine, creating and checking the schema),
+`liveness` (is a "running" run still alive), `writes` (records and their validation), `reads`
+(listings, bulk reads, finding runs by id prefix). `Store`, here, ties them together.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from clbench.store import reads, writes
+from clbench.store.errors import InvalidRecord, StoreError, UnknownRun
+from clbench.store.location import (
+    DB_HINT,
+    DEFAULT_DB,
+    check_writable,
+    parse_url,
+    raise_if_missing,
+    raise_if_unwritable,
+    read_only_url,
+    resolve_db_url,
+    sqlite_path,
+    unwritable_reason,
+)
+from clbench.store.opening import create_sqlite_file, make_engine, open_error, open_schema
+from clbench.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = [
+    "DEFAULT_DB",
+    "SCHEMA_VERSION",
+    "InvalidRecord",
+    "Store",
+    "StoreError",
+    "UnknownRun",
+    "check_writable",
+    "read_only_url",
+    "resolve_db_url",
+]
+
+
+class Store:
+    """The results database. Each method is one transaction, committed before it returns.
+
+    `Store(url)` opens a database to record runs, creating it if missing. `create=False` opens
+    an existing one (never creates a file) and still marks stale runs failed when it can
+    write. `read_only=True` is for readers that must never write (the leaderboard app): the
+    file must exist, SQLite opens it through a `mode=ro` URI, no stale runs are marked and
+    every write method raises StoreError. `shown_as` is how pages name the database (by
+    default its file path or URL without password).
+    """
+
+    def __init__(self, url: str, create: bool = True, *, read_only: bool = False,
+                 shown_as: str | None = None):
+        self.url = url
+        self.read_only = read_only
+        self.create = create and not read_only
+        parsed = parse_url(url)
+        self._path = sqlite_path(parsed)
+        self._where = str(self._path) if self._path is not None else parsed.render_as_string()
+        self.shown_as = shown_as or self._where
+        if self._path is not None:
+            if self.create:
+                raise_if_unwritable(self._path)
+                if not self._path.exists():
+                    create_sqlite_file(self._path)
+            else:
+                raise_if_missing(self._path)
+        if read_only:
+            parsed = parse_url(read_only_url(url))
+        self.engine = make_engine(parsed, self._where)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            open_schema(self.engine, self._where, create=self.create,
+                        file_backed=self._path is not None)
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise open_error(exc, self._where, "write" if self.create else "read") from exc
+        self.writable = not read_only and (
+            self.create or self._path is None or unwritable_reason(self._path) is None)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[DbSession]:
+        """One committed transaction; database failures become StoreErrors that say `what`."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except StoreError:
+            raise
+        except IntegrityError as exc:
+            raise StoreError(f"cannot {what}: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot {what} in {self._where}: {detail}", hint=DB_HINT) from exc
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[DbSession]:
+        """A write transaction; refused at once on a store opened read-only."""
+        if self.read_only:
+            raise StoreError(
+                f"cannot {what}: the results database {self._where} was opened read-only",
+                hint="open it with Store(url) (not read_only=True) to record runs")
+        with self._tx(what) as session:
+            yield session
+
+    def _read(self, query_and_fields: tuple[Any, list[str]], what: str) -> list[dict]:
+        query, fields = query_and_fields
+        with self._tx(what) as session:
+            rows = session.connection().execute(query).all()
+        return [dict(zip(fields, row)) for row in rows]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        strategy: str,
+        strategy_config: dict,
+        scenario: str,
+        scenario_manifest_hash: str | None,
+        model_arch: str,
+        model_pretrained: str | None,
+        model_checkpoint_sha256: str | None,
+        seed: int,
+        config: dict,
+        config_hash: str,
+        training_config: dict,
+        provenance: dict,
+    ) -> str:
+        """Record a new run as "running", started now by this process; returns its id."""
+        run = writes.new_run(
+            strategy=strategy, strategy_config=strategy_config, scenario=scenario,
+            scenario_manifest_hash=scenario_manifest_hash, model_arch=model_arch,
+            model_pretrained=model_pretrained, model_checkpoint_sha256=model_checkpoint_sha256,
+            seed=seed, config=config, config_hash=config_hash, training_config=training_config,
+            provenance=provenance,
+        )
+        with self._write("record the new run") as session:
+            session.add(run)
+        return run.id
+
+    def add_session(
+        self,
+        run_id: str,
+        *,
+        index: int,
+        classes: list[str],
+        sample_ids: list[str],
+        train_time_s: float,
+        peak_memory_mb: float | None = None,
+        final_loss: float | None = None,
+        trainable_params: int | None = None,
+        facts: dict | None = None,
+    ) -> None:
+        """Record one finished training session (1-based `index`) of a run."""
+        record = writes.session_record(
+            run_id, index=index, classes=classes, sample_ids=sample_ids,
+            train_time_s=train_time_s, peak_memory_mb=peak_memory_mb, final_loss=final_loss,
+            trainable_params=trainable_params, facts=facts,
+        )
+        with self._write(f"record session {index} of run {run_id}") as session:
+            reads.run_by_id(session, run_id, self._where)
+            session.add(record)
+
+    def add_evaluations(self, run_id: str, rows: Iterable[dict]) -> None:
+        """Record accuracies; all rows are checked first and written together, or none is."""
+        records = writes.evaluation_records(run_id, rows)
+        with self._write(f"record evaluations of run {run_id}") as session:
+            reads.run_by_id(session, run_id, self._where)
+            session.add_all(records)
+
+    def set_params(self, run_id: str, *, trainable_params: int, total_params: int) -> None:
+        with self._write(f"record parameter counts of run {run_id}") as session:
+            run = reads.run_by_id(session, run_id, self._where)
+            run.trainable_params = int(trainable_params)
+            run.total_params = int(total_params)
+
+    def complete_run(self, run_id: str, *, summary: dict, total_time_s: float) -> None:
+        with self._write(f"complete run {run_id}") as session:
+            run = reads.run_by_id(session, run_id, self._where)
+            writes.complete(run, summary=summary, total_time_s=total_time_s)
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """Mark a run failed with its error. Called from error handlers, so it only raises
+        when the run does not exist (or the store is read-only); a database failure is
+        reported on stderr instead."""
+        what = f"mark run {run_id} failed"
+        if self.read_only:
+            with self._write(what):
+                pass  # raises
+        try:
+            with self._write(what) as session:
+                writes.fail(reads.run_by_id(session, run_id, self._where), error)
+        except UnknownRun:
+            raise
+        except StoreError as exc:
+            print(f"warning: could not mark run {run_id} failed: {exc}", file=sys.stderr)
+
+    def mark_stale_runs(self) -> int:
+        """Mark failed the "running" runs whose process is gone (`liveness.run_alive`);
+        returns how many."""
+        with self._write("mark stale runs") as session:
+            return writes.mark_stale(session)
+
+    def _refresh_statuses(self) -> None:
+        """Keep statuses true before a read; a reader that cannot write just reads."""
+        if not self.writable:
+            return
+        try:
+            self.mark_stale_runs()
+        except StoreError:
+            pass
+
+    # -- reading --------------------------------------------------------------------------
+
+    def list_runs(self, limit: int | None = None) -> list[dict]:
+        """Runs, newest first, with the fields a listing shows."""
+        self._refresh_statuses()
+        with self._tx("list runs") as session:
+            return reads.list_runs(session, limit)
+
+    def get_run(self, run_id_or_prefix: str) -> dict:
+        """One run with its sessions and evaluations, found by id or unique id prefix."""
+        self._refresh_statuses()
+        with self._tx("read run") as session:
+            return reads.run_detail(session, run_id_or_prefix, self._where)
+
+    # -- bulk reads (the leaderboard) --------------------------------------------------------
+    # One query per table however many runs there are, and no status refresh: these never write,
+    # so a read-only reader (the app) can call them on a database it must not touch.
+
+    def runs_overview(self, statuses: Iterable[str] | None = None) -> list[dict]:
+        """Every run (optionally only these statuses) without its heavy provenance columns."""
+        return self._read(reads.runs_overview_query(statuses), "read runs")
+
+    def evaluations_of(self, statuses: Iterable[str] | None = None) -> list[dict]:
+        """Evaluation rows {run_id, after_session, eval_set, subset, accuracy, n} of every run
+        (optionally only runs with these statuses)."""
+        return self._read(reads.evaluations_query(statuses), "read evaluations")
+
+    def session_overview(self, statuses: Iterable[str] | None = None) -> list[dict]:
+        """Per-session rows of every run (optionally only these statuses): counts of classes
+        and samples instead of the lists, and no facts (`get_run` has them)."""
+        return self._read(reads.session_overview_query(statuses), "read sessions")

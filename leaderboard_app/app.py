@@ -15,8 +15,9 @@ import sys
 import streamlit as st
 
 from clbench.leaderboard_app import figures, tables
-from clbench.leaderboard_app.data import RUN_HINT, Data, StoreProblem, control_names, load
+from clbench.leaderboard_app.data import RUN_HINT, Data, StoreProblem, load
 from clbench.leaderboard_app.data import open_store as _open_store
+from clbench.leaderboard_app.tables import control_names
 
 PAGES = ("Leaderboard", "Forgetting curves", "Per-session comparison", "Trade-off",
          "Run detail and compare")

@@ -1,17 +1,16 @@
 """Reading the results store for the leaderboard: read-only opening and three bulk queries.
 
-The app must never write: an SQLite file is opened through a `mode=ro` URI (SQLite itself then
-refuses writes and never creates a missing file), and the store's status refresh, which would
-mark stale runs failed, is switched off. Everything the pages show is built from `Data`, three
-pandas frames read with one query each, so 1,000 runs cost three queries, not 3,000
-(the evaluations only when a page draws curves).
+The app must never write: it opens the store with `Store(url, read_only=True)`, which opens an
+SQLite file through a `mode=ro` URI (SQLite itself then refuses writes and never creates a
+missing file), never marks stale runs failed and refuses every write. Everything the pages
+show is built from `Data`, three pandas frames read with one query each, so 1,000 runs cost
+three queries, not 3,000 (the evaluations only when a page draws curves).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import quote
 
 import pandas as pd
 
@@ -31,16 +30,6 @@ class StoreProblem(Exception):
         self.todo = todo
 
 
-def read_only_url(url: str) -> str:
-    """The same database as `url`, opened read-only where the backend allows it (SQLite)."""
-    if not url.startswith("sqlite:///") or "mode=ro" in url:
-        return url
-    path = url[len("sqlite:///"):]
-    if not path or path.startswith(":memory:") or path.startswith("file:") or "?" in path:
-        return url
-    return f"sqlite:///file:{quote(path)}?mode=ro&uri=true"
-
-
 def open_store(db: str | None) -> Store:
     """Open the results store read-only, or raise StoreProblem with what to do about it."""
     url = resolve_db_url(db)
@@ -55,7 +44,7 @@ def open_store(db: str | None) -> Store:
                 + "\n\nor start the app on an existing one: clbench app --db PATH",
             )
     try:
-        store = Store(read_only_url(url), create=False)
+        return Store(url, read_only=True, shown_as=shown)
     except StoreError as exc:
         text = str(exc)
         if "schema version" in text:
@@ -68,9 +57,6 @@ def open_store(db: str | None) -> Store:
             todo = (exc.hint or "") + "\n\nCheck the URL (clbench app --db URL) and that the " \
                 "database server is reachable from here."
         raise StoreProblem(title, text, todo.strip()) from exc
-    store.writable = False  # no stale-run marking from a reader
-    store.shown_as = shown
-    return store
 
 
 EVAL_COLUMNS = ["run_id", "after_session", "eval_set", "subset", "accuracy", "n"]
@@ -163,13 +149,6 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
     metric_cols = [c for c in runs.columns if c in RUN_METRICS or c.startswith("control:")]
     runs[metric_cols] = runs[metric_cols].apply(pd.to_numeric, errors="coerce")
     return runs
-
-
-def control_names(runs: pd.DataFrame) -> list[str]:
-    """Control eval sets in the order they first appear in the runs' summaries."""
-    names = [c.split(":")[1] for c in runs.columns if c.startswith("control:")
-             and c.endswith(":final")]
-    return list(dict.fromkeys(names))
 
 
 def load(store: Store) -> Data:

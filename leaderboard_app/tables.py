@@ -31,6 +31,14 @@ class Filters:
     commit: str = "any"  # "any", "clean" (committed code), "dirty" (uncommitted or unknown)
 
 
+def control_names(runs: pd.DataFrame) -> list[str]:
+    """Control eval sets in the order they first appear in the runs' summaries (the
+    `control:<name>:final` columns of `data.runs_frame`)."""
+    names = [c.split(":")[1] for c in runs.columns if c.startswith("control:")
+             and c.endswith(":final")]
+    return list(dict.fromkeys(names))
+
+
 def options(runs: pd.DataFrame, column: str) -> list:
     """Sorted distinct values of a runs column (filter choices)."""
     if runs.empty or column not in runs:
@@ -161,8 +169,6 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = "final_accuracy",
     Presets run on fewer than `min_seeds` seeds are left out (a lucky single seed should not
     top a ranking); the reference row never is.
     """
-    from clbench.leaderboard_app.data import control_names
-
     population = context(runs, f)
     controls = control_names(population) if not population.empty else []
     cols = metric_columns(controls)
@@ -189,13 +195,6 @@ def with_std_text(table: pd.DataFrame) -> pd.DataFrame:
         out[column] = ["" if pd.isna(v) else f"±{v:.2f}" if abs(v) < 0.1 and v else f"±{v:.1f}"
                        for v in out[column]]
     return out
-
-
-def display_headers(table: pd.DataFrame, controls: list[str]) -> dict[str, str]:
-    """Column name -> header with its direction arrow (for the app and the CSV export)."""
-    headers = {c.name: c.header for c in metric_columns(controls)}
-    headers.update({c.name + " ±": "± std" for c in metric_columns(controls)})
-    return {k: v for k, v in headers.items() if k in table}
 
 
 def export_csv(table: pd.DataFrame, controls: list[str]) -> bytes:

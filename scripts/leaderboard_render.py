@@ -23,8 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from clbench.leaderboard_app.synthetic import Spec, add_run, fast_writes
 from clbench.store import Store
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS))  # the synthetic runs are test data: tests/leaderboard_synthetic.py
+
+from leaderboard_synthetic import Spec, add_run, fast_writes  # noqa: E402
 
 STRATEGIES = ("fft", "ln", "lora", "dora", "gated-lora", "gated-dora", "spu", "lorsu", "llu",
               "zeroshot")
@@ -109,7 +113,6 @@ def main() -> None:
         for name, seconds in results.items():
             print(f"  {name:<44} {seconds * 1000:8.0f} ms")
         if args.browser:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
             from test_leaderboard_browser import screenshot_leaderboard
 
             small = Path(tmp) / "one-run.db"

@@ -1,5 +1,5 @@
 """A results store seeded with synthetic runs for the leaderboard tests (see
-`clbench.leaderboard_app.synthetic` for the formula the expected numbers come from)."""
+`leaderboard_synthetic` for the formula the expected numbers come from)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from leaderboard_synthetic import Spec, add_run
 from sqlalchemy import create_engine, text
 
-from clbench.leaderboard_app.synthetic import Spec, add_run
 from clbench.store import Store
 
 ALPHA = Spec("alpha", gain=0.5, drop=0.1, lr=1e-4, trainable=10_000)

@@ -12,9 +12,10 @@ from leaderboard_seed import old_schema_store, seed_store
 from sqlalchemy import create_engine, text
 
 from clbench.leaderboard_app import figures, tables
-from clbench.leaderboard_app.data import StoreProblem, load, open_store, read_only_url
+from clbench.leaderboard_app.data import StoreProblem, load, open_store
 from clbench.metrics import METRICS
 from clbench.store import StoreError
+from clbench.store.location import read_only_url
 
 FOUR_SHOT = tables.Filters(scenario="syn-4shot", backbone="ViT-B-16@openai")
 
@@ -109,7 +110,8 @@ def test_ranking_follows_metric_direction(data):
     by_control = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="control:ctrl-a:change")
     assert by_control["group"].iloc[0] == tables.ZERO_SHOT  # no change beats any drop
     assert by_control["group"].iloc[-1] == "beta"
-    headers = tables.display_headers(by_forgetting, ["ctrl-a", "ctrl-b"])
+    # The headers the app gives these columns (leaderboard_page: NumberColumn(c.header)).
+    headers = {c.name: c.header for c in tables.metric_columns(["ctrl-a", "ctrl-b"])}
     assert headers["forgetting"].endswith("↓") and headers["final_accuracy"].endswith("↑")
 
 
@@ -255,8 +257,11 @@ def test_app_reads_never_write(seeded):
     engine.dispose()
     assert status == "running"
     store = open_store(str(path))
-    with pytest.raises(StoreError, match="readonly"):  # SQLite itself refuses writes
+    assert store.read_only and store.shown_as == str(path)
+    with pytest.raises(StoreError, match="opened read-only"):  # the store refuses writes
         store.mark_stale_runs()
+    with store.engine.connect() as conn, pytest.raises(Exception, match="readonly"):
+        conn.exec_driver_sql("UPDATE runs SET status = 'failed'")  # so does SQLite itself
     store.close()
     assert _digest(path) == before
 

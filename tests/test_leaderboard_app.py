@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from leaderboard_seed import old_schema_store, seed_store
+from leaderboard_synthetic import Spec, add_run
 from streamlit.testing.v1 import AppTest
 
 from clbench.cli import main
 from clbench.cli_app import app_script, streamlit_command
 from clbench.leaderboard_app.app import PAGES
-from clbench.leaderboard_app.synthetic import Spec, add_run
 from clbench.leaderboard_app.tables import ZERO_SHOT
 from clbench.store import Store
 

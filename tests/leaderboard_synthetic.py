@@ -1,4 +1,5 @@
-"""Synthetic runs for the leaderboard's tests and its 1,000-run benchmark (not real results).
+"""Synthetic runs for the leaderboard's tests and its 1,000-run benchmark
+(`scripts/leaderboard_render.py`); test data, not real results, so not part of the package.
 
 Runs are written through the public `Store` API, as `clbench run` writes them, with accuracies
 from a simple deterministic formula, so that tests can compute the expected leaderboard by hand.

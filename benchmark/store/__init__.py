@@ -125,13 +125,16 @@ class Store:
             detail = getattr(exc, "orig", None) or exc
             raise StoreError(f"cannot {what} in {self._where}: {detail}", hint=DB_HINT) from exc
 
-    @contextmanager
-    def _write(self, what: str) -> Iterator[DbSession]:
-        """A write transaction; refused at once on a store opened read-only."""
+    def _refuse_if_read_only(self, what: str) -> None:
         if self.read_only:
             raise StoreError(
                 f"cannot {what}: the results database {self._where} was opened read-only",
                 hint="open it with Store(url) (not read_only=True) to record runs")
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[DbSession]:
+        """A write transaction; refused at once on a store opened read-only."""
+        self._refuse_if_read_only(what)
         with self._tx(what) as session:
             yield session
 
@@ -226,9 +229,7 @@ class Store:
         when the run does not exist (or the store is read-only); a database failure is
         reported on stderr instead."""
         what = f"mark run {run_id} failed"
-        if self.read_only:
-            with self._write(what):
-                pass  # raises
+        self._refuse_if_read_only(what)
         try:
             with self._write(what) as session:
                 writes.fail(reads.run_by_id(session, run_id, self._where), error)

@@ -1,4 +1,9 @@
-"""`clbench list ...`: what strategies, scenarios, models and datasets are known (no torch)."""
+"""`clbench list ...`: what strategies, scenarios, models and datasets are known (no torch).
+
+Scenarios and datasets come from the built-in declarations and the user manifest folders
+(`$CLBENCH_MANIFESTS`, `--manifests`); each row says its origin, and every declaration listed is
+loaded, so a user file with an error fails the listing with that error.
+"""
 
 from __future__ import annotations
 
@@ -29,22 +34,41 @@ def _strategies(verbose: bool) -> list[dict]:
     return rows
 
 
-def _scenarios() -> list[dict]:
+def _scenarios(verbose: bool) -> list[dict]:
     rows = []
     for name in manifests.list_scenarios():
         m = manifests.load_scenario_manifest(name)
-        rows.append({"name": name, "target": m.target, "protocol": m.protocol, "shots": m.shots,
-                     "sessions": len(m.session_sizes) or 1, "eval_sets": [m.target, *m.eval_sets],
-                     "description": m.description})
+        row = {"name": name, "target": m.target, "protocol": m.protocol, "shots": m.shots,
+               "sessions": len(m.session_sizes) or 1, "eval_sets": [m.target, *m.eval_sets],
+               "description": m.description, "origin": m.origin, "hash": m.hash,
+               "includes": [_short(p) for p in m.includes]}
+        if verbose:
+            row.update(path=m.path, session_sizes=list(m.session_sizes),
+                       training=m.training, strategy_training=m.strategy_training)
+        rows.append(row)
     return rows
 
 
-def _datasets() -> list[dict]:
+def _short(path: str) -> str:
+    """A declaration file as its name when it is a built-in one, else its path."""
+    from pathlib import Path
+
+    p = Path(path)
+    return p.stem if p.parent.parent == manifests.manifest_dir().resolve() else path
+
+
+def _datasets(verbose: bool) -> list[dict]:
+    from clbench.scenarios.loaders import kind_of
+
     rows = []
     for name in manifests.list_datasets():
         m = manifests.load_dataset_manifest(name)
-        rows.append({"name": name, "loader": m.loader, "splits": list(m.splits),
-                     "description": m.description})
+        row = {"name": name, "loader": m.loader, "splits": list(m.splits),
+               "description": m.description, "origin": m.origin, "hash": m.hash,
+               "preparable": kind_of(m).can_prepare}
+        if verbose:
+            row.update(path=m.path, classes=len(m.class_names), includes=list(m.includes))
+        rows.append(row)
     return rows
 
 
@@ -59,9 +83,9 @@ def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
     if what == "strategies":
         rows = _strategies(verbose)
     elif what == "scenarios":
-        rows = _scenarios()
+        rows = _scenarios(verbose)
     elif what == "datasets":
-        rows = _datasets()
+        rows = _datasets(verbose)
     else:
         rows = _models()
     if as_json:
@@ -78,14 +102,30 @@ def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
         for r in rows:
             shots = f"{r['shots']}-shot, " if r["shots"] else ""
             lines.append(f"{r['name']:<19} {r['protocol']:<9} {shots}{r['sessions']} session(s); "
-                         f"eval: {', '.join(r['eval_sets'])}")
+                         f"eval: {', '.join(r['eval_sets'])}" + _origin(r))
+            if verbose:
+                if r["includes"]:
+                    lines.append(f"    includes: {' <- '.join(r['includes'])}")
+                lines.append(f"    file: {r['path']}  hash: {r['hash']}")
+                lines.append(f"    sessions: {r['session_sizes'] or 'one (offline)'}  "
+                             f"training: {r['training']}")
+                for strategy, keys in r["strategy_training"].items():
+                    lines.append(f"      {strategy}: {keys}")
     elif what == "datasets":
         for r in rows:
             lines.append(f"{r['name']:<16} {r['loader']:<8} splits: {', '.join(r['splits'])}  "
-                         f"{r['description']}")
+                         f"{r['description']}" + _origin(r))
+            if verbose:
+                lines.append(f"    file: {r['path']}  hash: {r['hash']}  classes: "
+                             f"{r['classes'] or '(from the loader)'}"
+                             + ("  (clbench data prepare)" if r["preparable"] else ""))
     else:
         for r in rows:
             lines.append(f"{r['arch']:<16} {r['pretrained']:<22} {r['note']}")
         lines.append("(any open_clip architecture and tag works: --model ARCH --pretrained TAG, "
                      "or --checkpoint PATH)")
     return "\n".join(lines)
+
+
+def _origin(row: dict) -> str:
+    return "" if row["origin"] == manifests.BUILT_IN else f"  [user: {row['origin']}]"

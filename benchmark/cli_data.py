@@ -1,23 +1,24 @@
 """`clbench data ...`: prepare the paper's datasets from the user's own copies, check them, show
-what a dataset expects. Heavy imports (torch, PyAV) happen inside the commands only.
+what a dataset expects. Heavy imports (torch, PyAV) happen inside the commands only. What each
+command does for a dataset is decided by the dataset's kind (`clbench.scenarios.loaders`).
 
   clbench data prepare tsi --videos DIR [--out DIR] [--workers N]
   clbench data prepare dalle --from DIR [--out DIR] [--skip-corrupt]
   clbench data prepare gts [--root DIR] [--download]
   clbench data prepare imagenet [--root DIR]
+  clbench data prepare NAME [--root DIR]      (any `folder` dataset: index the files in place)
   clbench data check NAME [--skip-corrupt] [--json]
   clbench data show NAME
+
+`prepare` writes the dataset's file index (`manifest.json`, see `clbench.scenarios.integrity`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from clbench.errors import UserError
-
-PREPARABLE = ("tsi", "dalle", "gts", "imagenet")
 
 
 def add_parser(sub) -> None:
@@ -31,14 +32,16 @@ def add_parser(sub) -> None:
                        "$CLBENCH_DATA, else ./data; $CLBENCH_DATA_<NAME> points at one "
                        "dataset's own folder)")
 
-    prep = actions.add_parser("prepare", help="build a dataset's files and manifest.json")
-    prep.add_argument("name", metavar="NAME", help=f"one of: {', '.join(PREPARABLE)}")
+    prep = actions.add_parser("prepare", help="build a dataset's files and its file index "
+                              "(manifest.json)")
+    prep.add_argument("name", metavar="NAME", help="dataset name, e.g. tsi, dalle, gts, "
+                      "imagenet (`clbench list datasets`)")
     prep.add_argument("--videos", metavar="DIR", help="tsi: folder of Toyota Smarthome trimmed "
                       "clips (<Action>_<subject>_<recording>_<video>_<camera>.mp4)")
     prep.add_argument("--from", dest="source", metavar="DIR", help="dalle: folder of generated "
                       "images, <caption>/<file>")
     prep.add_argument("--root", metavar="DIR", help="gts: folder holding torchvision's gtsrb/; "
-                      "imagenet: folder holding val/<wnid>/")
+                      "imagenet: folder holding val/<wnid>/; a folder dataset: its folder")
     prep.add_argument("--out", metavar="DIR", help="tsi, dalle: output folder (default: the "
                       "dataset's folder under the data root)")
     prep.add_argument("--download", action="store_true", help="gts: let torchvision download "
@@ -46,7 +49,7 @@ def add_parser(sub) -> None:
     prep.add_argument("--workers", type=int, default=1, help="tsi: parallel decoding processes "
                       "(output is identical for any number)")
     prep.add_argument("--skip-corrupt", action="store_true", help="dalle: leave out images that "
-                      "do not decode (listed in manifest.json) instead of failing")
+                      "do not decode (listed in the file index) instead of failing")
     root_option(prep)
 
     check = actions.add_parser("check", help="verify presence, counts and checksums")
@@ -79,34 +82,30 @@ def cmd_data(args: argparse.Namespace) -> int:
                     hint="`clbench data --help`")
 
 
+def preparable() -> list[str]:
+    """Datasets whose kind can prepare them."""
+    from clbench.scenarios.loaders import kind_of
+    from clbench.scenarios.manifests import list_datasets, load_dataset_manifest
+
+    return [n for n in list_datasets() if kind_of(load_dataset_manifest(n)).can_prepare]
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from clbench.names import unknown_name_message
+    from clbench.scenarios.loaders import PrepareRequest, kind_of
+    from clbench.scenarios.manifests import list_datasets
 
-    if args.name not in PREPARABLE:
-        raise UserError(unknown_name_message("preparable dataset", args.name, PREPARABLE))
+    if args.name not in list_datasets():
+        raise UserError(unknown_name_message("dataset", args.name, preparable()))
     manifest = _manifest(args.name)
-    from clbench.scenarios import prepare
-    from clbench.scenarios.datasets import dataset_dir
-
-    default_out = dataset_dir(manifest, args.data_root)
-    if args.name == "tsi":
-        if not args.videos:
-            raise UserError("tsi needs --videos DIR (the Toyota Smarthome trimmed clips)",
-                            hint=manifest.obtain.strip())
-        report = prepare.prepare_tsi(Path(args.videos), Path(args.out or default_out),
-                                     workers=max(1, args.workers))
-    elif args.name == "dalle":
-        if not args.source:
-            raise UserError("dalle needs --from DIR (generated images as <caption>/<file>)",
-                            hint="`clbench data show dalle` lists the captions and prompts")
-        report = prepare.prepare_dalle(Path(args.source), Path(args.out or default_out),
-                                       manifest, skip_corrupt=args.skip_corrupt)
-    elif args.name == "gts":
-        folder = Path(args.root) / "gtsrb" if args.root else default_out
-        report = prepare.prepare_gts(folder, manifest, download=args.download)
-    else:
-        report = prepare.prepare_imagenet(Path(args.root) if args.root else default_out)
-    _print_counts(report)
+    kind = kind_of(manifest)
+    if not kind.can_prepare:
+        raise UserError(f"dataset '{args.name}' (kind {kind.name}) has nothing to prepare",
+                        hint=f"preparable: {', '.join(preparable())}")
+    request = PrepareRequest(data_root=args.data_root, out=args.out, root=args.root,
+                             source=args.source, videos=args.videos, download=args.download,
+                             workers=args.workers, skip_corrupt=args.skip_corrupt)
+    _print_counts(kind.prepare(manifest, request))
     return 0
 
 
@@ -115,7 +114,7 @@ def _print_counts(report: dict) -> None:
 
     per_split = counts(report["records"])
     totals = ", ".join(f"{s} {sum(c.values())}" for s, c in per_split.items())
-    print(f"wrote {report['manifest']}: {len(report['records'])} images ({totals})")
+    print(f"wrote {report['index']}: {len(report['records'])} images ({totals})")
     if len(per_split) and sum(len(c) for c in per_split.values()) <= 100:
         labels = sorted({label for c in per_split.values() for label in c})
         print(f"  {'class':<34}" + "".join(f"{s:>8}" for s in per_split))
@@ -136,10 +135,7 @@ def _check(args: argparse.Namespace) -> int:
     from clbench.scenarios.check import check_dataset
 
     manifest = _manifest(args.name)
-    if manifest.loader == "proxy":
-        print(f"{args.name}: embedded proxy data, generated on the fly; nothing to check")
-        return 0
-    result = check_dataset(manifest, args.data_root)
+    result = check_dataset(manifest, args.data_root)  # as the dataset's kind checks it
     if args.json:
         print(json.dumps({"dataset": result.dataset, "folder": str(result.folder),
                           "ok": result.ok, "counts": result.counts, "classes": result.classes,
@@ -157,13 +153,17 @@ def _check(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from clbench.scenarios.datasets import dataset_dir, dataset_env_names
+    from clbench.scenarios.loaders import kind_of
 
     m = _manifest(args.name)
+    kind = kind_of(m)
     print(f"{m.name} ({m.loader}): {m.description.strip()}")
-    if m.loader != "proxy":
+    if m.origin != "built-in":
+        print(f"declared in: {m.path}")
+    if kind.has_files:
         print(f"folder: {dataset_dir(m, args.data_root)} "
               f"(override: {' or '.join(dataset_env_names(m))})")
-        print(f"layout: {m.layout.strip()}")
+        print(f"layout: {kind.layout_text(m)}")
         print(f"obtain: {m.obtain.strip()}")
         if m.prepare:
             print(f"prepare: {m.prepare.strip()}")

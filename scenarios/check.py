@@ -1,8 +1,10 @@
 """`clbench data check NAME`: is a dataset present, complete and intact?
 
 Presence (the expected layout, or the layout and how to obtain the data when it is missing),
-counts per split and class (against the prepared manifest and the published sizes), and
-checksums (every file's sha256 against `manifest.json`; without one, every image must decode).
+counts per split and class (against the file index and the published sizes), and checksums
+(every file's sha256 against the file index `manifest.json`; without one, every image must
+decode). What a dataset's check does is up to its kind (`loaders.py`); `check_files` serves the
+kinds made of image files.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clbench.scenarios.datasets import dataset_dir, list_files, seeded_subset
-from clbench.scenarios.integrity import Problems, verify_decodable, verify_records
+from clbench.scenarios.integrity import INDEX_NAME, Problems
 from clbench.scenarios.manifests import DatasetManifest
 
 
@@ -24,20 +25,23 @@ class CheckResult:
     classes: dict[str, int] = field(default_factory=dict)  # classes per split
     problems: Problems = field(default_factory=Problems)
     notes: list[str] = field(default_factory=list)
+    nothing_to_check: str | None = None  # why a dataset without files was not checked
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def lines(self) -> list[str]:
-        how = ("sha256 against manifest.json" if self.prepared_sha256
-               else "decoded every image (no manifest.json: run `clbench data prepare` to pin "
-                    "checksums)")
+        if self.nothing_to_check:
+            return [f"{self.dataset}: {self.nothing_to_check}"]
+        how = (f"sha256 against {INDEX_NAME}" if self.prepared_sha256
+               else f"decoded every image (no file index {INDEX_NAME}: run `clbench data "
+                    "prepare` to pin checksums)")
         out = [f"{self.dataset}: {self.folder}",
                *(f"  {s}: {n} images, {self.classes[s]} classes" for s, n in self.counts.items()),
                f"  checked: {how}"]
         if self.prepared_sha256:
-            out.append(f"  manifest sha256: {self.prepared_sha256}")
+            out.append(f"  file index sha256: {self.prepared_sha256}")
         out += [f"  note: {n}" for n in self.notes]
         for kind, files in (("missing", self.problems.missing),
                             ("corrupt", self.problems.corrupt)):
@@ -49,6 +53,16 @@ class CheckResult:
 
 
 def check_dataset(manifest: DatasetManifest, data_root: str | None = None) -> CheckResult:
+    from clbench.scenarios.loaders import kind_of
+
+    return kind_of(manifest).check(manifest, data_root)
+
+
+def check_files(manifest: DatasetManifest, data_root: str | None = None) -> CheckResult:
+    """Check a dataset of image files: every split listed, verified and counted."""
+    from clbench.scenarios.datasets import dataset_dir, list_files, seeded_subset
+    from clbench.scenarios.integrity import verify_decodable, verify_records
+
     folder = dataset_dir(manifest, data_root)
     result = CheckResult(manifest.name, folder, None)
     for split in manifest.splits:
@@ -71,8 +85,8 @@ def check_dataset(manifest: DatasetManifest, data_root: str | None = None) -> Ch
             listed = {f.rel for f in listing}
             extra = sorted(on_disk - listed) if not manifest.subset else []
             if extra:
-                result.notes.append(f"{split}: {len(extra)} file(s) not in manifest.json are "
-                                    f"ignored, e.g. {extra[0]}")
+                result.notes.append(f"{split}: {len(extra)} file(s) not in the file index "
+                                    f"are ignored, e.g. {extra[0]}")
         published = manifest.expected.get(split)
         if published and not manifest.subset and published != len(listing):
             result.notes.append(f"{split}: {len(listing)} images; the published set has "

@@ -1,6 +1,7 @@
-"""Dataset loaders behind the manifests: the embedded proxy, image folders on local disk (TSI,
+"""Dataset loading behind the declarations (the manifests): image folders on local disk (TSI,
 DALL-E), GTSRB in torchvision's layout, and the ImageNet validation set (LoRSU paper, section
-5.1). A dataset prepared by `clbench data prepare` is listed from its `manifest.json`.
+5.1). Which function serves a dataset is decided by its kind (`loaders.py`, the `loader:` key).
+A dataset prepared by `clbench data prepare` is listed from its file index (`manifest.json`).
 
 A loader returns a `SplitData`: class names, prompt templates, integer targets, stable sample ids
 and a function that loads one raw item (a tensor for the proxy, a PIL image for files). The
@@ -22,13 +23,14 @@ from torch.utils.data import Dataset
 
 from clbench.errors import UserError
 from clbench.scenarios.integrity import (
-    PREPARED_NAME,
+    INDEX_NAME,
     FileRecord,
-    Prepared,
-    read_prepared,
+    PreparedIndex,
+    read_index,
     verify_decodable,
     verify_records,
 )
+from clbench.scenarios.loaders import kind_of
 from clbench.scenarios.manifests import DatasetManifest
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
@@ -63,8 +65,7 @@ def dataset_dir(manifest: DatasetManifest, data_root: str | None = None) -> Path
 
 
 def missing_data_hint(manifest: DatasetManifest) -> str:
-    layout = manifest.layout.strip() or (
-        f"<data root>/{manifest.subdir}/<split>/<class name>/<image files>")
+    layout = kind_of(manifest).layout_text(manifest)
     prepare = f" Then: {manifest.prepare.strip()}." if manifest.prepare else ""
     return (f"{manifest.obtain.strip()}{prepare} Expected layout: {layout}. Set the data root "
             f"with --data-root or {DATA_ENV}, or this dataset's folder with "
@@ -81,7 +82,7 @@ class SplitData:
     sample_ids: list[str]
     load: Callable[[int], Any]
     groups: list[str] | None = None  # per sample: the source class (a TSI action), if known
-    prepared_sha256: str | None = None  # sha256 of the dataset's manifest.json, if it has one
+    prepared_sha256: str | None = None  # sha256 of the dataset's file index, if it has one
     skipped: list[str] = field(default_factory=list)  # corrupt/missing files left out on request
 
     def __len__(self) -> int:
@@ -108,17 +109,23 @@ class ImageSplitDataset(Dataset):
 
 def load_split(manifest: DatasetManifest, split: str, data_root: str | None = None,
                skip_corrupt: bool = False) -> SplitData:
-    """Load a split's file list and verify it before any model is built.
-
-    Files are checked against the dataset's `manifest.json` (sha256) when it has one, else by a
-    quick decodability check (`integrity.decodes`). A missing or corrupt file fails with the list of files unless
-    `skip_corrupt`, which leaves them out and records them in `SplitData.skipped`.
-    """
+    """Load a split through the dataset's kind (`loaders.py`), verified before any model is
+    built (see `load_file_split` for datasets of files)."""
     if split not in manifest.splits:
         raise UserError(f"dataset '{manifest.name}' has no '{split}' split "
                         f"(it has: {', '.join(manifest.splits)})")
-    if manifest.loader == "proxy":
-        return _load_proxy(manifest, split)
+    return kind_of(manifest).load_split(manifest, split, data_root, skip_corrupt)
+
+
+def load_file_split(manifest: DatasetManifest, split: str, data_root: str | None = None,
+                    skip_corrupt: bool = False) -> SplitData:
+    """Load a split's file list and verify it.
+
+    Files are checked against the dataset's file index (`manifest.json`, sha256) when it has
+    one, else by a quick decodability check (`integrity.decodes`). A missing or corrupt file
+    fails with the list of files unless `skip_corrupt`, which leaves them out and records them
+    in `SplitData.skipped`.
+    """
     folder = dataset_dir(manifest, data_root)
     listing = list_files(manifest, split, folder)
     if manifest.subset:
@@ -138,16 +145,6 @@ def load_split(manifest: DatasetManifest, split: str, data_root: str | None = No
     return listing.to_split(manifest, split, skipped)
 
 
-def _load_proxy(manifest: DatasetManifest, split: str) -> SplitData:
-    from clbench.scenarios.proxy.data import make_split
-
-    proxy = make_split(manifest.name, split)
-    images = proxy.images
-    return SplitData(dataset=manifest.name, split=split, class_names=list(proxy.class_names),
-                     templates=list(proxy.templates), targets=proxy.targets.long(),
-                     sample_ids=list(proxy.sample_ids), load=lambda i: images[i])
-
-
 # --------------------------------------------------------------------------- file listings
 
 
@@ -163,7 +160,7 @@ class Listing(list):
     """Files of one split, in a fixed order, plus the names and provenance they come with."""
 
     def __init__(self, files, class_names: list[str], templates: list[str],
-                 prepared: Prepared | None, folder: Path):
+                 prepared: PreparedIndex | None, folder: Path):
         super().__init__(files)
         self.class_names, self.templates = class_names, templates
         self.prepared, self.folder = prepared, folder
@@ -211,25 +208,27 @@ def seeded_subset(listing: Listing, per_class: int, seed: int) -> Listing:
 
 
 def list_files(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
-    prepared = read_prepared(folder) if folder.is_dir() else None
-    if manifest.loader == "imagenet":
-        return _list_imagenet(manifest, split, folder, prepared)
+    """The split's files, from the file index when the folder has one, else as the dataset's
+    kind finds them on disk."""
+    index = read_index(folder) if folder.is_dir() else None
+    return kind_of(manifest).list_files(manifest, split, folder, index)
+
+
+def listing_from_index(manifest: DatasetManifest, split: str, folder: Path,
+                       index: PreparedIndex) -> Listing:
+    """The split's files as the file index lists them, labels by the declared class names."""
     class_names = list(manifest.class_names)
-    index = {name: i for i, name in enumerate(class_names)}
-    if prepared is not None:
-        files = []
-        for r in prepared.records:
-            if r.split != split:
-                continue
-            if r.label not in index:
-                raise UserError(f"{folder / PREPARED_NAME}: class '{r.label}' is not one of "
-                                f"dataset '{manifest.name}'s classes",
-                                hint="re-create it with `clbench data prepare`")
-            files.append(ListedFile(r.path, index[r.label], r.group, r))
-        return Listing(files, class_names, list(manifest.templates), prepared, folder)
-    if manifest.loader == "gtsrb":
-        return _list_gtsrb(manifest, split, folder)
-    return _list_folder(manifest, split, folder)
+    label_of = {name: i for i, name in enumerate(class_names)}
+    files = []
+    for r in index.records:
+        if r.split != split:
+            continue
+        if r.label not in label_of:
+            raise UserError(f"dataset '{manifest.name}': {INDEX_NAME} lists {r.path} with class "
+                            f"'{r.label}', which is not one of the dataset's classes",
+                            hint=f"re-create it with `clbench data prepare {manifest.name}`")
+        files.append(ListedFile(r.path, label_of[r.label], r.group, r))
+    return Listing(files, class_names, list(manifest.templates), index, folder)
 
 
 def _not_found(manifest: DatasetManifest, split: str, where: Path) -> UserError:
@@ -237,7 +236,7 @@ def _not_found(manifest: DatasetManifest, split: str, where: Path) -> UserError:
                      hint=missing_data_hint(manifest))
 
 
-def _list_folder(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
+def list_folder(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
     """`<dataset folder>/<split>/<class name>/<image>`, class names from the manifest."""
     root = folder / split
     if not root.is_dir():
@@ -273,7 +272,7 @@ def gtsrb_samples(folder: Path, split: str, download: bool = False) -> list[tupl
     return [(Path(p), int(y)) for p, y in dataset._samples]
 
 
-def _list_gtsrb(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
+def list_gtsrb(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
     target = folder / "GTSRB" / ("Training" if split == "train" else "Final_Test/Images")
     if not target.is_dir():
         raise _not_found(manifest, split, target)
@@ -290,8 +289,8 @@ def imagenet_names_and_templates() -> tuple[list[str], list[str]]:
     return list(IMAGENET_CLASSNAMES), [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
 
 
-def _list_imagenet(manifest: DatasetManifest, split: str, folder: Path,
-                   prepared: Prepared | None) -> Listing:
+def list_imagenet(manifest: DatasetManifest, split: str, folder: Path,
+                   prepared: PreparedIndex | None) -> Listing:
     """`<dataset folder>/val/<wnid>/<image>`: the class index is the wnid's rank among the 1000
     sorted wnids, the order of open_clip's class names."""
     names, templates = imagenet_names_and_templates()

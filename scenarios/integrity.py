@@ -1,11 +1,17 @@
-"""Prepared-data manifests (`manifest.json` beside the images) and integrity checks.
+"""The file index of a prepared dataset (`manifest.json` beside the images) and integrity checks.
 
-`clbench data prepare NAME` writes, into the dataset's folder, one JSON file that lists every
-image with its split, class and sha256, plus counts per split and class. It is written
-deterministically (sorted keys and files, no timestamps, no absolute paths), so preparing the
-same source twice gives the same bytes, and its own sha256 identifies the exact data a run used
-(stored with every run). `clbench data check NAME` and every run verify the files against it; a
-dataset without one is checked by decoding each image instead.
+Names: a *manifest* is a YAML declaration in `data_manifests/` (`manifests.py`); the JSON file
+that `clbench data prepare NAME` writes into the dataset's folder is the *file index*
+(`PreparedIndex`, `write_index`, `read_index`). The file keeps its name `manifest.json`, so data
+prepared by earlier versions keeps working, and stored runs keep recording its sha256 as
+`data.datasets.<name>.prepared_manifest_sha256`.
+
+The index lists every image with its split, class and sha256, plus counts per split and class.
+It is written deterministically (sorted keys and files, no timestamps, no absolute paths: every
+path and every error text in it is relative to the dataset folder or the source folder), so
+preparing the same source twice gives the same bytes, and its own sha256 identifies the exact
+data a run used (stored with every run). `clbench data check NAME` and every run verify the
+files against it; a dataset without one is checked by decoding each image instead.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 from clbench.hashing import file_sha256
 
-PREPARED_NAME = "manifest.json"
+INDEX_NAME = "manifest.json"  # the file index (historical file name, kept)
 FORMAT = 1
 
 
@@ -57,7 +63,7 @@ def decodes(path: Path, thorough: bool = True) -> bool:
     """True if the image is usable.
 
     `thorough` decodes every pixel (what `clbench data check` does). The quick form, used when a
-    run starts on data without a manifest (decoding 50,000 ImageNet images would take minutes),
+    run starts on data without a file index (decoding 50,000 ImageNet images would take minutes),
     reads the header and checks that a JPEG or PNG ends with its end marker, which catches the
     usual damage, a truncated copy; other formats are small enough to decode fully.
     """
@@ -85,9 +91,9 @@ def counts(records: list[FileRecord]) -> dict[str, dict[str, int]]:
     return {split: dict(sorted(c.items())) for split, c in sorted(per_split.items())}
 
 
-def write_prepared(folder: Path, dataset: str, records: list[FileRecord],
-                   info: dict[str, Any] | None = None) -> Path:
-    """Write `folder/manifest.json`; byte-identical for identical inputs."""
+def write_index(folder: Path, dataset: str, records: list[FileRecord],
+                info: dict[str, Any] | None = None) -> Path:
+    """Write the file index `folder/manifest.json`; byte-identical for identical inputs."""
     records = sorted(records, key=lambda r: r.path)
     body = {
         "dataset": dataset,
@@ -97,34 +103,38 @@ def write_prepared(folder: Path, dataset: str, records: list[FileRecord],
         "files": [{k: v for k, v in asdict(r).items() if v is not None} for r in records],
         "info": info or {},
     }
-    path = folder / PREPARED_NAME
-    path.write_text(json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    path = folder / INDEX_NAME
+    path.write_text(json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
     return path
 
 
 @dataclass
-class Prepared:
+class PreparedIndex:
+    """A dataset's file index as read back."""
+
     dataset: str
     records: list[FileRecord]
     counts: dict[str, dict[str, int]]
     info: dict[str, Any]
-    sha256: str  # of manifest.json itself: what a stored run records
+    sha256: str  # of the index file itself: what a stored run records
 
 
-def read_prepared(folder: Path) -> Prepared | None:
-    path = folder / PREPARED_NAME
+def read_index(folder: Path) -> PreparedIndex | None:
+    """The file index in `folder`, or None when it has none."""
+    path = folder / INDEX_NAME
     if not path.is_file():
         return None
     from clbench.errors import UserError
 
     try:
-        body = json.loads(path.read_text())
+        body = json.loads(path.read_text(encoding="utf-8"))
         records = [FileRecord(**f) for f in body["files"]]
     except (ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path} is not a clbench data manifest ({type(err).__name__})",
+        raise UserError(f"{path} is not a clbench file index ({type(err).__name__})",
                         hint="re-create it with `clbench data prepare`") from None
-    return Prepared(body.get("dataset", ""), records, body.get("counts", {}),
-                    body.get("info", {}), file_sha256(path))
+    return PreparedIndex(body.get("dataset", ""), records, body.get("counts", {}),
+                         body.get("info", {}), file_sha256(path))
 
 
 def verify_records(folder: Path, records: list[FileRecord]) -> Problems:
@@ -140,7 +150,7 @@ def verify_records(folder: Path, records: list[FileRecord]) -> Problems:
 
 
 def verify_decodable(folder: Path, paths: list[Path], thorough: bool = True) -> Problems:
-    """Without a manifest: every file must exist and decode (see `decodes`)."""
+    """Without a file index: every file must exist and decode (see `decodes`)."""
     problems = Problems()
     for path in paths:
         rel = path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)

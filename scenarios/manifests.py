@@ -1,16 +1,45 @@
-"""Scenario and dataset declarations: YAML files in `data_manifests/` (package data).
+"""Scenario and dataset declarations ("manifests"): YAML files in `data_manifests/` (package data)
+and in the user's own manifest folders.
 
 Declarations are data, like open_clip's model configs or lm-evaluation-harness task YAML:
-`datasets/<name>.yaml` says how to load a dataset (loader, splits, class names, prompt templates,
-where the data is expected and how to obtain it); `scenarios/<name>.yaml` says how to make a
-continual stream of it (target dataset, protocol, shots, session grouping, control sets, the
-paper's training defaults). A scenario can also be given as a path to a YAML file of its own.
-This module reads and validates them without importing torch.
+`datasets/<name>.yaml` says how to load a dataset (its kind `loader:`, see `loaders.py`; splits,
+class names, prompt templates, where the data is expected and how to obtain it);
+`scenarios/<name>.yaml` says how to make a continual stream of it (target dataset, protocol,
+shots, session grouping, control sets, the paper's training defaults). A scenario can also be
+given as a path to a YAML file of its own. This module reads and validates them without
+importing torch. (The JSON file that `clbench data prepare` writes beside the images is not a
+manifest but the dataset's *file index*, `integrity.py`.)
+
+**include.** A declaration may start from another one of the same sort:
+`include: gts-20shot` (a name, looked up like any declaration) or `include: ../base.yaml` (a
+path relative to the including file). The included declaration is resolved first (includes
+chain), then the including file's keys override it: mappings merge key by key, recursively;
+lists and scalars replace. `name` is never inherited (it is the including file's own `name` or
+file name). A cycle or a missing include is a one-line ConfigError naming the file and the
+include.
+
+**User manifest folders.** Besides the built-in `data_manifests/`, declarations are read from
+the folders in `$CLBENCH_MANIFESTS` (separated by `os.pathsep`), or, when set, from the folders
+given to `use_manifest_dirs` (the CLI's `--manifests DIR`), which replace the variable's. Each
+folder has the built-in layout: `datasets/<name>.yaml` and/or `scenarios/<name>.yaml` (`.yml`
+also accepted); files directly in the folder are not read, since a file's sort (dataset or
+scenario) is given by its subfolder. User declarations are listed with their origin, validated
+exactly like the built-in ones, and may include built-in ones. A name declared twice (a user
+file named like a built-in one, or in two user folders) is an error naming both files: nothing
+is silently shadowed.
+
+**Hashes.** Every declaration's `hash` (stored with runs as `scenario_manifest_hash` and
+`dataset_manifest_hashes`) is computed from the resolved declaration: for a file without
+`include` it is the sha256 of the file's text, as before (so stored runs of unchanged files
+compare); for a file with `include` it is the sha256 of the resolved declaration as canonical
+JSON (sorted keys), so a change to an included file changes the hash of every file including it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,22 +50,107 @@ import yaml
 from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
 
-LOADERS = ("proxy", "folder", "gtsrb", "imagenet")
 PROTOCOLS = ("few-shot", "offline")
+MANIFESTS_ENV = "CLBENCH_MANIFESTS"
+BUILT_IN = "built-in"
+DATASETS, SCENARIOS = "datasets", "scenarios"  # the subfolders, one per sort of declaration
+
+_dirs_override: list[str] | None = None
 
 
 def manifest_dir() -> Path:
+    """The built-in declarations (`data_manifests/`)."""
     return Path(str(resources.files("clbench.data_manifests")))
 
 
+def use_manifest_dirs(dirs: list[str] | None) -> None:
+    """Read user declarations from `dirs` (each with `datasets/` and/or `scenarios/`) instead
+    of `$CLBENCH_MANIFESTS`; None goes back to the variable. This only records the folders;
+    a missing or empty folder is a UserError at the first lookup (inside the CLI's error
+    handling)."""
+    global _dirs_override
+    _dirs_override = None if dirs is None else [str(d) for d in dirs]
+
+
+def manifest_dirs() -> list[Path]:
+    """The user manifest folders in effect, checked."""
+    if _dirs_override is not None:
+        raw, origin = _dirs_override, "--manifests"
+    else:
+        raw = [p for p in os.environ.get(MANIFESTS_ENV, "").split(os.pathsep) if p.strip()]
+        origin = f"${MANIFESTS_ENV}"
+    out: list[Path] = []
+    for entry in raw:
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"{origin}: manifest folder {entry} not found",
+                            hint="a manifest folder holds datasets/<name>.yaml and/or "
+                                 "scenarios/<name>.yaml")
+        if not (folder / DATASETS).is_dir() and not (folder / SCENARIOS).is_dir():
+            raise UserError(f"{origin}: {entry} has neither a {DATASETS}/ nor a {SCENARIOS}/ "
+                            "folder", hint="put dataset YAML in DIR/datasets/ and scenario YAML "
+                                           "in DIR/scenarios/")
+        folder = folder.resolve()
+        if folder not in out and folder != manifest_dir().resolve():
+            out.append(folder)
+    return out
+
+
+def _catalog(sort: str) -> dict[str, tuple[Path, str]]:
+    """name -> (file, origin) over the built-in and the user folders; a name declared twice is
+    an error naming both files."""
+    found: dict[str, tuple[Path, str]] = {}
+    sources = [(manifest_dir(), BUILT_IN), *((d, str(d)) for d in manifest_dirs())]
+    for base, origin in sources:
+        folder = base / sort
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix not in (".yaml", ".yml") or not path.is_file():
+                continue
+            if path.stem in found:
+                other = found[path.stem][0]
+                raise UserError(f"{sort[:-1]} '{path.stem}' is declared twice: {other} and {path}",
+                                hint="rename one of them; a user declaration never replaces "
+                                     "another")
+            found[path.stem] = (path, origin)
+    return found
+
+
+def list_datasets() -> list[str]:
+    return sorted(_catalog(DATASETS))
+
+
+def list_scenarios() -> list[str]:
+    return sorted(_catalog(SCENARIOS))
+
+
+def origins(sort: str) -> dict[str, str]:
+    """name -> origin ("built-in" or the user folder) of every declaration of `sort`."""
+    return {name: origin for name, (_, origin) in _catalog(sort).items()}
+
+
+# --------------------------------------------------------------------------- reading, include
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
-    text = path.read_text()
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
+                          f"{err.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"malformed YAML in {path}{where}") from None
+        problem = getattr(err, "problem", None)
+        raise ConfigError(f"malformed YAML in {path}{where}"
+                          + (f": {problem}" if problem else "")) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data, hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -47,15 +161,126 @@ def _check_keys(data: dict[str, Any], allowed: set[str], where: str) -> None:
 
     for key in data:
         if key not in allowed:
-            near = closest(key, allowed)
+            near = closest(str(key), allowed)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`: mappings merge recursively, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _include_target(ref: str, including: Path, sort: str) -> Path:
+    if ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref:
+        target = including.parent / Path(ref).expanduser()
+        if not target.is_file():
+            raise ConfigError(f"{including}: include '{ref}': no such file ({target})")
+        return target.resolve()
+    catalog = _catalog(sort)
+    if ref not in catalog:
+        raise ConfigError(f"{including}: include '{ref}': "
+                          + unknown_name_message(sort[:-1], ref, catalog))
+    return catalog[ref][0].resolve()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    data: dict[str, Any]  # the declaration with its includes applied
+    hash: str
+    includes: tuple[str, ...]  # the files it includes, nearest first
+
+
+def resolve(path: Path, sort: str, allowed: set[str],
+            _seen: tuple[Path, ...] = ()) -> Resolved:
+    """Read a declaration file of `sort` ("datasets" or "scenarios") with its includes."""
+    path = path.resolve()
+    data, digest = _read_yaml(path)
+    _check_keys(data, allowed | {"include"}, str(path))
+    if "include" not in data:
+        return Resolved(data, digest, ())
+    ref = data.pop("include")
+    if not isinstance(ref, str) or not ref.strip():
+        raise ConfigError(f"{path}: include must be a {sort[:-1]} name or a path to a YAML "
+                          f"file, got {ref!r}")
+    target = _include_target(ref.strip(), path, sort)
+    if target == path or target in _seen:
+        cycle = " -> ".join(p.name for p in (*_seen, path, target))
+        raise ConfigError(f"{path}: include '{ref}' makes a cycle ({cycle})")
+    base = resolve(target, sort, allowed, (*_seen, path))
+    merged = deep_merge({k: v for k, v in base.data.items() if k != "name"}, data)
+    canonical = json.dumps(merged, sort_keys=True, default=str, separators=(",", ":"))
+    return Resolved(merged, hashlib.sha256(canonical.encode()).hexdigest()[:16],
+                    (str(target), *base.includes))
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fail(path: Path, key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{path}: {key} must be {expected}, got {_shown(value)}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(data: dict, key: str, path: Path, default: str = "") -> str:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _fail(path, key, "a string", value)
+    return value
+
+
+def _texts(data: dict, key: str, path: Path, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list):
+        raise _fail(path, key, "a list of strings", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _fail(path, f"{key}[{i}]", "a string", item)
+    return tuple(value)
+
+
+def _mapping(data: dict, key: str, path: Path, what: str = "a mapping") -> dict:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path, key, what, value)
+    return value
+
+
+def _file_name_matches(data: dict, path: Path, from_catalog: bool) -> str:
+    name = _text(data, "name", path, path.stem)
+    if from_catalog and name != path.stem:
+        raise ConfigError(f"{path}: name '{name}' differs from the file name '{path.stem}' "
+                          "(declarations are looked up by file name)")
+    return name
+
+
+# --------------------------------------------------------------------------- datasets
 
 
 @dataclass(frozen=True)
 class DatasetManifest:
     name: str
-    loader: str
+    loader: str  # the dataset's kind (`loaders.py`)
     splits: tuple[str, ...]
     description: str = ""
     obtain: str = ""  # how a user gets the data
@@ -70,6 +295,8 @@ class DatasetManifest:
     prepare: str = ""  # the `clbench data prepare` command that makes this dataset
     hash: str = ""
     path: str = ""
+    origin: str = BUILT_IN  # "built-in" or the user manifest folder
+    includes: tuple[str, ...] = ()
 
 
 _DATASET_KEYS = {"name", "loader", "splits", "description", "obtain", "layout", "subdir",
@@ -77,32 +304,48 @@ _DATASET_KEYS = {"name", "loader", "splits", "description", "obtain", "layout", 
                  "prepare"}
 
 
-def list_datasets() -> list[str]:
-    return sorted(p.stem for p in (manifest_dir() / "datasets").glob("*.yaml"))
-
-
 def load_dataset_manifest(name: str) -> DatasetManifest:
-    path = manifest_dir() / "datasets" / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(unknown_name_message("dataset", name, list_datasets()))
-    data, digest = _read_yaml(path)
-    _check_keys(data, _DATASET_KEYS, str(path))
-    if data.get("loader") not in LOADERS:
-        raise ConfigError(f"{path}: loader must be one of {', '.join(LOADERS)}")
+    catalog = _catalog(DATASETS)
+    if name not in catalog:
+        raise UserError(unknown_name_message("dataset", name, catalog),
+                        hint="`clbench list datasets` shows them all")
+    path, origin = catalog[name]
+    resolved = resolve(path, DATASETS, _DATASET_KEYS)
+    data = resolved.data
+    from clbench.scenarios.loaders import get_kind
+
+    loader = data.get("loader")
+    if not isinstance(loader, str):
+        raise _fail(path, "loader", "the dataset's kind (a string)", loader)
+    get_kind(loader, f"{path}: loader")
+    splits = _texts(data, "splits", path, ("test",))
+    if not splits:
+        raise _fail(path, "splits", "a non-empty list of split names", splits)
     subset = data.get("subset")
     if subset is not None and (not isinstance(subset, dict) or set(subset) != {"per_class", "seed"}
-                               or not all(isinstance(v, int) for v in subset.values())
+                               or not all(_is_int(v) for v in subset.values())
                                or subset["per_class"] < 1):
         raise ConfigError(f"{path}: subset must be {{per_class: N, seed: S}} with integers, N >= 1")
+    expected = _mapping(data, "expected", path, "a mapping of split to image count")
+    for key, value in expected.items():
+        if not _is_int(value) or value < 0:
+            raise _fail(path, f"expected.{key}", "a non-negative integer", value)
+    prompts = _mapping(data, "generation_prompts", path, "a mapping of class name to prompt")
+    for key, value in prompts.items():
+        if not isinstance(value, str):
+            raise _fail(path, f"generation_prompts.{key}", "a string", value)
     return DatasetManifest(
-        name=data.get("name", name), loader=data["loader"],
-        splits=tuple(data.get("splits", ["test"])), description=data.get("description", ""),
-        obtain=data.get("obtain", ""), layout=data.get("layout", ""),
-        subdir=data.get("subdir", name), class_names=tuple(data.get("class_names", [])),
-        templates=tuple(data.get("templates", [])), subset=subset,
-        expected={str(k): int(v) for k, v in (data.get("expected") or {}).items()},
-        generation_prompts=dict(data.get("generation_prompts") or {}),
-        prepare=data.get("prepare", ""), hash=digest, path=str(path))
+        name=_file_name_matches(data, path, True), loader=loader, splits=splits,
+        description=_text(data, "description", path), obtain=_text(data, "obtain", path),
+        layout=_text(data, "layout", path), subdir=_text(data, "subdir", path, name),
+        class_names=_texts(data, "class_names", path), templates=_texts(data, "templates", path),
+        subset=subset, expected={str(k): v for k, v in expected.items()},
+        generation_prompts={str(k): v for k, v in prompts.items()},
+        prepare=_text(data, "prepare", path), hash=resolved.hash, path=str(path),
+        origin=origin, includes=resolved.includes)
+
+
+# --------------------------------------------------------------------------- scenarios
 
 
 @dataclass(frozen=True)
@@ -123,6 +366,10 @@ class ScenarioManifest:
     description: str = ""
     hash: str = ""
     path: str = ""
+    origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)
+    includes: tuple[str, ...] = ()  # files included, nearest first
+    # the resolved declaration (includes applied), as read
+    declaration: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def training_for(manifest: ScenarioManifest, *strategy_names: str) -> dict[str, Any]:
@@ -137,28 +384,26 @@ _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "session
                   "training", "strategy_training"}
 
 
-def list_scenarios() -> list[str]:
-    return sorted(p.stem for p in (manifest_dir() / "scenarios").glob("*.yaml"))
-
-
 def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     candidate = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")):
         if not candidate.is_file():
             raise UserError(f"scenario file not found: {name_or_path}")
-        path = candidate
+        path, origin, from_catalog = candidate, "file", False
     else:
-        path = manifest_dir() / "scenarios" / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise UserError(unknown_name_message("scenario", name_or_path, list_scenarios()),
+        catalog = _catalog(SCENARIOS)
+        if name_or_path not in catalog:
+            raise UserError(unknown_name_message("scenario", name_or_path, catalog),
                             hint="`clbench list scenarios` shows them all")
-    data, digest = _read_yaml(path)
-    _check_keys(data, _SCENARIO_KEYS, str(path))
+        (path, origin), from_catalog = catalog[name_or_path], True
+    resolved = resolve(path, SCENARIOS, _SCENARIO_KEYS)
+    data = resolved.data
     protocol = data.get("protocol", "few-shot")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}")
     if "target" not in data:
         raise ConfigError(f"{path}: missing 'target' (the dataset the stream is made of)")
+    target = _text(data, "target", path)
     sessions = data.get("sessions", {}) or {}
     if not isinstance(sessions, dict):
         raise ConfigError(f"{path}: 'sessions' must be a mapping with 'sizes' and 'order'")
@@ -166,13 +411,25 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     session_by = sessions.get("by", "class")
     if session_by not in ("class", "group"):
         raise ConfigError(f"{path}: sessions.by must be 'class' or 'group'")
-    if session_by == "group" and not isinstance(sessions.get("order"), list):
+    order = sessions.get("order", "dataset")
+    if isinstance(order, list):
+        _texts(sessions, "order", path)  # every entry a class (or group) name
+    elif order not in ("dataset", "seeded"):
+        raise _fail(path, "sessions.order", "'dataset', 'seeded' or a list of names", order)
+    if session_by == "group" and not isinstance(order, list):
         raise ConfigError(f"{path}: sessions.by: group needs sessions.order to list the groups")
     shots = data.get("shots")
-    if protocol == "few-shot" and (not isinstance(shots, int) or shots < 1):
+    if protocol == "few-shot" and shots is None:
         raise ConfigError(f"{path}: a few-shot scenario needs 'shots' (a positive integer)")
-    sizes = tuple(int(s) for s in sessions.get("sizes", []))
-    if protocol == "few-shot" and (not sizes or min(sizes) < 1):
+    if shots is not None and (not _is_int(shots) or shots < 1):
+        raise _fail(path, "shots", "a positive integer", shots)
+    sizes = sessions.get("sizes", []) or []
+    if not isinstance(sizes, list):
+        raise _fail(path, "sessions.sizes", "a list of positive integers", sizes)
+    for i, size in enumerate(sizes):
+        if not _is_int(size) or size < 1:
+            raise _fail(path, f"sessions.sizes[{i}]", "a positive integer", size)
+    if protocol == "few-shot" and not sizes:
         raise ConfigError(f"{path}: a few-shot scenario needs sessions.sizes, e.g. [4, 4, 4]")
     training = data.get("training", {}) or {}
     if not isinstance(training, dict):
@@ -183,9 +440,9 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         raise ConfigError(f"{path}: 'strategy_training' must map strategy names to training keys, "
                           "e.g. {lorsu: {lr: 3.0e-4}}")
     return ScenarioManifest(
-        name=data.get("name", path.stem), target=data["target"], protocol=protocol,
-        eval_sets=tuple(data.get("eval_sets", [])), shots=shots, session_sizes=sizes,
-        class_order=sessions.get("order", "dataset"), session_by=session_by,
-        training=dict(training),
+        name=_file_name_matches(data, path, from_catalog), target=target, protocol=protocol,
+        eval_sets=_texts(data, "eval_sets", path), shots=shots, session_sizes=tuple(sizes),
+        class_order=order, session_by=session_by, training=dict(training),
         strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
-        description=data.get("description", ""), hash=digest, path=str(path))
+        description=_text(data, "description", path), hash=resolved.hash, path=str(path),
+        origin=origin, includes=resolved.includes, declaration=data)

@@ -51,7 +51,8 @@ class Scenario:
 
     def data_record(self) -> dict[str, dict[str, Any]]:
         """What a stored run keeps about the data beyond the YAML hashes: the sha256 of each
-        prepared manifest.json, the subset rule of a subset eval set, the files skipped."""
+        dataset's file index (`manifest.json`; stored as `prepared_manifest_sha256`), the subset
+        rule of a subset eval set, the files skipped."""
         record: dict[str, dict[str, Any]] = {}
         for split in [self.train, *(e.data for e in self.eval_sets)]:
             entry = record.setdefault(split.dataset, {"prepared_manifest_sha256": None,
@@ -71,9 +72,6 @@ class Scenario:
     @property
     def target(self) -> EvalSet:
         return self.eval_sets[0]
-
-    def session_of_class(self) -> dict[int, int]:
-        return {c: s.index for s in self.sessions for c in s.class_ids}
 
     def to_avalanche(self, transform: Callable[[Any], torch.Tensor]):
         """Avalanche benchmark: one train experience per session and, aligned with it, the
@@ -132,7 +130,8 @@ def _group_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> 
     samples of the session's groups only."""
     if train.groups is None:
         raise ConfigError(f"{manifest.path}: sessions.by: group needs a dataset whose files "
-                          "record their source group (a prepared TSI manifest.json)")
+                          "record their source group (TSI with the file index written by "
+                          "`clbench data prepare tsi`)")
     order = list(manifest.class_order)
     known = set(train.groups)
     unknown = [g for g in order if g not in known]
@@ -188,7 +187,7 @@ def build_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> l
 
 def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
                   skip_corrupt: bool = False, controls: list[str] | None = None) -> Scenario:
-    """Read the manifests and the data, draw the sessions. Fails early on missing data, and on
+    """Read the declarations and the data, draw the sessions. Fails early on missing data, and on
     missing or corrupt files unless `skip_corrupt` (then they are left out and recorded).
     `controls` replaces the scenario's control eval sets (e.g. `imagenet-10pc` for speed)."""
     manifest = load_scenario_manifest(name_or_path)

@@ -23,6 +23,7 @@ from clbench.errors import ConfigError
 from clbench.hashing import canonical_hash
 from clbench.names import closest
 from clbench.options import build_dataclass, coerce, option
+from clbench.yaml_files import read_yaml_mapping
 
 # --------------------------------------------------------------------------- the config sections
 
@@ -38,7 +39,7 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    epochs: int | None = option(None, "epochs per session (default: the scenario's)", low=0)
+    epochs: int | None = option(None, "epochs per session (default: the scenario's)", low=1)
     batch_size: int | None = option(None, "training batch size (default: the scenario's)", low=1)
     lr: float | None = option(None, "peak learning rate (default: the scenario's)", low=0,
                               low_open=True)
@@ -120,21 +121,7 @@ def parse_set_options(items: list[str]) -> dict[str, Any]:
 
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    return data
+    return read_yaml_mapping(path, "config file")
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +178,9 @@ def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None
             training_raw[key] = value
     training = build_dataclass(TrainingConfig, training_raw, "training.")
     seed = coerce("seed", raw.get("seed", 0), int)
+    if not 0 <= seed < 2**32:  # what numpy and torch accept as a seed
+        raise ConfigError(f"seed: {seed} is outside the allowed range [0, 2**32 - 1]",
+                          hint="pass --seed N with 0 <= N < 4294967296")
     device = coerce("device", raw.get("device", "auto"), str)
     if device != "auto" and not (device == "cpu" or device.startswith("cuda")
                                  or device == "mps"):

@@ -18,7 +18,17 @@ class UserError(Exception):
 
 
 class ConfigError(UserError):
-    """A run configuration key is unknown or its value is invalid; the message names the key."""
+    """A run configuration key is unknown or its value is invalid; the message names the key.
+
+    Without an explicit hint it points to where the keys and their ranges are listed.
+    """
+
+    def __init__(self, message: str, hint: str | None = None):
+        if hint is None:
+            hint = ("`clbench list strategies -v` lists every strategy parameter with its range"
+                    if message.startswith("strategy.") else
+                    "`clbench run --help` lists the config keys; `--set key=value` overrides one")
+        super().__init__(message, hint)
 
 
 class TrainingDiverged(UserError):

@@ -72,7 +72,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
                              config.controls)
     seed_everything(config.seed)
     bundle = load_model(config.model)
-    from clbench.params import build_on_meta
+    from clbench.models.meta import build_on_meta
 
     # settings that need the architecture (rank vs width, top-k vs heads) fail here, before the
     # run is stored: the strategy plans its trainable set on a weightless copy

@@ -9,11 +9,12 @@ import sys
 import pytest
 import torch
 
+from clbench.models import PROXY_CHECKPOINT as CHECKPOINT_PATH
+from clbench.models import ProxyTokenizer
+from clbench.models import load_clip as load_proxy_clip
 from clbench.scenarios.proxy import world
 from clbench.scenarios.proxy.data import PROXY_TEMPLATES, make_split
-from clbench.scenarios.proxy.model import CHECKPOINT_PATH, load_proxy_clip
 from clbench.scenarios.proxy.pretrain import pretrain, zero_shot_accuracy
-from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
 
 SPLITS = [("proxy", "train"), ("proxy", "test"), ("proxy-clean", "test"), ("proxy-generic", "test")]
 

@@ -18,8 +18,8 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from clbench.classifier import CLIPClassifier
 from clbench.config import TrainingConfig
-from clbench.scenarios.proxy.model import build_proxy_clip
-from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
+from clbench.models import ProxyTokenizer
+from clbench.models import build_clip as build_proxy_clip
 from clbench.strategies import registry
 from clbench.strategies.base import snapshot
 from clbench.template import CLIPTemplate

@@ -1,8 +1,9 @@
-"""Model loading: open_clip architectures by pretrained tag or checkpoint path, and the proxy.
+"""Model loading: any open_clip architecture by pretrained tag or checkpoint path.
 
 Users with weights run the paper's backbones (`--model ViT-L-14 --pretrained openai`, or
 `EVA01-g-14` with `laion400m_s11b_b41k`, or `--checkpoint PATH`); everything that must run
-offline uses the embedded proxy CLIP (`proxy-vit-tiny`), pretrained by clbench's own script.
+offline uses the embedded proxy CLIP (`proxy-vit-tiny`), an open_clip model config of clbench's
+own (`model_configs/`) whose default checkpoint is committed (`checkpoints/`).
 Every bundle carries one `transform` that accepts either a PIL image (files on disk) or a float
 tensor in [0, 1] (the procedurally rendered proxy data), so any model runs on any scenario.
 """
@@ -17,17 +18,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from clbench.backbones import PROXY_ALIASES, PROXY_ARCH
+from clbench.backbones import PROXY_ARCH
 from clbench.config import ModelConfig
 from clbench.errors import UserError
 from clbench.hashing import file_sha256
+from clbench.models.configs import (
+    DEFAULT_CHECKPOINTS,
+    canonical_arch,
+    preprocess_cfg,
+    quiet_open_clip,
+    register_model_configs,
+)
+from clbench.models.tokenizer import WordTokenizer
 from clbench.names import unknown_name_message
+
+Tokenizer = Callable[[list[str]], torch.Tensor]
 
 
 @dataclass
 class ModelBundle:
     clip: nn.Module
-    tokenizer: Callable[[list[str]], torch.Tensor]
+    tokenizer: Tokenizer
     transform: Callable[[Any], torch.Tensor]
     arch: str
     pretrained: str | None
@@ -35,9 +46,14 @@ class ModelBundle:
     image_size: int
 
 
+class CheckpointNotFound(UserError, FileNotFoundError):
+    """A checkpoint path that is not a file (a UserError for the CLI, a FileNotFoundError too)."""
+
+
 def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, ...],
                    pil_preprocess: Callable | None = None) -> Callable[[Any], torch.Tensor]:
-    """Tensor in [0, 1] -> resized and normalised; PIL image -> the model's own preprocess."""
+    """Tensor in [0, 1] (one image or a batch) -> resized and normalised; PIL image -> the model's
+    own preprocess."""
     mean_t = torch.tensor(mean).view(3, 1, 1)
     std_t = torch.tensor(std).view(3, 1, 1)
 
@@ -45,10 +61,12 @@ def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, .
         if isinstance(item, torch.Tensor):
             x = item.float()
             if x.shape[-1] != image_size or x.shape[-2] != image_size:
-                x = torch.nn.functional.interpolate(
-                    x.unsqueeze(0), size=(image_size, image_size), mode="bilinear",
-                    align_corners=False, antialias=True).squeeze(0)
-            return (x - mean_t) / std_t
+                batch = x if x.ndim == 4 else x.unsqueeze(0)
+                batch = torch.nn.functional.interpolate(
+                    batch, size=(image_size, image_size), mode="bilinear",
+                    align_corners=False, antialias=True)
+                x = batch if x.ndim == 4 else batch.squeeze(0)
+            return (x - mean_t.to(x.device)) / std_t.to(x.device)
         if pil_preprocess is not None:
             return pil_preprocess(item)
         from torchvision.transforms.functional import pil_to_tensor
@@ -58,67 +76,122 @@ def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, .
     return transform
 
 
-def load_model(config: ModelConfig) -> ModelBundle:
-    if config.arch in PROXY_ALIASES:
-        return _load_proxy(config)
-    return _load_open_clip(config)
+def model_transform(clip: nn.Module) -> Callable[[Any], torch.Tensor]:
+    """The transform of a model built by open_clip, from its `visual.preprocess_cfg`."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    cfg = dict(getattr(clip.visual, "preprocess_cfg", None) or {})
+    mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
+    std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+    pil_preprocess = image_transform_v2(PreprocessCfg(**cfg), is_train=False) if cfg else None
+    return make_transform(image_size(clip), mean, std, pil_preprocess)
 
 
-def _load_proxy(config: ModelConfig) -> ModelBundle:
-    from clbench.scenarios.proxy.model import IMAGE_MEAN, IMAGE_STD, load_proxy_clip
-
-    if config.pretrained:
-        raise UserError(f"the proxy model has no pretrained tags (got '{config.pretrained}')",
-                        hint="leave --pretrained unset, or pass --checkpoint PATH")
-    if config.checkpoint and not Path(config.checkpoint).is_file():
-        raise UserError(f"checkpoint not found: {config.checkpoint}")
-    try:
-        clip, tokenizer, sha = load_proxy_clip(config.checkpoint)
-    except FileNotFoundError as err:
-        raise UserError(str(err), hint="run `clbench proxy pretrain` to rebuild it") from None
-    size = _image_size(clip)
-    return ModelBundle(clip, tokenizer, make_transform(size, IMAGE_MEAN, IMAGE_STD), PROXY_ARCH,
-                       None, sha, size)
-
-
-def _image_size(clip: nn.Module) -> int:
+def image_size(clip: nn.Module) -> int:
     size = getattr(clip.visual, "image_size", 224)
     return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
-def _load_open_clip(config: ModelConfig) -> ModelBundle:
+def _known_arch(arch: str) -> str:
     import open_clip
 
+    register_model_configs()
+    arch = canonical_arch(arch)
     known = open_clip.list_models()
-    if config.arch not in known:
-        raise UserError(unknown_name_message("model", config.arch, [*known, PROXY_ARCH]),
+    if arch not in known:
+        raise UserError(unknown_name_message("model", arch, known),
                         hint="`clbench list models` shows the paper's backbones")
-    pretrained, sha = None, None
-    if config.checkpoint:
-        if not Path(config.checkpoint).is_file():
-            raise UserError(f"checkpoint not found: {config.checkpoint}")
-        pretrained, sha = config.checkpoint, file_sha256(config.checkpoint)
-    elif config.pretrained:
-        tags = open_clip.list_pretrained_tags_by_model(config.arch)
-        if config.pretrained not in tags:
-            raise UserError(unknown_name_message(f"pretrained tag for {config.arch}",
-                                                 config.pretrained, tags))
-        pretrained = config.pretrained
+    return arch
+
+
+def build_clip(arch: str = PROXY_ARCH, device: str | torch.device = "cpu") -> nn.Module:
+    """A randomly initialised CLIP of `arch` (from the global torch RNG): open_clip's
+    `create_model`, with clbench's architectures registered and their preprocessing applied."""
+    import open_clip
+
+    arch = _known_arch(arch)
+    with quiet_open_clip():
+        return open_clip.create_model(arch, pretrained=None, device=device,
+                                      force_preprocess_cfg=preprocess_cfg(arch) or None)
+
+
+def tokenizer_for(arch: str) -> Tokenizer:
+    import open_clip
+
+    arch = _known_arch(arch)
+    return WordTokenizer.for_arch(arch) or open_clip.get_tokenizer(arch)
+
+
+def load_clip(checkpoint: str | Path | None = None,
+              arch: str = PROXY_ARCH) -> tuple[nn.Module, Tokenizer, str | None]:
+    """`arch` (float32, eval mode) with the weights of `checkpoint` (default: the architecture's
+    committed checkpoint, if it has one, else random weights), its tokenizer, the file's sha256."""
+    arch = _known_arch(arch)
+    default, rebuild = DEFAULT_CHECKPOINTS.get(arch, (None, None))
+    path = Path(checkpoint) if checkpoint is not None else default
+    if path is not None and not path.is_file():
+        how = f"; run `{rebuild}` to create it" if rebuild else ""
+        raise CheckpointNotFound(f"checkpoint not found: {path}{how}")
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep caller's RNG
+        clip = build_clip(arch)
+    sha = None
+    if path is not None:
+        load_weights(clip, path, arch)
+        sha = file_sha256(path)
+    return clip.float().eval(), tokenizer_for(arch), sha
+
+
+def load_weights(clip: nn.Module, path: Path, arch: str) -> None:
+    """Load a checkpoint strictly (open_clip's loader, `weights_only=True`); a file that does not
+    load gives a one-line UserError, never torch's traceback."""
+    import open_clip
+
+    rebuild = DEFAULT_CHECKPOINTS.get(arch, (None, None))[1]
+    hint = (f"pass a checkpoint written by `{rebuild}`, or leave --checkpoint unset for the "
+            "committed one" if rebuild else
+            f"pass a state dict of the open_clip architecture {arch} (.pt, .bin, .safetensors), "
+            "or --pretrained TAG")
     try:
-        clip, _, preprocess = open_clip.create_model_and_transforms(config.arch,
-                                                                    pretrained=pretrained)
+        open_clip.load_checkpoint(clip, str(path), strict=True, weights_only=True)
+    except Exception as err:
+        text = str(err)
+        if isinstance(err, RuntimeError) and text.startswith("Error(s) in loading state_dict"):
+            detail = text.splitlines()[1].strip() if len(text.splitlines()) > 1 else ""
+            reason = f"its tensors do not match the architecture ({detail[:160]})"
+        else:
+            reason = ("it cannot be read as a PyTorch state dict (corrupt, truncated, or another "
+                      f"kind of file: {type(err).__name__})")
+        raise UserError(f"{path} is not a loadable checkpoint for {arch}: {reason}",
+                        hint=hint) from None
+
+
+def load_model(config: ModelConfig) -> ModelBundle:
+    arch = _known_arch(config.arch)
+    if config.checkpoint or not config.pretrained:
+        clip, tokenizer, sha = load_clip(config.checkpoint, arch)
+    else:
+        clip, tokenizer, sha = _load_pretrained_tag(arch, config.pretrained), tokenizer_for(arch), None
+    return ModelBundle(clip, tokenizer, model_transform(clip), arch,
+                       None if config.checkpoint else config.pretrained, sha, image_size(clip))
+
+
+def _load_pretrained_tag(arch: str, tag: str) -> nn.Module:
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if not tags:
+        raise UserError(f"{arch} has no pretrained tags (got '{tag}')",
+                        hint="leave --pretrained unset, or pass --checkpoint PATH")
+    if tag not in tags:
+        raise UserError(unknown_name_message(f"pretrained tag for {arch}", tag, tags))
+    try:
+        clip = open_clip.create_model(arch, pretrained=tag)
     except RuntimeError as err:
         if "download" in str(err).lower():
             raise UserError(
-                f"could not download the '{config.pretrained}' weights of {config.arch}",
+                f"could not download the '{tag}' weights of {arch}",
                 hint="run once with network access (they are cached by huggingface_hub), or "
                      "pass --checkpoint PATH to a local file") from None
         raise
-    tokenizer = open_clip.get_tokenizer(config.arch)
-    cfg = getattr(clip.visual, "preprocess_cfg", None) or {}
-    mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
-    std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
-    size = _image_size(clip)
-    clip.eval()
-    return ModelBundle(clip, tokenizer, make_transform(size, mean, std, preprocess), config.arch,
-                       None if config.checkpoint else config.pretrained, sha, size)
+    return clip.eval()

@@ -1,7 +1,8 @@
-"""Pretrain the proxy CLIP on the clean proxy world (``python -m clbench.scenarios.proxy.pretrain``).
+"""Pretrain the proxy CLIP on the clean proxy world (``clbench proxy pretrain --out PATH``).
 
 The benchmark measures forgetting of pretrained knowledge, so the offline proxy needs a model that
-knows something: this script trains the tiny open_clip CLIP of ``model.py`` contrastively (CLIP's
+knows something: this script trains the tiny open_clip CLIP ``proxy-vit-tiny`` (a model config of
+``clbench.models``; its word list is written from ``world.vocabulary()``) contrastively (CLIP's
 symmetric InfoNCE) on captioned clean renders of all 120 classes of ``world.py``, never on the
 target camera. It is the stand-in for CLIP's web pretraining in the LoRSU paper's setting, where
 the model is good on DALL-E/ImageNet-like images and poor on the TSI camera's. A fixed step count
@@ -23,56 +24,62 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from clbench.backbones import PROXY_ARCH
+from clbench.classifier import CLIPClassifier
+from clbench.errors import UserError
 from clbench.hashing import file_sha256
+from clbench.models import PROXY_CHECKPOINT, build_clip, model_transform, tokenizer_for
+from clbench.models.configs import write_vocabulary
 from clbench.scenarios.proxy.data import make_split
-from clbench.scenarios.proxy.model import (
-    CHECKPOINT_PATH,
-    IMAGE_MEAN,
-    IMAGE_STD,
-    PROXY_ARCH,
-    build_proxy_clip,
+from clbench.scenarios.proxy.world import (
+    ALL_CLASSES,
+    TEMPLATES,
+    sample_pretraining_batch,
+    vocabulary,
 )
-from clbench.scenarios.proxy.tokenizer import ProxyTokenizer
-from clbench.scenarios.proxy.world import ALL_CLASSES, TEMPLATES, sample_pretraining_batch
+from clbench.schedules import warmup_cosine
 
 DEFAULT_STEPS = 800
 DEFAULT_BATCH = 128
 EVAL_SETS = ("proxy", "proxy-clean", "proxy-generic")
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGE_MEAN, device=images.device)[:, None, None]
-    std = torch.tensor(IMAGE_STD, device=images.device)[:, None, None]
-    return (images - mean) / std
-
-
 @torch.no_grad()
-def zero_shot_accuracy(
-    model: open_clip.CLIP, tokenizer: ProxyTokenizer, dataset: str, device: str = "cpu"
-) -> float:
+def zero_shot_accuracy(model: open_clip.CLIP, tokenizer, dataset: str,
+                       device: str = "cpu") -> float:
     """Top-1 accuracy of the template-ensemble zero-shot head on ``dataset``'s test split."""
     split = make_split(dataset, "test")
-    heads = []
-    for name in split.class_names:
-        t = model.encode_text(tokenizer([tpl.format(name) for tpl in split.templates]).to(device))
-        heads.append(F.normalize(F.normalize(t, dim=-1).mean(0), dim=-1))
-    head = torch.stack(heads)
+    classifier = CLIPClassifier(model, tokenizer)
+    classifier.register_head(dataset, split.class_names, split.templates)
+    transform = model_transform(model)
     correct = 0
     for i in range(0, len(split), 512):
-        img = normalize(split.images[i : i + 512].to(device))
-        pred = (F.normalize(model.encode_image(img), dim=-1) @ head.T).argmax(-1)
+        pred = classifier(transform(split.images[i : i + 512]).to(device)).argmax(-1)
         correct += int((pred.cpu() == split.targets[i : i + 512]).sum())
     return correct / len(split)
 
 
-def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+def check_out(out: Path) -> Path:
+    """Fail in a second, not after the training: `out` must be a writable checkpoint file path."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory, not a checkpoint file path",
+                        hint=f"pass a file path, e.g. --out {out / 'proxy.pt'}")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab"):
+            pass
+        if not existed:
+            out.unlink()
+    except OSError as err:
+        raise UserError(f"--out {out} is not writable: {err.strerror or err}",
+                        hint="pass a file path in a writable folder") from None
+    return out
 
 
 def pretrain(
-    out: Path = CHECKPOINT_PATH,
+    out: Path = PROXY_CHECKPOINT,
     seed: int = 0,
     steps: int = DEFAULT_STEPS,
     batch_size: int = DEFAULT_BATCH,
@@ -83,12 +90,16 @@ def pretrain(
     progress: bool = True,
 ) -> dict:
     """Train from scratch, write the fp16 checkpoint to ``out`` and metadata beside it (.json)."""
-    out = Path(out)
+    out = check_out(out)
+    if write_vocabulary(PROXY_ARCH, vocabulary()):
+        print(f"the proxy world's vocabulary changed: wrote it to the {PROXY_ARCH} model config",
+              file=sys.stderr)
     start = time.time()
-    tok = ProxyTokenizer()
+    tok = tokenizer_for(PROXY_ARCH)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_proxy_clip(tok).to(device)
+        model = build_clip(PROXY_ARCH).to(device)
+    transform = model_transform(model)
     data_gen = torch.Generator().manual_seed(seed)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -96,18 +107,18 @@ def pretrain(
         [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
         lr=lr, betas=(0.9, 0.98), eps=1e-6,
     )
-    warmup = max(1, steps // 20)
+    schedule = warmup_cosine(steps, warmup_steps=max(1, steps // 20))
     labels = torch.arange(batch_size, device=device)
     model.train()
     bar = tqdm(range(steps), desc="pretrain proxy CLIP", disable=not progress, file=sys.stderr)
     loss_value = float("nan")
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, steps, lr, warmup)
+            group["lr"] = lr * schedule(step)
         images, caps, classes = sample_pretraining_batch(batch_size, data_gen)
         tpl = torch.randint(0, len(TEMPLATES), (len(ALL_CLASSES),), generator=data_gen).tolist()
         prompts = [TEMPLATES[t].format(c) for t, c in zip(tpl, ALL_CLASSES)]
-        img = F.normalize(model.encode_image(normalize(images.to(device))), dim=-1)
+        img = F.normalize(model.encode_image(transform(images).to(device)), dim=-1)
         txt = F.normalize(model.encode_text(tok(caps).to(device)), dim=-1)
         heads = F.normalize(model.encode_text(tok(prompts).to(device)), dim=-1)
         scale = model.logit_scale.exp()
@@ -135,7 +146,7 @@ def pretrain(
     )
     meta = {
         "arch": PROXY_ARCH,
-        "command": f"python -m clbench.scenarios.proxy.pretrain --seed {seed} --steps {steps}"
+        "command": f"clbench proxy pretrain --seed {seed} --steps {steps}"
         f" --batch-size {batch_size} --lr {lr} --device {device}",
         "seed": seed,
         "steps": steps,
@@ -159,20 +170,36 @@ def pretrain(
     return meta
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=CHECKPOINT_PATH, help="checkpoint path (.pt)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="fixed for reproducibility")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `clbench proxy pretrain` (and `python -m clbench.scenarios.proxy.pretrain`)."""
+    parser.add_argument("--out", type=Path, default=PROXY_CHECKPOINT, metavar="PATH",
+                        help="checkpoint file to write (.pt; provenance goes beside it as .json; "
+                             "default: the committed checkpoint)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help=f"fixed for reproducibility (default {DEFAULT_STEPS})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pretrain with parsed `args` and print the provenance; a bad --out is a UserError."""
     meta = pretrain(args.out, args.seed, args.steps, args.batch_size, args.lr,
                     device=args.device, progress=not args.no_progress)
     print(json.dumps(meta, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except UserError as err:
+        print(f"error: {err}" + (f"\nhint: {err.hint}" if err.hint else ""), file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

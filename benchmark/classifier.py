@@ -67,7 +67,8 @@ class CLIPClassifier(nn.Module):
     def _device(self) -> torch.device:
         return self.clip.logit_scale.device
 
-    def _encode_captions(self, captions: list[str]) -> torch.Tensor:
+    def encode_captions(self, captions: list[str]) -> torch.Tensor:
+        """[N, D]: the normalised (and adapted) text embedding of each caption, in chunks."""
         chunks = []
         for start in range(0, len(captions), self.text_chunk):
             tokens = self.tokenizer(captions[start:start + self.text_chunk]).to(self._device())
@@ -78,7 +79,7 @@ class CLIPClassifier(nn.Module):
     def caption_embeddings(self, name: str) -> torch.Tensor:
         """[C, T, D]: the normalised embedding of every (class, template) caption.
 
-        Cached unless the text side is training with gradients on; the template clears the
+        Cached unless the text side is training with gradients on; the training loop clears the
         cache at session boundaries, so evaluation after a session sees the updated text side.
         """
         cacheable = not (self.text_tower_trainable() and torch.is_grad_enabled())
@@ -87,7 +88,7 @@ class CLIPClassifier(nn.Module):
             return cached
         head = self.heads[name]
         captions = [t.format(c) for c in head.class_names for t in head.templates]
-        emb = self._encode_captions(captions)
+        emb = self.encode_captions(captions)
         emb = emb.view(len(head.class_names), len(head.templates), -1)
         if cacheable:
             self._caption_cache[name] = emb.detach()
@@ -109,18 +110,32 @@ class CLIPClassifier(nn.Module):
         """Logits over the active head's classes (indexed by global class id)."""
         return self.logits(self.encode_image(images))
 
-    # ---------------------------------------------------------------- losses
-    def flyp_loss(self, image_features: torch.Tensor, labels: torch.Tensor,
-                  template_index: torch.Tensor, head: str | None = None) -> torch.Tensor:
-        """Symmetric CLIP loss between images and one templated caption per image (FLYP)."""
+    # ---------------------------------------------------------------- one caption per image
+    def random_templates(self, count: int, generator: torch.Generator,
+                         head: str | None = None) -> torch.Tensor:
+        """[count]: a prompt-template index per image, drawn uniformly from `generator`."""
+        return torch.randint(len(self.heads[head or self.active_head].templates), (count,),
+                             generator=generator)
+
+    def image_captions(self, labels: torch.Tensor, template_index: torch.Tensor,
+                       head: str | None = None) -> torch.Tensor:
+        """[B, D]: the normalised embedding of one templated caption per image, the caption of
+        image b being prompt template `template_index[b]` filled with class `labels[b]`
+        (FLYP's text side). Taken from the cached caption table while the text side is frozen,
+        encoded afresh (with gradients) while it trains."""
         name = head or self.active_head
         if self.text_tower_trainable():
             spec = self.heads[name]
             captions = [spec.templates[t].format(spec.class_names[y])
                         for y, t in zip(labels.tolist(), template_index.tolist())]
-            text = self._encode_captions(captions)
-        else:
-            text = self.caption_embeddings(name)[labels, template_index.to(labels.device)]
+            return self.encode_captions(captions)
+        return self.caption_embeddings(name)[labels, template_index.to(labels.device)]
+
+    # ---------------------------------------------------------------- losses
+    def flyp_loss(self, image_features: torch.Tensor, labels: torch.Tensor,
+                  template_index: torch.Tensor, head: str | None = None) -> torch.Tensor:
+        """Symmetric CLIP loss between images and one templated caption per image (FLYP)."""
+        text = self.image_captions(labels, template_index, head)
         logits = self.clip.logit_scale.exp() * image_features @ text.t()
         target = torch.arange(len(labels), device=logits.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2

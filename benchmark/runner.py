@@ -112,9 +112,9 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         loggers = [StoreLogger(store, run_id, scenario, plugin)]
         if not quiet:
             loggers.append(ConsoleLogger(scenario))
-        from clbench.template import CLIPTemplate
+        from clbench.loop import SessionTrainer
 
-        template = CLIPTemplate(
+        template = SessionTrainer(
             model=classifier, training=config.training, device=device, seed=config.seed,
             plugins=[plugin, ProgressBar(len(scenario.sessions), progress and not quiet)],
             evaluator=EvaluationPlugin(evaluation, loggers=loggers))

@@ -2,9 +2,10 @@
 
 Before each session the base freezes the whole model and calls `configure`, where a strategy
 marks its trainable tensors (`requires_grad`), wraps modules (LoRA) or computes masks (SPU,
-LoRSU). The training template then builds the optimizer over exactly the trainable set: Avalanche's
-own `make_optimizer` would hand every parameter to the optimizer (see shared/AVALANCHE.md), and
-only `requires_grad=False` really freezes.
+LoRSU). clbench's training loop then builds the optimizer over exactly the trainable set:
+Avalanche's own `make_optimizer` hands every parameter of the model to the optimizer, and only
+`requires_grad=False` really freezes (an optimizer with momentum or weight decay moves a tensor
+whose gradient is zero; see `masking.py`).
 
 A strategy is a dataclass config (every field with a help text and the paper's default) plus a
 subclass of `StrategyPlugin`; it joins the registry in one line (`registry.BUILTIN` or the
@@ -62,9 +63,9 @@ def tower_modules(clip: nn.Module, towers: str) -> list[tuple[str, nn.Module]]:
 
 
 class StrategyPlugin(SupervisedPlugin):
-    """Base plugin. Subclasses set `name`, `config_class`, and implement `configure`."""
+    """Base plugin. Subclasses set `config_class` and implement `configure`; the registry gives
+    them their name."""
 
-    name: ClassVar[str] = ""
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
     # a strategy whose method prescribes its loss (e.g. LLU's cross-entropy) sets it here
     required_loss: ClassVar[str | None] = None
@@ -120,7 +121,7 @@ class StrategyPlugin(SupervisedPlugin):
         # A plain Avalanche template (`Naive`) updated its optimizer before the plugins ran
         # (`check_model_and_optimizer` precedes `before_training_exp`), so tensors created just
         # now (adapters) would never train and merged ones would linger: refresh it. clbench's
-        # template builds its optimizer after the plugins, from the trainable set.
+        # training loop builds its optimizer after the plugins, from the trainable set.
         if (not getattr(strategy, "builds_optimizer_after_plugins", False)
                 and getattr(strategy, "optimizer", None) is not None
                 and hasattr(strategy, "optimized_param_id")):
@@ -141,8 +142,3 @@ def effective_training(training, plugins: list) -> Any:
 def set_trainable(params: list[tuple[str, nn.Parameter]]) -> None:
     for _, p in params:
         p.requires_grad_(True)
-
-
-def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of every tensor of the state dict (for bit-identity checks in tests)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}

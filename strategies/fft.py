@@ -17,7 +17,6 @@ class FFTConfig(TowerConfig):
 
 
 class FullFineTuningPlugin(StrategyPlugin):
-    name = "fft"
     config_class = FFTConfig
 
     def configure(self, classifier, strategy) -> None:

@@ -97,7 +97,6 @@ class LocalAffine(nn.Module):
 
 
 class LLUPlugin(StrategyPlugin):
-    name = "llu"
     config_class = LLUConfig
     required_loss: ClassVar[str] = "ce"  # eq. 3: images with classes, not image/text pairs
 

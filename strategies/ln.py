@@ -19,7 +19,6 @@ class LNConfig(TowerConfig):
 
 
 class LayerNormTuningPlugin(StrategyPlugin):
-    name = "ln"
     config_class = LNConfig
 
     def configure(self, classifier, strategy) -> None:

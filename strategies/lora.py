@@ -1,15 +1,15 @@
-"""LoRA, DoRA and their gated variants (the LoRSU paper's LoRA baseline; seed 002 for the gates).
+"""LoRA, DoRA and their gated variants (the LoRSU paper's LoRA baseline; Selective LoRA gates).
 
 * `lora` (Hu et al. 2021, arXiv:2106.09685): W' = W + (alpha/r) B A on q, k, v (row blocks of the
   fused in-projection, each with its own factors), out_proj, fc1 and fc2 of every block of the
-  tuned tower(s). Paper defaults: rank 32, alpha = rank (shared/ALGORITHMS.md).
+  tuned tower(s). Defaults of the LoRSU paper's LoRA baseline (appendix B): rank 32, alpha = rank.
 * `dora` (Liu et al. 2024, arXiv:2402.09353): weight-decomposed LoRA as in HF peft
   `LoraConfig(use_dora=True)`; on a fused in-projection each target's row block is decomposed
   separately.
-* `gated-lora`, `gated-dora` (Selective Low Rank Adaptation, seed 002 section 3.2; TAPS,
+* `gated-lora`, `gated-dora` (the Selective Low Rank Adaptation paper, section 3.2; TAPS,
   `MattWallingford/TAPS`): every adapter has a score s gating it with I_tau(s) (straight-through);
   the loss adds lam * penalty(s) averaged over the gated adapters, as the TAPS code does.
-  Penalties (seed 002 section 4.5): l1 |s|, l2 s^2, hinge max(0, s - tau).
+  Penalties (same paper, section 4.5): l1 |s|, l2 s^2, hinge max(0, s - tau).
   Scores train at their own rate (`score_lr`), as TAPS gives them a separate learning rate.
 
 Adapters are weight parametrizations (`lora_layers.py`); they keep training across sessions
@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import torch
 
-from clbench.options import option
 from clbench.errors import ConfigError
+from clbench.options import option
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import QKV, TARGETS, Slot, tower_blocks
 from clbench.strategies.lora_layers import (
@@ -142,7 +142,6 @@ def attach_adapters(clip: torch.nn.Module, config: LoRAConfig, *, dora: bool = F
 
 
 class LoRAPlugin(StrategyPlugin):
-    name = "lora"
     config_class = LoRAConfig
     dora = False
     gated = False
@@ -187,12 +186,10 @@ class LoRAPlugin(StrategyPlugin):
 
 
 class DoRAPlugin(LoRAPlugin):
-    name = "dora"
     dora = True
 
 
 class GatedLoRAPlugin(LoRAPlugin):
-    name = "gated-lora"
     config_class = GatedLoRAConfig
     gated = True
 
@@ -217,6 +214,5 @@ class GatedLoRAPlugin(LoRAPlugin):
 
 
 class GatedDoRAPlugin(GatedLoRAPlugin):
-    name = "gated-dora"
     dora = True
 

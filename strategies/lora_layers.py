@@ -12,7 +12,7 @@ in-projection, `out_proj`, `c_fc`, `c_proj` and timm's Linears.
 * DoRA (Liu et al. 2024): W' = m (W + dW) / ||W + dW|| with the norm per output row, m
   initialised to ||W|| row-wise; the norm is detached from the graph (DoRA section 4.3, and what
   peft's `DoraLinearLayer` does).
-* Gate (Selective Low Rank Adaptation, seed 002 eq. 2-3, after TAPS): a scalar score s per
+* Gate (the Selective Low Rank Adaptation paper, eqs. 2-3, after TAPS): a scalar score s per
   adapter, W' = W + I_tau(s) (adapted(W) - W) with I_tau(s) = [s >= tau] in the forward pass and
   the identity in the backward pass (straight-through estimator). A closed gate gives W exactly.
 

@@ -1,4 +1,5 @@
-"""LoRSU: Low-Rank Adaptation with Structured Updates (seed 000, section 3).
+"""LoRSU: Low-Rank Adaptation with Structured Updates (Panos et al. 2025, "Imperfect Vision
+Encoders: Efficient and Robust Tuning for Vision-Language Models", section 3).
 
 Per session, before training, the gradient G of the training loss (FLYP) is accumulated over the
 session's data (all of it in few-shot runs; at most `score_samples` = 800 samples, the paper's
@@ -29,8 +30,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from clbench.options import option
 from clbench.errors import ConfigError
+from clbench.options import option
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import QKV, BlockView, head_rows, image_projection, tower_blocks
 from clbench.strategies.lora_layers import LowRankDelta, attach, merge_adapters
@@ -169,7 +170,6 @@ def _qkv_biases(view: BlockView) -> list[nn.Parameter]:
 
 
 class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
-    name = "lorsu"
     config_class = LoRSUConfig
 
     def __init__(self, config: LoRSUConfig | None = None):

@@ -1,17 +1,19 @@
 """Shared machinery of the gradient-masking strategies (SPU, LoRSU).
 
 * `accumulate_gradients`: the strategy's own pass over a session's data before training. It
-  computes the training loss as `CLIPTemplate.criterion` does (FLYP with one random prompt
+  computes the training loss as the training loop's `criterion` does (FLYP with one random prompt
   template per image, or cross-entropy when `training.loss=ce`), or SPU's MAS-style output norm,
   and returns the gradient of the mean score over the samples used, G = sum_b n_b grad_b / N, for
   each chosen tensor. Requires-grad flags, the model's train/eval mode and the tensors' `.grad`
   are left as they were found (grads cleared). Prompt templates are drawn from a generator of its
-  own, so the template's random stream is the same as without the pass.
+  own, so the training loop's random stream of prompt templates is the same as without the pass.
 * `topk_mask(score, k)`: the k largest entries of a whole matrix (not per row).
 * `MaskedUpdate`: only the entries inside a mask train. The gradient outside the mask is zeroed
   after backward, and after every optimizer step the frozen entries are written back from a saved
   copy: Adam's momentum and AdamW's decoupled weight decay otherwise move entries whose gradient
-  is zero (shared/AVALANCHE.md). Only the frozen values of masked tensors are stored.
+  is zero (Adam's update divides the momentum by its running second moment, and AdamW decays every
+  entry, Loshchilov & Hutter 2019; tests/test_masking.py shows it). Only the frozen values of
+  masked tensors are stored.
 """
 
 from __future__ import annotations
@@ -38,23 +40,11 @@ def _session_dataset(strategy: Any):
     return dataset
 
 
-def _batch_text(classifier: nn.Module, labels: torch.Tensor,
-                templates: torch.Tensor) -> torch.Tensor:
-    """The normalised embedding of one templated caption per image (FLYP's text side)."""
-    name = classifier.active_head
-    if classifier.text_tower_trainable():
-        spec = classifier.heads[name]
-        captions = [spec.templates[t].format(spec.class_names[y])
-                    for y, t in zip(labels.tolist(), templates.tolist())]
-        return classifier._encode_captions(captions)
-    return classifier.caption_embeddings(name)[labels, templates.to(labels.device)]
-
-
 def session_score(classifier: nn.Module, strategy: Any, x: torch.Tensor, y: torch.Tensor,
                   generator: torch.Generator, score: Score = "loss") -> torch.Tensor:
     """The scalar whose gradient scores parameters on one batch.
 
-    `loss`: the training loss exactly as the template computes it. `output_norm` (official SPU
+    `loss`: the training loss exactly as the training loop computes it. `output_norm` (official SPU
     code): mean over images of the squared L2 norm of the image->text logits against the batch's
     captions.
     """
@@ -62,11 +52,10 @@ def session_score(classifier: nn.Module, strategy: Any, x: torch.Tensor, y: torc
     training = getattr(strategy, "training", None)
     if score == "loss" and training is not None and training.loss == "ce":
         return classifier.ce_loss(features, y)
-    head = classifier.heads[classifier.active_head]
-    templates = torch.randint(len(head.templates), (len(y),), generator=generator)
+    templates = classifier.random_templates(len(y), generator)
     if score == "loss":
         return classifier.flyp_loss(features, y, templates)
-    text = _batch_text(classifier, y, templates)
+    text = classifier.image_captions(y, templates)
     logits = classifier.clip.logit_scale.exp() * features @ text.t()
     return logits.float().pow(2).sum(dim=1).mean()
 
@@ -111,7 +100,7 @@ def accumulate_gradients(strategy: Any, tensors: Sequence[torch.Tensor], *,
             if max_samples:
                 x, y = x[:max_samples - used], y[:max_samples - used]
             x, y = x.to(device), torch.as_tensor(y).to(device)
-            with strategy._autocast() if use_amp else contextlib.nullcontext():
+            with strategy.autocast() if use_amp else contextlib.nullcontext():
                 value = session_score(classifier, strategy, x, y, generator, score)
             (value * loss_scale).backward()
             for total, t in zip(totals, tensors):

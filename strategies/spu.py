@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from torch import nn
 
-from clbench.options import option
 from clbench.errors import ConfigError
+from clbench.options import option
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import image_projection, tower_blocks
 from clbench.strategies.masking import (
@@ -85,7 +85,6 @@ def _fc1_biases(clip: nn.Module, towers: str) -> list[nn.Parameter]:
 
 
 class SPUPlugin(MaskedUpdatePlugin, StrategyPlugin):
-    name = "spu"
     config_class = SPUConfig
 
     def __init__(self, config: SPUConfig | None = None):

@@ -6,5 +6,4 @@ from clbench.strategies.base import StrategyPlugin
 
 
 class ZeroShotPlugin(StrategyPlugin):
-    name = "zeroshot"
-    # configure() marks nothing trainable, so the template skips training entirely.
+    """`configure` marks nothing trainable, so the training loop skips training entirely."""

@@ -7,9 +7,10 @@ import copy
 import open_clip
 import pytest
 import torch
-from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from open_clip.model import CLIPVisionCfg
 from timm.models.eva import Eva
 from timm.models.vision_transformer import VisionTransformer
+from tiny_models import HEADS, WIDTH, text_cfg, tiny_clip
 from torch import nn
 
 from clbench.strategies.blocks import (
@@ -20,18 +21,8 @@ from clbench.strategies.blocks import (
     view_blocks,
 )
 
-WIDTH, HEADS = 64, 4
 
-
-def tiny_native_clip() -> nn.Module:
-    torch.manual_seed(0)
-    return open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=WIDTH, head_width=WIDTH // HEADS, patch_size=8,
-                                 image_size=32),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=2))
-
-
+# Not tiny_models.tiny_timm_clip: this one keeps the real 12-block vit_tiny trunk or takes any.
 def tiny_timm_clip(trunk: nn.Module | None = None) -> nn.Module:
     """A real open_clip TimmModel; optionally with a smaller timm trunk of the same width."""
     torch.manual_seed(0)
@@ -40,7 +31,7 @@ def tiny_timm_clip(trunk: nn.Module | None = None) -> nn.Module:
         vision_cfg=CLIPVisionCfg(timm_model_name="vit_tiny_patch16_224",
                                  timm_model_pretrained=False, timm_pool="token",
                                  timm_proj="linear", image_size=224),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=1))
+        text_cfg=text_cfg())
     if trunk is not None:
         clip.visual.trunk = trunk
     return clip
@@ -80,7 +71,7 @@ def perturbed(view, part: str, head: int):
 
 def _views(kind: str):
     if kind == "native":
-        return blocks(tiny_native_clip(), "vision")
+        return blocks(tiny_clip(text_layers=2), "vision")
     if kind == "timm-vit":
         return blocks(tiny_timm_clip(tiny_vit()), "vision")
     if kind == "timm-eva":
@@ -111,7 +102,7 @@ def test_head_rows_address_exactly_one_head(kind, part):
 
 
 def test_native_view_points_into_fused_in_proj():
-    clip = tiny_native_clip()
+    clip = tiny_clip(text_layers=2)
     for tower, width in (("vision", WIDTH), ("text", 32)):
         for view in blocks(clip, tower):
             block = view.block
@@ -157,4 +148,4 @@ def test_unsupported_architectures_raise_clearly():
     with pytest.raises(UnsupportedArchitecture, match="neither an open_clip"):
         view_blocks([nn.Linear(3, 3)])
     with pytest.raises(ValueError, match="tower"):
-        blocks(tiny_native_clip(), "audio")
+        blocks(tiny_clip(text_layers=2), "audio")

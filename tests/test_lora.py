@@ -8,21 +8,22 @@ from types import SimpleNamespace
 import peft
 import pytest
 import torch
-from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
-from avalanche.benchmarks.utils.utils import as_classification_dataset
-from avalanche.training.plugins import EvaluationPlugin
-from tiny_models import WIDTH, TinyImages, tiny_clip, tokenize
+from tiny_models import (
+    WIDTH,
+    TinyImages,
+    classifier,
+    snapshot,
+    tiny_clip,
+    train_stream,
+    trainer,
+)
 from torch import nn
 from torch.nn.utils import parametrize
 
-from clbench.classifier import CLIPClassifier
-from clbench.config import TrainingConfig
 from clbench.errors import ConfigError
 from clbench.strategies import registry
-from clbench.strategies.base import snapshot
 from clbench.strategies.lora import LoRAConfig, adapter_state, attach_adapters, merge_adapters
 from clbench.strategies.lora_layers import LowRankDelta, attach
-from clbench.template import CLIPTemplate
 
 
 def images(n: int = 2) -> torch.Tensor:
@@ -233,7 +234,7 @@ def test_qkv_target_is_one_adapter_on_the_fused_weight():
     assert adapters[0].lora_B.shape == (3 * WIDTH, 4)
 
 
-# ---------------------------------------------------------------- through the real template
+# ---------------------------------------------------------------- through the training loop
 
 
 def base_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -248,20 +249,16 @@ def base_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name,merge", [("gated-dora", False), ("lora", True)])
 def test_two_sessions_leave_every_base_tensor_bit_identical(name, merge):
-    model = CLIPClassifier(tiny_clip(), tokenize)
-    model.register_head("toy", ["cat", "dog"], ["a photo of a {}."])
+    model = classifier(tiny_clip(), templates=["a photo of a {}."])
     p = plugin(name, rank=4, merge_each_session=merge)
     before = snapshot(model)
-    template = CLIPTemplate(
-        model=model, training=TrainingConfig(epochs=2, batch_size=2, lr=1e-2, optimizer="adamw",
-                                             weight_decay=0.1),
-        device=torch.device("cpu"), seed=0, plugins=[p], evaluator=EvaluationPlugin(loggers=[]))
-    bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages(4, s))
-                                           for s in (0, 1)])
-    template.train(bench.train_stream[0], eval_streams=[])
+    loop = trainer(model, [p], epochs=2, batch_size=2, lr=1e-2, optimizer="adamw",
+                   weight_decay=0.1)
+    stream = train_stream(TinyImages(4, 0), TinyImages(4, 1))
+    loop.train(stream[0], eval_streams=[])
     first = list(p.adapters)
     trained = adapter_state(model)
-    template.train(bench.train_stream[1], eval_streams=[])
+    loop.train(stream[1], eval_streams=[])
     after = snapshot(model)
     if merge:  # merged after each session: a plain model that differs from the start
         assert p.adapters == [] and not any(".parametrizations." in k for k in after)
@@ -282,15 +279,11 @@ def test_two_sessions_leave_every_base_tensor_bit_identical(name, merge):
 
 def test_gate_scores_train_at_their_own_rate_and_a_strong_penalty_closes_gates():
     def session(**params):
-        model = CLIPClassifier(tiny_clip(), tokenize)
-        model.register_head("toy", ["cat", "dog"], ["a photo of a {}."])
+        model = classifier(tiny_clip(), templates=["a photo of a {}."])
         p = plugin("gated-lora", rank=4, **params)
-        template = CLIPTemplate(
-            model=model, training=TrainingConfig(epochs=3, batch_size=2, lr=1e-5),
-            device=torch.device("cpu"), seed=0, plugins=[p], evaluator=EvaluationPlugin(loggers=[]))
-        bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages(8, 0))])
-        template.train(bench.train_stream[0], eval_streams=[])
-        return template.optimizer, p
+        loop = trainer(model, [p], epochs=3, batch_size=2, lr=1e-5)
+        loop.train(train_stream(TinyImages(8, 0))[0], eval_streams=[])
+        return loop.optimizer, p
 
     optimizer, p = session(lam=50.0, score_lr=1e-2)
     score_ids = {id(a.score) for a in p.adapters}

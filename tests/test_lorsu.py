@@ -8,21 +8,28 @@ from types import SimpleNamespace
 import open_clip
 import pytest
 import torch
-from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
-from avalanche.benchmarks.utils.utils import as_classification_dataset
 from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from open_clip.factory import get_model_config
-from tiny_models import DH, HEADS, WIDTH, TinyImages, classifier, tiny_clip, tiny_timm_clip  # noqa: F401
+from tiny_models import (
+    DH,
+    HEADS,
+    WIDTH,
+    TinyImages,
+    classifier,
+    snapshot,
+    tiny_clip,
+    tiny_timm_clip,
+    train_stream,
+    trainer,
+)
 from torch import nn
 from torch.nn.utils import parametrize
 
 import clbench.strategies.lorsu as lorsu_module
-from clbench.config import TrainingConfig
 from clbench.errors import ConfigError
 from clbench.strategies import registry
-from clbench.strategies.base import snapshot
 from clbench.strategies.blocks import blocks, head_rows
 from clbench.strategies.lora import LoRAConfig, attach_adapters
 from clbench.strategies.lora_layers import adapters_of
@@ -30,7 +37,6 @@ from clbench.strategies.lorsu import LoRSUConfig, count_trainable, head_scores, 
 from clbench.strategies.masking import mask_size
 from clbench.strategies.spu import SPUConfig
 from clbench.strategies.spu import count_trainable as spu_count
-from clbench.template import CLIPTemplate
 
 
 def plugin(name: str = "lorsu", **params):
@@ -146,25 +152,20 @@ class Probe(SupervisedPlugin):
 
 
 def run_sessions(model, p, sessions=2, optimizer="adam", weight_decay=0.0, plain=False):
-    """Train `sessions` sessions through clbench's template, or with `plain=True` through
+    """Train `sessions` sessions through clbench's training loop, or with `plain=True` through
     Avalanche's own `Naive` and an AdamW the user built over every parameter."""
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(9))
     probe = Probe(p, x)
     if plain:
-        template = Naive(model=model, optimizer=torch.optim.AdamW(
+        loop = Naive(model=model, optimizer=torch.optim.AdamW(
             model.parameters(), lr=1e-2, weight_decay=weight_decay),
             criterion=nn.CrossEntropyLoss(), train_mb_size=2, train_epochs=2,
             plugins=[probe, p], evaluator=EvaluationPlugin(loggers=[]))
     else:
-        template = CLIPTemplate(
-            model=model, training=TrainingConfig(epochs=2, batch_size=2, lr=1e-2,
-                                                 optimizer=optimizer, weight_decay=weight_decay),
-            device=torch.device("cpu"), seed=0, plugins=[probe, p],
-            evaluator=EvaluationPlugin(loggers=[]))
-    bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages(6, s))
-                                           for s in range(sessions)])
-    for exp in bench.train_stream:
-        template.train(exp, eval_streams=[])
+        loop = trainer(model, [probe, p], epochs=2, batch_size=2, lr=1e-2, optimizer=optimizer,
+                       weight_decay=weight_decay)
+    for exp in train_stream(*(TinyImages(6, s) for s in range(sessions))):
+        loop.train(exp, eval_streams=[])
         s = probe.sessions[-1]
         s["after"] = snapshot(model)
         with torch.no_grad():
@@ -211,7 +212,7 @@ def check_session(s, views_prefix, heads_of, qkv_key, out_key, fc1_key, num_bloc
 
 @pytest.mark.parametrize("name,plain", [("lorsu", False), ("lorsu-official", False),
                                         ("lorsu", True)])
-def test_sessions_through_the_template_keep_the_invariants(name, plain):
+def test_sessions_through_the_training_loop_keep_the_invariants(name, plain):
     """Also in a plain Avalanche loop: Naive(model, AdamW(all params), plugins=[LoRSUPlugin()])."""
     model = classifier(tiny_clip())
     p = plugin(name, rank=4, alpha=4.0, sparsity=0.1)

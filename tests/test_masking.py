@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import open_clip
 import pytest
 import torch
-from open_clip.model import CLIPTextCfg, CLIPVisionCfg
-from tiny_models import tokenize
+from tiny_models import TinyImages, classifier, tiny_clip
 from torch import nn
 
-from clbench.classifier import CLIPClassifier
 from clbench.strategies.masking import (
     MaskedUpdate,
     accumulate_gradients,
@@ -21,27 +18,8 @@ from clbench.strategies.masking import (
 )
 
 
-def tiny_classifier() -> CLIPClassifier:
-    torch.manual_seed(0)
-    clip = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=64, head_width=16, patch_size=8, image_size=32),
-        text_cfg=CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=1))
-    model = CLIPClassifier(clip.requires_grad_(False), tokenize)
-    model.register_head("toy", ["cat", "dog", "cow"], ["a photo of a {}.", "a {} here"])
-    return model
-
-
-class TinyImages(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int = 0):
-        self.x = torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
-        self.targets = [i % 3 for i in range(n)]
-
-    def __len__(self):
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
+def tiny_classifier():
+    return classifier(tiny_clip(), ["cat", "dog", "cow"], ["a photo of a {}.", "a {} here"])
 
 
 def test_topk_mask_is_over_the_whole_matrix():
@@ -99,7 +77,7 @@ def test_adam_momentum_and_weight_decay_never_move_frozen_entries(optimizer):
 def test_accumulate_gradients_is_the_mean_loss_gradient_and_leaves_no_trace():
     model = tiny_classifier()
     model.register_head("toy", ["cat", "dog", "cow"], ["a photo of a {}."])  # one template
-    data = TinyImages(5)
+    data = TinyImages(5, classes=3)
     strategy = SimpleNamespace(model=model, adapted_dataset=data, train_mb_size=2,
                                device=torch.device("cpu"))
     fc1 = model.clip.visual.transformer.resblocks[0].mlp.c_fc.weight
@@ -131,7 +109,8 @@ def test_accumulate_gradients_is_the_mean_loss_gradient_and_leaves_no_trace():
 
 def test_output_norm_score_differs_from_the_loss():
     model = tiny_classifier()
-    strategy = SimpleNamespace(model=model, adapted_dataset=TinyImages(4), train_mb_size=2)
+    strategy = SimpleNamespace(model=model, adapted_dataset=TinyImages(4, classes=3),
+                               train_mb_size=2)
     fc1 = model.clip.visual.transformer.resblocks[0].mlp.c_fc.weight
     loss_g = accumulate_gradients(strategy, [fc1], score="loss")[0]
     norm_g = accumulate_gradients(strategy, [fc1], score="output_norm")[0]

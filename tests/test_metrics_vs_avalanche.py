@@ -10,11 +10,11 @@ from avalanche.training.plugins import EvaluationPlugin
 from clbench.classifier import CLIPClassifier
 from clbench.config import ModelConfig, TrainingConfig
 from clbench.evaluation import SessionEvaluation
+from clbench.loop import SessionTrainer
 from clbench.metrics import accuracy_matrix, forgetting, summarize
 from clbench.models import load_model
 from clbench.scenarios.stream import load_scenario
 from clbench.strategies import registry
-from clbench.template import CLIPTemplate
 
 
 def test_matrix_maths():
@@ -51,13 +51,13 @@ def test_forgetting_and_bwt_match_avalanche(tiny_scenario):
     evaluator = EvaluationPlugin(
         ours, accuracy_metrics(experience=True), forgetting_metrics(experience=True, stream=True),
         bwt_metrics(experience=True, stream=True), loggers=[])
-    template = CLIPTemplate(model=model, training=training, device=torch.device("cpu"), seed=0,
-                            plugins=[registry.create("fft")], evaluator=evaluator)
+    loop = SessionTrainer(model=model, training=training, device=torch.device("cpu"), seed=0,
+                          plugins=[registry.create("fft")], evaluator=evaluator)
     bench = scenario.to_avalanche(bundle.transform)
     for exp in bench.train_stream:
-        template.train(exp, eval_streams=[])
-        template.eval(bench.test_stream)
-    avalanche = template.evaluator.get_last_metrics()
+        loop.train(exp, eval_streams=[])
+        loop.eval(bench.test_stream)
+    avalanche = loop.evaluator.get_last_metrics()
 
     rows = [r.as_row() for r in ours.results]
     summary = summarize(rows, "proxy", ["proxy-clean"], 3)

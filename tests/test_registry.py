@@ -32,7 +32,7 @@ def test_parameters_are_validated_by_the_strategy_config():
 def test_third_party_entry_point(tmp_path, monkeypatch):
     (tmp_path / "my_cl_plugin.py").write_text(
         "from clbench.strategies.base import StrategyPlugin\n"
-        "class Mine(StrategyPlugin):\n    name = 'mine'\n")
+        "class Mine(StrategyPlugin):\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     point = EntryPoint(name="mine", value="my_cl_plugin:Mine", group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [point])

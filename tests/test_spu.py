@@ -8,19 +8,22 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
-from avalanche.benchmarks.utils.utils import as_classification_dataset
 from avalanche.core import SupervisedPlugin
-from avalanche.training.plugins import EvaluationPlugin
-from tiny_models import WIDTH, TinyImages, classifier, tiny_clip, tiny_timm_clip  # noqa: F401
+from tiny_models import (
+    WIDTH,
+    TinyImages,
+    classifier,
+    snapshot,
+    tiny_clip,
+    tiny_timm_clip,
+    train_stream,
+    trainer,
+)
 
-from clbench.config import TrainingConfig
 from clbench.errors import ConfigError
 from clbench.strategies import registry
-from clbench.strategies.base import snapshot
 from clbench.strategies.masking import accumulate_gradients, topk_mask
 from clbench.strategies.spu import count_trainable, fc1_weights
-from clbench.template import CLIPTemplate
 
 FC1_NUMEL = 4 * WIDTH * WIDTH  # 16384
 
@@ -44,14 +47,11 @@ class Probe(SupervisedPlugin):
 
 def run_session(model, p, optimizer="adam", weight_decay=0.0):
     probe = Probe(p)
-    template = CLIPTemplate(
-        model=model, training=TrainingConfig(epochs=2, batch_size=2, lr=1e-2, optimizer=optimizer,
-                                             weight_decay=weight_decay),
-        device=torch.device("cpu"), seed=0, plugins=[probe, p],
-        evaluator=EvaluationPlugin(loggers=[]))
-    bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages(6, 0))])
+    loop = trainer(model, [probe, p], epochs=2, batch_size=2, lr=1e-2, optimizer=optimizer,
+                   weight_decay=weight_decay)
+    stream = train_stream(TinyImages(6, 0))
     before = snapshot(model)
-    template.train(bench.train_stream[0], eval_streams=[])
+    loop.train(stream[0], eval_streams=[])
     return before, snapshot(model), probe
 
 

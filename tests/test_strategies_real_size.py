@@ -1,7 +1,7 @@
 """One training step of every registered strategy on a real-size architecture.
 
-ViT-B-16 with random weights (no download) goes through the real template, so shape and naming
-bugs of real open_clip models show up here rather than on a user's GPU.
+ViT-B-16 with random weights (no download) goes through clbench's training loop, so shape and
+naming bugs of real open_clip models show up here rather than on a user's GPU.
 """
 
 from __future__ import annotations
@@ -11,28 +11,9 @@ import copy
 import open_clip
 import pytest
 import torch
-from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
-from avalanche.benchmarks.utils.utils import as_classification_dataset
-from avalanche.training.plugins import EvaluationPlugin
+from tiny_models import TinyImages, classifier, snapshot, train_stream, trainer
 
-from clbench.classifier import CLIPClassifier
-from clbench.config import TrainingConfig
 from clbench.strategies import registry
-from clbench.strategies.base import snapshot
-from clbench.template import CLIPTemplate
-
-
-class TinyImages(torch.utils.data.Dataset):
-    def __init__(self, n: int = 4, size: int = 224):
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 3, size, size, generator=g)
-        self.targets = [i % 2 for i in range(n)]
-
-    def __len__(self):
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.x[i], self.targets[i]
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +25,12 @@ def vit_b16():
 @pytest.mark.parametrize("name", sorted(registry.BUILTIN))
 def test_one_step_on_vit_b16(name, vit_b16):
     clip, tokenizer = vit_b16
-    model = CLIPClassifier(copy.deepcopy(clip), tokenizer)  # adapters change the module tree
-    model.register_head("toy", ["cat", "dog"], ["a photo of a {}."])
+    # adapters change the module tree: a copy per strategy
+    model = classifier(copy.deepcopy(clip), templates=["a photo of a {}."], tokenizer=tokenizer)
     plugin = registry.create(name)
     before = snapshot(model)
-    template = CLIPTemplate(model=model, training=TrainingConfig(epochs=1, batch_size=4, lr=1e-3),
-                            device=torch.device("cpu"), seed=0, plugins=[plugin],
-                            evaluator=EvaluationPlugin(loggers=[]))
-    bench = benchmark_from_datasets(train=[as_classification_dataset(TinyImages())])
-    template.train(bench.train_stream[0], eval_streams=[])
+    loop = trainer(model, [plugin], epochs=1, batch_size=4, lr=1e-3)
+    loop.train(train_stream(TinyImages(4, 0, size=224))[0], eval_streams=[])
     # parametrized weights appear as `<name>.parametrizations.weight.original`
     after = {k.replace(".parametrizations.", ".").replace(".original", ""): v
              for k, v in snapshot(model).items()}

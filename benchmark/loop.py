@@ -1,10 +1,14 @@
-"""The Avalanche training template for CLIP: FLYP loss, a per-session optimizer, AMP, guards.
+"""The training loop of a session: FLYP loss, a per-session optimizer, AMP, guards.
 
-`CLIPTemplate` is Avalanche's `SupervisedTemplate` with the protocol of the LoRSU paper
-(appendix B): Adam, cosine schedule with warm-up stepped per batch, a fresh optimizer each
-session built over exactly the tensors the strategy left trainable (Avalanche's own
-`make_optimizer` would take every parameter). A NaN or infinite loss stops the run with an error
-instead of training on garbage. With nothing trainable (zero-shot) the session is skipped.
+`SessionTrainer` is an Avalanche `SupervisedTemplate` subclass that follows the training protocol
+of the LoRSU paper (appendix B): Adam, cosine schedule with warm-up stepped per batch, a fresh
+optimizer each session built over exactly the tensors the strategy left trainable (Avalanche's
+own `make_optimizer` would take every parameter). A NaN or infinite loss stops the run with an
+error instead of training on garbage. With nothing trainable (zero-shot) the session is skipped.
+
+Strategies read a few of its attributes (Avalanche's `model`, `device`, `train_mb_size`,
+`adapted_dataset`, plus `training`, `template_generator`, `use_amp`, `amp_dtype`) and enter its
+`autocast()` context to score parameters exactly as training computes the loss.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class CLIPTemplate(SupervisedTemplate):
+class SessionTrainer(SupervisedTemplate):
+    """Avalanche's `SupervisedTemplate` (subclassed) running one clbench session per `train()`."""
+
     # strategies need not refresh the optimizer: it is built per session after they configure
     builds_optimizer_after_plugins = True
 
@@ -41,6 +47,7 @@ class CLIPTemplate(SupervisedTemplate):
                          eval_mb_size=training.eval_batch_size, device=device, plugins=plugins,
                          evaluator=evaluator)
         self.training = effective_training(training, plugins or [])
+        # draws the prompt template of each image's caption for the FLYP loss
         self.template_generator = torch.Generator().manual_seed(seed)
         self.scheduler = None
         self.scaler = None
@@ -114,12 +121,14 @@ class CLIPTemplate(SupervisedTemplate):
             return
         super().training_epoch(**kwargs)
 
-    def _autocast(self):
+    def autocast(self) -> torch.autocast:
+        """The mixed-precision context of the forward pass and the loss (disabled in fp32 and
+        on CPU); strategies scoring parameters enter it to compute the loss as training does."""
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype,
                               enabled=self.use_amp)
 
     def forward(self):
-        with self._autocast():
+        with self.autocast():
             if self.is_training:
                 self.mb_features = self.model.encode_image(self.mb_x)
                 return self.mb_features
@@ -128,13 +137,11 @@ class CLIPTemplate(SupervisedTemplate):
     def criterion(self):
         if not self.is_training:
             return torch.nn.functional.cross_entropy(self.mb_output, self.mb_y)
-        with self._autocast():
+        with self.autocast():
             if self.training.loss == "ce":
                 loss = self.model.ce_loss(self.mb_features, self.mb_y)
             else:
-                head = self.model.heads[self.model.active_head]
-                templates = torch.randint(len(head.templates), (len(self.mb_y),),
-                                          generator=self.template_generator)
+                templates = self.model.random_templates(len(self.mb_y), self.template_generator)
                 loss = self.model.flyp_loss(self.mb_features, self.mb_y, templates)
         if not torch.isfinite(loss):
             exp = self.experience.current_experience + 1 if self.experience is not None else "?"

@@ -118,7 +118,7 @@ class StrategyPlugin(SupervisedPlugin):
         for p in classifier.parameters():
             p.requires_grad_(False)
         self.configure(classifier, strategy)
-        # A plain Avalanche template (`Naive`) updated its optimizer before the plugins ran
+        # A plain Avalanche training loop (`Naive`) updated its optimizer before the plugins ran
         # (`check_model_and_optimizer` precedes `before_training_exp`), so tensors created just
         # now (adapters) would never train and merged ones would linger: refresh it. clbench's
         # training loop builds its optimizer after the plugins, from the trainable set.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clbench.scenarios.integrity import INDEX_NAME, Problems
-from clbench.scenarios.manifests import DatasetManifest
+from clbench.scenarios.manifest_types import DatasetManifest
 
 
 @dataclass
@@ -53,9 +53,7 @@ class CheckResult:
 
 
 def check_dataset(manifest: DatasetManifest, data_root: str | None = None) -> CheckResult:
-    from clbench.scenarios.loaders import kind_of
-
-    return kind_of(manifest).check(manifest, data_root)
+    return manifest.kind.check(manifest, data_root)
 
 
 def check_files(manifest: DatasetManifest, data_root: str | None = None) -> CheckResult:

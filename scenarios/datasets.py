@@ -1,6 +1,7 @@
 """Dataset loading behind the declarations (the manifests): image folders on local disk (TSI,
 DALL-E), GTSRB in torchvision's layout, and the ImageNet validation set (LoRSU paper, section
-5.1). Which function serves a dataset is decided by its kind (`loaders.py`, the `loader:` key).
+5.1). Which function serves a dataset is decided by its kind (`loaders.py`, the `loader:` key),
+reached as `manifest.kind`.
 A dataset prepared by `clbench data prepare` is listed from its file index (`manifest.json`).
 
 A loader returns a `SplitData`: class names, prompt templates, integer targets, stable sample ids
@@ -30,8 +31,7 @@ from clbench.scenarios.integrity import (
     verify_decodable,
     verify_records,
 )
-from clbench.scenarios.loaders import kind_of
-from clbench.scenarios.manifests import DatasetManifest
+from clbench.scenarios.manifest_types import DatasetManifest
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"}
 DATA_ENV = "CLBENCH_DATA"
@@ -65,7 +65,7 @@ def dataset_dir(manifest: DatasetManifest, data_root: str | None = None) -> Path
 
 
 def missing_data_hint(manifest: DatasetManifest) -> str:
-    layout = kind_of(manifest).layout_text(manifest)
+    layout = manifest.kind.layout_text(manifest)
     prepare = f" Then: {manifest.prepare.strip()}." if manifest.prepare else ""
     return (f"{manifest.obtain.strip()}{prepare} Expected layout: {layout}. Set the data root "
             f"with --data-root or {DATA_ENV}, or this dataset's folder with "
@@ -114,7 +114,7 @@ def load_split(manifest: DatasetManifest, split: str, data_root: str | None = No
     if split not in manifest.splits:
         raise UserError(f"dataset '{manifest.name}' has no '{split}' split "
                         f"(it has: {', '.join(manifest.splits)})")
-    return kind_of(manifest).load_split(manifest, split, data_root, skip_corrupt)
+    return manifest.kind.load_split(manifest, split, data_root, skip_corrupt)
 
 
 def load_file_split(manifest: DatasetManifest, split: str, data_root: str | None = None,
@@ -211,7 +211,7 @@ def list_files(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
     """The split's files, from the file index when the folder has one, else as the dataset's
     kind finds them on disk."""
     index = read_index(folder) if folder.is_dir() else None
-    return kind_of(manifest).list_files(manifest, split, folder, index)
+    return manifest.kind.list_files(manifest, split, folder, index)
 
 
 def listing_from_index(manifest: DatasetManifest, split: str, folder: Path,

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from clbench.scenarios.check import CheckResult
     from clbench.scenarios.datasets import Listing, SplitData
     from clbench.scenarios.integrity import PreparedIndex
-    from clbench.scenarios.manifests import DatasetManifest
+    from clbench.scenarios.manifest_types import DatasetManifest
 
 _KINDS: dict[str, DatasetKind] = {}
 
@@ -64,12 +64,15 @@ def get_kind(name: str, where: str = "") -> DatasetKind:
     """The registered kind `name`; an unknown one is a ConfigError suggesting the closest."""
     if name not in _KINDS:
         message = unknown_name_message("dataset kind (loader)", str(name), _KINDS)
-        raise ConfigError(f"{where}: {message}" if where else message)
+        raise ConfigError(f"{where}: {message}" if where else message,
+                          hint=f"dataset kinds: {', '.join(kinds())} (`clbench list datasets` "
+                               "shows each dataset's kind)")
     return _KINDS[name]
 
 
 def kind_of(manifest: DatasetManifest) -> DatasetKind:
-    return get_kind(manifest.loader, manifest.path)
+    """The kind of a declared dataset (what `manifest.kind` holds)."""
+    return manifest.kind or get_kind(manifest.loader, manifest.path)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -49,13 +49,27 @@ import yaml
 
 from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
+from clbench.scenarios.loaders import get_kind
+from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
+    BUILT_IN,
+    DatasetManifest,
+    ScenarioManifest,
+    training_for,
+)
 
 PROTOCOLS = ("few-shot", "offline")
 MANIFESTS_ENV = "CLBENCH_MANIFESTS"
-BUILT_IN = "built-in"
 DATASETS, SCENARIOS = "datasets", "scenarios"  # the subfolders, one per sort of declaration
 
 _dirs_override: list[str] | None = None
+
+
+class DeclarationError(ConfigError):
+    """A declaration file is invalid; the message names the file and the key."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message, hint or "the built-in declarations (`clbench list scenarios "
+                         "-v` shows their files) use every key")
 
 
 def manifest_dir() -> Path:
@@ -141,7 +155,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
+        raise DeclarationError(f"{path}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
                           f"{err.start})") from None
     try:
         data = yaml.safe_load(text)
@@ -149,10 +163,10 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         problem = getattr(err, "problem", None)
-        raise ConfigError(f"malformed YAML in {path}{where}"
+        raise DeclarationError(f"malformed YAML in {path}{where}"
                           + (f": {problem}" if problem else "")) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise DeclarationError(f"{path}: expected a mapping at the top level")
     return data, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -163,7 +177,7 @@ def _check_keys(data: dict[str, Any], allowed: set[str], where: str) -> None:
         if key not in allowed:
             near = closest(str(key), allowed)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+            raise DeclarationError(f"{where}: unknown key '{key}'{hint}")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -181,11 +195,11 @@ def _include_target(ref: str, including: Path, sort: str) -> Path:
     if ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref:
         target = including.parent / Path(ref).expanduser()
         if not target.is_file():
-            raise ConfigError(f"{including}: include '{ref}': no such file ({target})")
+            raise DeclarationError(f"{including}: include '{ref}': no such file ({target})")
         return target.resolve()
     catalog = _catalog(sort)
     if ref not in catalog:
-        raise ConfigError(f"{including}: include '{ref}': "
+        raise DeclarationError(f"{including}: include '{ref}': "
                           + unknown_name_message(sort[:-1], ref, catalog))
     return catalog[ref][0].resolve()
 
@@ -207,12 +221,12 @@ def resolve(path: Path, sort: str, allowed: set[str],
         return Resolved(data, digest, ())
     ref = data.pop("include")
     if not isinstance(ref, str) or not ref.strip():
-        raise ConfigError(f"{path}: include must be a {sort[:-1]} name or a path to a YAML "
+        raise DeclarationError(f"{path}: include must be a {sort[:-1]} name or a path to a YAML "
                           f"file, got {ref!r}")
     target = _include_target(ref.strip(), path, sort)
     if target == path or target in _seen:
         cycle = " -> ".join(p.name for p in (*_seen, path, target))
-        raise ConfigError(f"{path}: include '{ref}' makes a cycle ({cycle})")
+        raise DeclarationError(f"{path}: include '{ref}' makes a cycle ({cycle})")
     base = resolve(target, sort, allowed, (*_seen, path))
     merged = deep_merge({k: v for k, v in base.data.items() if k != "name"}, data)
     canonical = json.dumps(merged, sort_keys=True, default=str, separators=(",", ":"))
@@ -229,7 +243,7 @@ def _shown(value: Any) -> str:
 
 
 def _fail(path: Path, key: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(f"{path}: {key} must be {expected}, got {_shown(value)}")
+    return DeclarationError(f"{path}: {key} must be {expected}, got {_shown(value)}")
 
 
 def _is_int(value: Any) -> bool:
@@ -269,34 +283,12 @@ def _mapping(data: dict, key: str, path: Path, what: str = "a mapping") -> dict:
 def _file_name_matches(data: dict, path: Path, from_catalog: bool) -> str:
     name = _text(data, "name", path, path.stem)
     if from_catalog and name != path.stem:
-        raise ConfigError(f"{path}: name '{name}' differs from the file name '{path.stem}' "
+        raise DeclarationError(f"{path}: name '{name}' differs from the file name '{path.stem}' "
                           "(declarations are looked up by file name)")
     return name
 
 
 # --------------------------------------------------------------------------- datasets
-
-
-@dataclass(frozen=True)
-class DatasetManifest:
-    name: str
-    loader: str  # the dataset's kind (`loaders.py`)
-    splits: tuple[str, ...]
-    description: str = ""
-    obtain: str = ""  # how a user gets the data
-    layout: str = ""  # the expected folder layout under the data root
-    subdir: str = ""  # folder name under the data root
-    class_names: tuple[str, ...] = ()
-    templates: tuple[str, ...] = ()
-    # a fixed, seeded subset evaluated as its own eval set: {per_class: N, seed: S}
-    subset: dict[str, int] | None = None
-    expected: dict[str, int] = field(default_factory=dict)  # image count per split (as published)
-    generation_prompts: dict[str, str] = field(default_factory=dict)  # DALL-E: caption -> prompt
-    prepare: str = ""  # the `clbench data prepare` command that makes this dataset
-    hash: str = ""
-    path: str = ""
-    origin: str = BUILT_IN  # "built-in" or the user manifest folder
-    includes: tuple[str, ...] = ()
 
 
 _DATASET_KEYS = {"name", "loader", "splits", "description", "obtain", "layout", "subdir",
@@ -312,12 +304,10 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
     path, origin = catalog[name]
     resolved = resolve(path, DATASETS, _DATASET_KEYS)
     data = resolved.data
-    from clbench.scenarios.loaders import get_kind
-
     loader = data.get("loader")
     if not isinstance(loader, str):
         raise _fail(path, "loader", "the dataset's kind (a string)", loader)
-    get_kind(loader, f"{path}: loader")
+    kind = get_kind(loader, f"{path}: loader")
     splits = _texts(data, "splits", path, ("test",))
     if not splits:
         raise _fail(path, "splits", "a non-empty list of split names", splits)
@@ -325,7 +315,7 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
     if subset is not None and (not isinstance(subset, dict) or set(subset) != {"per_class", "seed"}
                                or not all(_is_int(v) for v in subset.values())
                                or subset["per_class"] < 1):
-        raise ConfigError(f"{path}: subset must be {{per_class: N, seed: S}} with integers, N >= 1")
+        raise DeclarationError(f"{path}: subset must be {{per_class: N, seed: S}} with integers, N >= 1")
     expected = _mapping(data, "expected", path, "a mapping of split to image count")
     for key, value in expected.items():
         if not _is_int(value) or value < 0:
@@ -342,42 +332,10 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
         subset=subset, expected={str(k): v for k, v in expected.items()},
         generation_prompts={str(k): v for k, v in prompts.items()},
         prepare=_text(data, "prepare", path), hash=resolved.hash, path=str(path),
-        origin=origin, includes=resolved.includes)
+        origin=origin, includes=resolved.includes, kind=kind)
 
 
 # --------------------------------------------------------------------------- scenarios
-
-
-@dataclass(frozen=True)
-class ScenarioManifest:
-    name: str
-    target: str
-    protocol: str
-    eval_sets: tuple[str, ...]
-    shots: int | None = None
-    session_sizes: tuple[int, ...] = ()
-    class_order: Any = "dataset"  # "dataset", "seeded", or a list of class names
-    # "class": sessions.order lists classes; "group": it lists source classes (TSI actions),
-    # several of which may share a class, so a class can recur in later sessions
-    session_by: str = "class"
-    training: dict[str, Any] = field(default_factory=dict)
-    # strategy name -> training keys that override `training` for that strategy only
-    strategy_training: dict[str, dict[str, Any]] = field(default_factory=dict)
-    description: str = ""
-    hash: str = ""
-    path: str = ""
-    origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)
-    includes: tuple[str, ...] = ()  # files included, nearest first
-    # the resolved declaration (includes applied), as read
-    declaration: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-def training_for(manifest: ScenarioManifest, *strategy_names: str) -> dict[str, Any]:
-    """The scenario's training block with the per-strategy overrides of the first of
-    `strategy_names` that has any (a caller passes a preset's base strategy after its name)."""
-    own = next((manifest.strategy_training[n] for n in strategy_names
-                if n in manifest.strategy_training), {})
-    return {**manifest.training, **own}
 
 
 _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "sessions", "eval_sets",
@@ -400,27 +358,27 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     data = resolved.data
     protocol = data.get("protocol", "few-shot")
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}")
+        raise DeclarationError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}")
     if "target" not in data:
-        raise ConfigError(f"{path}: missing 'target' (the dataset the stream is made of)")
+        raise DeclarationError(f"{path}: missing 'target' (the dataset the stream is made of)")
     target = _text(data, "target", path)
     sessions = data.get("sessions", {}) or {}
     if not isinstance(sessions, dict):
-        raise ConfigError(f"{path}: 'sessions' must be a mapping with 'sizes' and 'order'")
+        raise DeclarationError(f"{path}: 'sessions' must be a mapping with 'sizes' and 'order'")
     _check_keys(sessions, {"sizes", "order", "by"}, f"{path}: sessions")
     session_by = sessions.get("by", "class")
     if session_by not in ("class", "group"):
-        raise ConfigError(f"{path}: sessions.by must be 'class' or 'group'")
+        raise DeclarationError(f"{path}: sessions.by must be 'class' or 'group'")
     order = sessions.get("order", "dataset")
     if isinstance(order, list):
         _texts(sessions, "order", path)  # every entry a class (or group) name
     elif order not in ("dataset", "seeded"):
         raise _fail(path, "sessions.order", "'dataset', 'seeded' or a list of names", order)
     if session_by == "group" and not isinstance(order, list):
-        raise ConfigError(f"{path}: sessions.by: group needs sessions.order to list the groups")
+        raise DeclarationError(f"{path}: sessions.by: group needs sessions.order to list the groups")
     shots = data.get("shots")
     if protocol == "few-shot" and shots is None:
-        raise ConfigError(f"{path}: a few-shot scenario needs 'shots' (a positive integer)")
+        raise DeclarationError(f"{path}: a few-shot scenario needs 'shots' (a positive integer)")
     if shots is not None and (not _is_int(shots) or shots < 1):
         raise _fail(path, "shots", "a positive integer", shots)
     sizes = sessions.get("sizes", []) or []
@@ -430,14 +388,14 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         if not _is_int(size) or size < 1:
             raise _fail(path, f"sessions.sizes[{i}]", "a positive integer", size)
     if protocol == "few-shot" and not sizes:
-        raise ConfigError(f"{path}: a few-shot scenario needs sessions.sizes, e.g. [4, 4, 4]")
+        raise DeclarationError(f"{path}: a few-shot scenario needs sessions.sizes, e.g. [4, 4, 4]")
     training = data.get("training", {}) or {}
     if not isinstance(training, dict):
-        raise ConfigError(f"{path}: 'training' must be a mapping")
+        raise DeclarationError(f"{path}: 'training' must be a mapping")
     per_strategy = data.get("strategy_training", {}) or {}
     if not isinstance(per_strategy, dict) or not all(isinstance(v, dict)
                                                      for v in per_strategy.values()):
-        raise ConfigError(f"{path}: 'strategy_training' must map strategy names to training keys, "
+        raise DeclarationError(f"{path}: 'strategy_training' must map strategy names to training keys, "
                           "e.g. {lorsu: {lr: 3.0e-4}}")
     return ScenarioManifest(
         name=_file_name_matches(data, path, from_catalog), target=target, protocol=protocol,

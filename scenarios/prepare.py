@@ -38,7 +38,7 @@ from clbench.names import closest
 from clbench.scenarios import tsi
 from clbench.scenarios.datasets import IMAGE_SUFFIXES, gtsrb_samples
 from clbench.scenarios.integrity import FileRecord, decodes, write_index
-from clbench.scenarios.manifests import DatasetManifest
+from clbench.scenarios.manifest_types import DatasetManifest
 
 JPEG_SETTINGS = {"format": "JPEG", "quality": 95, "subsampling": 0, "optimize": False}
 

@@ -1,0 +1,69 @@
+"""The declaration types ("manifests"): what `manifests.py` reads from a dataset's or a
+scenario's YAML file. Kept apart from the reader so that the dataset code (`datasets.py`,
+`check.py`, `prepare.py`) can name them without depending on the kind registry (`loaders.py`),
+which sits above it: a `DatasetManifest` carries its kind object, so loading and checking
+dispatch through `manifest.kind` without importing the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BUILT_IN = "built-in"
+
+
+@dataclass(frozen=True)
+class DatasetManifest:
+    name: str
+    loader: str  # the dataset's kind (`loaders.py`)
+    splits: tuple[str, ...]
+    description: str = ""
+    obtain: str = ""  # how a user gets the data
+    layout: str = ""  # the expected folder layout under the data root
+    subdir: str = ""  # folder name under the data root
+    class_names: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
+    # a fixed, seeded subset evaluated as its own eval set: {per_class: N, seed: S}
+    subset: dict[str, int] | None = None
+    expected: dict[str, int] = field(default_factory=dict)  # image count per split (as published)
+    generation_prompts: dict[str, str] = field(default_factory=dict)  # DALL-E: caption -> prompt
+    prepare: str = ""  # the `clbench data prepare` command that makes this dataset
+    hash: str = ""
+    path: str = ""
+    origin: str = BUILT_IN  # "built-in" or the user manifest folder
+    includes: tuple[str, ...] = ()
+    # the registered kind named by `loader` (a `loaders.DatasetKind`), set by the reader
+    kind: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ScenarioManifest:
+    name: str
+    target: str
+    protocol: str
+    eval_sets: tuple[str, ...]
+    shots: int | None = None
+    session_sizes: tuple[int, ...] = ()
+    class_order: Any = "dataset"  # "dataset", "seeded", or a list of class names
+    # "class": sessions.order lists classes; "group": it lists source classes (TSI actions),
+    # several of which may share a class, so a class can recur in later sessions
+    session_by: str = "class"
+    training: dict[str, Any] = field(default_factory=dict)
+    # strategy name -> training keys that override `training` for that strategy only
+    strategy_training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    hash: str = ""
+    path: str = ""
+    origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)
+    includes: tuple[str, ...] = ()  # files included, nearest first
+    # the resolved declaration (includes applied), as read
+    declaration: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def training_for(manifest: ScenarioManifest, *strategy_names: str) -> dict[str, Any]:
+    """The scenario's training block with the per-strategy overrides of the first of
+    `strategy_names` that has any (a caller passes a preset's base strategy after its name)."""
+    own = next((manifest.strategy_training[n] for n in strategy_names
+                if n in manifest.strategy_training), {})
+    return {**manifest.training, **own}

@@ -155,15 +155,27 @@ def load_weights(clip: nn.Module, path: Path, arch: str) -> None:
     try:
         open_clip.load_checkpoint(clip, str(path), strict=True, weights_only=True)
     except Exception as err:
-        text = str(err)
-        if isinstance(err, RuntimeError) and text.startswith("Error(s) in loading state_dict"):
-            detail = text.splitlines()[1].strip() if len(text.splitlines()) > 1 else ""
-            reason = f"its tensors do not match the architecture ({detail[:160]})"
-        else:
+        lines = str(err).strip().splitlines()
+        if _raised_while_reading(err):
             reason = ("it cannot be read as a PyTorch state dict (corrupt, truncated, or another "
                       f"kind of file: {type(err).__name__})")
+        elif lines and lines[0].startswith("Error(s) in loading state_dict") and len(lines) > 1:
+            reason = f"its tensors do not match the architecture ({lines[1].strip()[:160]})"
+        else:
+            reason = f"its tensors do not match the architecture ({type(err).__name__})"
         raise UserError(f"{path} is not a loadable checkpoint for {arch}: {reason}",
                         hint=hint) from None
+
+
+def _raised_while_reading(err: BaseException) -> bool:
+    """True when open_clip failed reading the file (torch.load, safetensors), not fitting it."""
+    tb = err.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "load_state_dict" and Path(code.co_filename).match("open_clip/*.py"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def load_model(config: ModelConfig) -> ModelBundle:

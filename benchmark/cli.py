@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from clbench import __version__, cli_app, cli_data
@@ -31,17 +32,33 @@ for this strategy) < --config < flags < --set.
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with its usage errors in clbench's form: one `error:` line, a hint."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\nhint: `{self.prog} --help` explains "
+                     "every option\n")
+
+
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help="results database: an SQLAlchemy URL or a "
                         "file path (default: $CLBENCH_DB, else ./clbench.db)")
 
 
+def _add_manifests(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    parser.add_argument("--manifests", metavar="DIR", action="append",
+                        default=None if top else argparse.SUPPRESS,
+                        help="also read dataset and scenario YAML from DIR (its datasets/ and "
+                        "scenarios/ folders; repeatable; default: $CLBENCH_MANIFESTS)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="clbench", description="Continual few-shot benchmark for CLIP vision encoders: "
         "fine-tune over sessions of new classes, measure the target and what was forgotten.")
     parser.add_argument("--version", action="version", version=f"clbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_manifests(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     run = sub.add_parser("run", help="run one strategy on one scenario and store the results",
                          description="Fine-tune a CLIP model session by session, evaluate after "
@@ -64,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: $CLBENCH_DATA, else ./data)")
     run.add_argument("--controls", metavar="SET[,SET...]", help="control eval sets instead of "
                      "the scenario's, e.g. dalle,imagenet-10pc for the fast ImageNet subset")
+    _add_manifests(run)
     run.add_argument("--skip-corrupt", action="store_true", help="leave out missing or corrupt "
                      "data files instead of failing (the run records which)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -74,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="table of stored runs, newest first")
     runs.add_argument("--json", action="store_true", help="JSON list: id, status, strategy, "
                       "scenario, model, seed, created_at")
-    runs.add_argument("--limit", type=int, help="show at most N runs")
+    runs.add_argument("--limit", type=int, metavar="N", help="show at most N runs (N >= 1)")
     _add_db(runs)
 
     show = sub.add_parser("show", help="one run: per-session accuracies, config, provenance")
@@ -88,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["strategies", "scenarios", "models", "datasets"])
     lst.add_argument("-v", "--verbose", action="store_true", help="strategies: with parameters")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_manifests(lst)
 
     params = sub.add_parser(
         "params", help="trainable parameters of every strategy on an architecture (table 9)",
@@ -104,8 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     proxy_sub = proxy.add_subparsers(dest="proxy_command", metavar="ACTION")
     pretrain = proxy_sub.add_parser(
         "pretrain", help="pretrain the proxy CLIP (reproducible; writes the checkpoint)",
-        add_help=False)
-    pretrain.add_argument("args", nargs=argparse.REMAINDER)
+        description="Pretrain the embedded proxy CLIP on its procedural world and write the "
+        "checkpoint with its provenance JSON beside it (seeded; bit-identical with the same "
+        "torch build and thread count).")
+    pretrain.add_argument("--out", type=Path, metavar="PATH",
+                          help="checkpoint file to write (.pt; provenance beside it as .json; "
+                          "default: the committed checkpoint of proxy-vit-tiny)")
+    pretrain.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    pretrain.add_argument("--steps", type=int, default=800, metavar="N",
+                          help="training steps, fixed for reproducibility (default 800)")
+    pretrain.add_argument("--batch-size", type=int, default=128, metavar="N",
+                          help="images per step (default 128)")
+    pretrain.add_argument("--lr", type=float, default=2e-3, help="peak AdamW rate "
+                          "(default 2e-3; warm-up then cosine)")
+    pretrain.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    pretrain.add_argument("--no-progress", action="store_true", help="no progress bar")
     cli_app.add_parser(sub)
     cli_data.add_parser(sub)
     return parser
@@ -117,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from clbench import config as cfg
     from clbench.scenarios.manifests import load_scenario_manifest, training_for
-    from clbench.store import Store, resolve_db_url
+    from clbench.store import Store, check_writable, resolve_db_url
 
     layers: list[dict[str, Any]] = []
     if args.config:
@@ -146,12 +178,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from clbench.strategies.registry import strategy_and_base
 
     config = cfg.resolve(raw, training_for(manifest, *strategy_and_base(raw.get("strategy"))))
-    store = Store(resolve_db_url(args.db))  # fails early on an unwritable database
+    url = resolve_db_url(args.db)
+    check_writable(url)  # fails early, and creates nothing: the store opens once all checks pass
+    stores: list[Store] = []
+
+    def open_store() -> Store:
+        stores.append(Store(url))
+        return stores[0]
 
     from clbench.runner import run
 
-    result = run(config, store, data_root=args.data_root, skip_corrupt=args.skip_corrupt,
+    result = run(config, open_store, data_root=args.data_root, skip_corrupt=args.skip_corrupt,
                  progress=not args.no_progress, quiet=args.quiet)
+    store = stores[0]
     if args.json:
         from clbench.report import run_json
 
@@ -167,6 +206,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from clbench.report import format_runs
     from clbench.store import DEFAULT_DB, Store, resolve_db_url
 
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: expected at least 1",
+                        hint="leave --limit out to list every run")
     url = resolve_db_url(args.db)
     if not args.db and not os.environ.get("CLBENCH_DB") and not os.path.exists(DEFAULT_DB):
         runs = []  # nothing run here yet: an empty table, not an error
@@ -206,11 +248,11 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def cmd_proxy(args: argparse.Namespace) -> int:
     if args.proxy_command != "pretrain":
-        raise UserError("usage: clbench proxy pretrain [--out PATH] [--seed N] ...")
-    from clbench.scenarios.proxy.pretrain import main as pretrain_main
+        raise UserError("no proxy action given", hint="clbench proxy pretrain [--out PATH] "
+                        "[--seed N] (see `clbench proxy pretrain --help`)")
+    from clbench.scenarios.proxy.pretrain import run as pretrain
 
-    pretrain_main(args.args)
-    return 0
+    return pretrain(args)
 
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
@@ -225,7 +267,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "manifests", None):
+            from clbench.scenarios.manifests import use_manifest_dirs
+
+            use_manifest_dirs(args.manifests)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # the reader went away (`clbench list strategies -v | head`): stop quietly, and keep
+        # Python from reporting the same broken pipe again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         if err.hint:

@@ -1,6 +1,6 @@
 """One benchmark run, top to bottom: config -> scenario -> model -> strategy -> train/eval -> store.
 
-Avalanche runs the loop (`CLIPTemplate`, one `train()` call per session so that the accuracy
+Avalanche runs the loop (`SessionTrainer`, one `train()` call per session so that the accuracy
 matrix fills row by row); evaluation is an Avalanche metric and the results store is an
 Avalanche logger. A run is written as "running" before training starts, session by session
 while it trains, and ends "completed" or "failed" with its error (exceptions and Ctrl-C alike).
@@ -51,6 +51,8 @@ def _raise_on_sigterm(signum, frame):
 
 def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
         quiet: bool = False, skip_corrupt: bool = False) -> RunResult:
+    """Run `config` and record it in `store`: a Store, or a function that opens one, called
+    only once every check on the user's input has passed (so a refused run creates no file)."""
     from avalanche.training.plugins import EvaluationPlugin
 
     from clbench.classifier import CLIPClassifier
@@ -84,6 +86,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     classifier.active_head = scenario.target.name
     classifier.to(device)
 
+    if not hasattr(store, "create_run"):
+        store = store()
     provenance = collect_provenance()
     provenance["hardware"] = {**provenance["hardware"], **hardware_with_torch(device)}
     strategy_params = registry.resolved_params(plugin)

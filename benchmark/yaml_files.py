@@ -14,7 +14,7 @@ import yaml
 
 from clbench.errors import ConfigError
 
-__all__ = ["read_yaml_mapping"]
+__all__ = ["load_yaml_file", "read_yaml_mapping"]
 
 
 def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict[str, Any]:
@@ -22,31 +22,38 @@ def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict[str, An
 
     `what` names the file's role in errors ("config file", "scenario file", ...).
     """
+    data, _ = load_yaml_file(path, what)
+    return data if data is not None else {}
+
+
+def load_yaml_file(path: str | Path, what: str = "YAML file",
+                   error: type[ConfigError] = ConfigError) -> tuple[dict[str, Any] | None, str]:
+    """(top-level mapping or None for an empty file, the decoded text) of the YAML file at
+    `path`; every problem raises `error` (a ConfigError subclass) naming the file."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{what} {path} is a directory", hint=f"pass the path of a {what}")
+        raise error(f"{what} {path} is a directory", hint=f"pass the path of a {what}")
     if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}", hint="check the path")
+        raise error(f"{what} not found: {path}", hint="check the path")
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # a BOM from Windows editors is harmless
+        raw = path.read_bytes()
     except OSError as err:
-        raise ConfigError(f"cannot read {what} {path}: {err.strerror or err}",
-                          hint="check the file's permissions") from None
+        raise error(f"cannot read {what} {path}: {err.strerror or err}",
+                    hint="check the file's permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM from Windows editors is harmless
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {err.start}: "
-                          f"{err.object[err.start:err.start + 1]!r})",
-                          hint="save it as UTF-8") from None
+        raise error(f"{what} {path} is not UTF-8 text (byte {raw[err.start]:#04x} at offset "
+                    f"{err.start})", hint="save it as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"malformed YAML in {path}{where}: {problem}",
-                          hint="check the indentation and quoting on that line") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got "
-                          f"{type(data).__name__}", hint=f"a {what} is `key: value` lines")
-    return data
+        raise error(f"malformed YAML in {path}{where}: {problem}",
+                    hint="check the indentation and quoting on that line") from None
+    if data is not None and not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}",
+                    hint=f"a {what} is `key: value` lines")
+    return data, text

@@ -45,8 +45,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
 from clbench.scenarios.loaders import get_kind
@@ -56,6 +54,7 @@ from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
     ScenarioManifest,
     training_for,
 )
+from clbench.yaml_files import load_yaml_file
 
 PROTOCOLS = ("few-shot", "offline")
 MANIFESTS_ENV = "CLBENCH_MANIFESTS"
@@ -148,25 +147,9 @@ def origins(sort: str) -> dict[str, str]:
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DeclarationError(f"{path}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
-                          f"{err.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(err, "problem", None)
-        raise DeclarationError(f"malformed YAML in {path}{where}"
-                          + (f": {problem}" if problem else "")) from None
-    if not isinstance(data, dict):
-        raise DeclarationError(f"{path}: expected a mapping at the top level")
+    data, text = load_yaml_file(path, "declaration", DeclarationError)
+    if data is None:
+        raise DeclarationError(f"{path}: expected a mapping at the top level, got an empty file")
     return data, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

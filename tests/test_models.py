@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from clbench.backbones import PROXY_ARCH
+from clbench.cli import build_parser, main
 from clbench.config import ModelConfig
 from clbench.errors import UserError
 from clbench.models import (
@@ -183,31 +184,30 @@ def test_missing_checkpoint_is_a_user_error_and_file_not_found(tmp_path):
 
 
 # ------------------------------------------------------------------ `clbench proxy pretrain`
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser()
-    proxy_pretrain.add_arguments(parser)
-    return parser
+def _pretrain_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(["proxy", "pretrain", *argv])
 
 
 def test_pretrain_arguments_parse():
-    args = _parser().parse_args(["--out", "/tmp/x/proxy.pt", "--seed", "3", "--steps", "5",
-                                 "--batch-size", "8", "--no-progress"])
+    args = _pretrain_args(["--out", "/tmp/x/proxy.pt", "--seed", "3", "--steps", "5",
+                           "--batch-size", "8", "--no-progress"])
     assert str(args.out) == "/tmp/x/proxy.pt" and args.seed == 3 and args.steps == 5
     assert args.batch_size == 8 and args.no_progress and args.device == "cpu"
-    assert _parser().parse_args([]).out == PROXY_CHECKPOINT
+    assert _pretrain_args([]).out is None  # run() writes the committed checkpoint then
+    assert (_pretrain_args([]).steps, _pretrain_args([]).lr) == (800, 2e-3)  # the checkpoint's
 
 
 def test_pretrain_out_errors_are_one_line_user_errors(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     for out, words in [(tmp_path, "is a directory"), (blocker / "proxy.pt", "not writable")]:
-        args = _parser().parse_args(["--out", str(out), "--steps", "1", "--no-progress"])
+        args = _pretrain_args(["--out", str(out), "--steps", "1", "--no-progress"])
         with pytest.raises(UserError, match=words) as info:
             proxy_pretrain.run(args)
         assert "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written
 
 
-def test_pretrain_main_prints_the_error(tmp_path, capsys):
-    assert proxy_pretrain.main(["--out", str(tmp_path), "--no-progress"]) == 2
+def test_pretrain_command_prints_the_error(tmp_path, capsys):
+    assert main(["proxy", "pretrain", "--out", str(tmp_path), "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith(f"error: --out {tmp_path} is a directory")

@@ -1,4 +1,5 @@
-"""Pretrain the proxy CLIP on the clean proxy world (``clbench proxy pretrain --out PATH``).
+"""Pretrain the proxy CLIP on the clean proxy world (``clbench proxy pretrain --out PATH``; the options are declared with the
+command in ``clbench.cli``, so `clbench --help` never imports torch).
 
 The benchmark measures forgetting of pretrained knowledge, so the offline proxy needs a model that
 knows something: this script trains the tiny open_clip CLIP ``proxy-vit-tiny`` (a model config of
@@ -170,37 +171,11 @@ def pretrain(
     return meta
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `clbench proxy pretrain` (and `python -m clbench.scenarios.proxy.pretrain`)."""
-    parser.add_argument("--out", type=Path, default=PROXY_CHECKPOINT, metavar="PATH",
-                        help="checkpoint file to write (.pt; provenance goes beside it as .json; "
-                             "default: the committed checkpoint)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"fixed for reproducibility (default {DEFAULT_STEPS})")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Pretrain with parsed `args` and print the provenance; a bad --out is a UserError."""
-    meta = pretrain(args.out, args.seed, args.steps, args.batch_size, args.lr,
+    """Pretrain with the options `clbench proxy pretrain` parsed (see `clbench.cli`) and print
+    the provenance; a bad --out is a UserError raised before any training."""
+    out = PROXY_CHECKPOINT if args.out is None else args.out
+    meta = pretrain(out, args.seed, args.steps, args.batch_size, args.lr,
                     device=args.device, progress=not args.no_progress)
     print(json.dumps(meta, indent=2))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except UserError as err:
-        print(f"error: {err}" + (f"\nhint: {err.hint}" if err.hint else ""), file=sys.stderr)
-        return err.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -144,6 +144,10 @@ def assemble(layers: list[dict[str, Any]]) -> dict[str, Any]:
         layer = dict(layer)
         if isinstance(layer.get("strategy"), str):
             layer["strategy"] = {"name": layer["strategy"]}
+        if "strategy" in layer and not isinstance(layer["strategy"], dict):
+            raise ConfigError(f"strategy: expected a name or a mapping with a name, got "
+                              f"{layer['strategy']!r}", hint="e.g. `strategy: lorsu` or "
+                              "`strategy: {name: lora, rank: 8}`; one strategy per run")
         merged = _merge(merged, layer)
     for key in merged:
         if key not in TOP_LEVEL_KEYS:
@@ -188,9 +192,10 @@ def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None
     controls = raw.get("controls")
     if isinstance(controls, str):
         controls = [c.strip() for c in controls.split(",") if c.strip()]
-    if controls is not None and not (isinstance(controls, list)
+    if controls is not None and not (isinstance(controls, list) and controls
                                      and all(isinstance(c, str) for c in controls)):
-        raise ConfigError(f"controls: expected a list of eval set names, got {controls!r}",
+        raise ConfigError(f"controls: expected a non-empty list of eval set names, got "
+                          f"{controls!r}",
                           hint="for example --controls dalle,imagenet-10pc")
     params = {k: v for k, v in strategy.items() if k != "name"}
     return RunConfig(strategy=str(strategy["name"]), scenario=str(scenario),

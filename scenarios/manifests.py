@@ -329,7 +329,9 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     candidate = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")):
         if not candidate.is_file():
-            raise UserError(f"scenario file not found: {name_or_path}")
+            raise UserError(f"scenario file not found: {name_or_path}",
+                            hint="pass a scenario name (`clbench list scenarios`) or the path "
+                            "of a scenario YAML file")
         path, origin, from_catalog = candidate, "file", False
     else:
         catalog = _catalog(SCENARIOS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from clbench.errors import ConfigError
+from clbench.errors import ConfigError, UserError
 from clbench.scenarios.datasets import ImageSplitDataset, SplitData, load_split
 from clbench.scenarios.manifests import (
     ScenarioManifest,
@@ -162,6 +162,24 @@ def _group_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> 
 
 
 def build_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> list[Session]:
+    """The scenario's sessions with their drawn samples; refused before any training when a
+    session would have no training image at all (e.g. `--skip-corrupt` left out every file of
+    its classes), rather than failing in the middle of a run. A class with fewer images than
+    shots (or none, beside others that have some) trains on what there is."""
+    sessions = _draw_sessions(manifest, train, seed)
+    for session in sessions:
+        if not session.sample_indices:
+            shown = ", ".join(map(repr, session.class_names[:5]))
+            raise UserError(
+                f"{manifest.path}: session {session.index} ({shown}"
+                f"{' ...' if len(session.class_names) > 5 else ''}) has no training image",
+                hint="with --skip-corrupt, files left out can empty a session: repair them "
+                     f"(`clbench data check {manifest.target}` lists them); otherwise check "
+                     "the scenario's sessions")
+    return sessions
+
+
+def _draw_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> list[Session]:
     names = train.class_names
     if manifest.protocol != "offline" and manifest.session_by == "group":
         return _group_sessions(manifest, train, seed)

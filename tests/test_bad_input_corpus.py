@@ -67,6 +67,18 @@ def stored_store(name: str) -> Callable[[Path], None]:
     return make
 
 
+def dalle_source_and_file(tmp: Path) -> None:
+    """A DALL-E source folder with every caption (one tiny PNG each) and a file at --out."""
+    from PIL import Image
+
+    from clbench.scenarios.manifests import load_dataset_manifest
+
+    for caption in load_dataset_manifest("dalle").class_names:
+        (tmp / "src" / caption).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp / "src" / caption / "1.png")
+    write("out.txt", "x")(tmp)
+
+
 def scenario(text: str) -> Callable[[Path], None]:
     return write("scenario.yaml", text)
 
@@ -89,7 +101,7 @@ CASES = [
     Case("model-typo", [*FFT, "--model", "ViT-B-61"], "did you mean: ViT-B-16"),
     Case("pretrained-typo", [*FFT, "--model", "ViT-B-16", "--pretrained", "opneai"],
          "did you mean: openai"),
-    Case("proxy-with-tag", [*FFT, "--pretrained", "openai"], "the proxy model has no pretrained"),
+    Case("proxy-with-tag", [*FFT, "--pretrained", "openai"], "has no pretrained tags"),
     Case("no-scenario", ["run", "--strategy", "fft"], "no scenario given"),
     Case("no-strategy", ["run", "--scenario", "proxy-20shot"], "strategy: missing"),
     Case("control-typo", [*FFT, "--controls", "proxy-cleen"], "proxy-clean"),
@@ -226,9 +238,7 @@ CASES = [
     Case("runs-negative-limit", ["runs", "--limit", "-1"], "--limit"),
     # ---- data preparation outputs
     Case("prepare-out-is-file", ["data", "prepare", "dalle", "--from", "{tmp}/src", "--out",
-                                 "{tmp}/out.txt"], "out.txt",
-         setup=lambda tmp: (write("out.txt", "x")(tmp), write("src/a person cooking/1.png",
-                                                               b"")(tmp))),
+                                 "{tmp}/out.txt"], "out.txt", setup=dalle_source_and_file),
     Case("prepare-from-missing", ["data", "prepare", "dalle", "--from", "{tmp}/nothing"],
          "nothing"),
     # ---- proxy pretraining outputs
@@ -293,3 +303,88 @@ def _run_in_subprocess(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "clbench", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _interrupt_on_call(target, attr: str, call: int, monkeypatch) -> None:
+    """Make `target.attr` raise KeyboardInterrupt (what a SIGTERM or Ctrl-C becomes in a run)
+    on its `call`-th call."""
+    original = getattr(target, attr)
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt("terminated by signal 15")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, attr, interrupted)
+
+
+@pytest.mark.parametrize("stage", ["scenario", "model"])
+def test_faults_before_the_run_is_stored_leave_no_file(stage, tiny_scenario, tmp_path,
+                                                       monkeypatch, capsys):
+    import clbench.models
+    import clbench.scenarios.stream
+
+    target = {"scenario": (clbench.scenarios.stream, "load_scenario"),
+              "model": (clbench.models, "load_model")}[stage]
+    _interrupt_on_call(*target, 1, monkeypatch)
+    db = tmp_path / "runs.db"
+    code = main(["run", "--strategy", "fft", "--scenario", str(tiny_scenario), "--db", str(db),
+                 "--quiet"])
+    assert code == 130 and "Traceback" not in capsys.readouterr().err
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("stage, call, sessions_kept", [
+    ("training", 1, 0), ("training", 2, 1), ("evaluation", 1, 0), ("evaluation", 3, 1),
+])
+def test_faults_during_a_run_mark_it_failed(stage, call, sessions_kept, tiny_scenario, tmp_path,
+                                            monkeypatch, capsys):
+    """An interrupt in session k's training (call k; the zero-shot evaluation runs inside the
+    first) or in an evaluation (call 1 is zero-shot, call k + 1 follows session k): the run is
+    stored as failed with the signal, finished sessions stay with their evaluations, and the
+    interrupted session is not half written (its record is stored with its evaluation)."""
+    from clbench.evaluation import SessionEvaluation
+    from clbench.loop import SessionTrainer
+
+    if stage == "training":
+        _interrupt_on_call(SessionTrainer, "train", call, monkeypatch)
+    else:  # call 1 is the zero-shot evaluation before training
+        _interrupt_on_call(SessionEvaluation, "evaluate", call, monkeypatch)
+    db = tmp_path / "runs.db"
+    code = main(["run", "--strategy", "fft", "--scenario", str(tiny_scenario), "--db", str(db),
+                 "--quiet"])
+    assert code == 130 and "Traceback" not in capsys.readouterr().err
+    store = Store(f"sqlite:///{db}", create=False)
+    (listed,) = store.list_runs()
+    run = store.get_run(listed["id"])
+    assert run["status"] == "failed" and "signal 15" in run["error"]
+    assert run["finished_at"] is not None
+    assert [s["index"] for s in run["sessions"]] == list(range(1, sessions_kept + 1))
+    evaluated = {e["after_session"] for e in run["evaluations"]}
+    assert evaluated == (set(range(sessions_kept + 1)) if call > 1 else set())
+
+
+def test_a_real_sigterm_during_training_marks_the_run_failed(tiny_scenario, tmp_path):
+    db = tmp_path / "runs.db"
+    proc = _run_in_subprocess(["run", "--strategy", "fft", "--scenario", str(tiny_scenario),
+                               "--db", str(db), "--set", "training.epochs=200",
+                               "--no-progress"], tmp_path)
+    for line in proc.stdout:  # the zero-shot line is printed once the run is stored
+        if line.startswith("zero-shot"):
+            break
+    proc.send_signal(15)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err
+    (run,) = Store(f"sqlite:///{db}", create=False).list_runs()
+    assert run["status"] == "failed" and "signal 15" in run["error"]
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    proc = _run_in_subprocess(["list", "strategies", "-v"], tmp_path)
+    proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode in (0, 141) and "Traceback" not in err and "Error" not in err

@@ -263,3 +263,24 @@ def test_quick_check_catches_truncated_images(tmp_path, fmt):
     assert decodes(path, thorough=False) and decodes(path)
     path.write_bytes(path.read_bytes()[:-200])
     assert not decodes(path, thorough=False) and not decodes(path)
+
+
+def test_a_session_emptied_by_skip_corrupt_is_refused_before_the_run(root, tmp_path, capsys):
+    """Every training file of a one-class session corrupt: with --skip-corrupt that session
+    would have nothing to train on, so the run is refused before anything is stored."""
+    data = copy_of(root, "tsi", tmp_path)
+    for name in ("dalle", "imagenet"):
+        shutil.copytree(root / name, data / name)
+    for image in (data / "tsi" / "train" / "walking").iterdir():
+        image.write_bytes(b"not an image")
+    scenario = tmp_path / "tsi-two.yaml"
+    scenario.write_text("name: tsi-two\ntarget: tsi\nprotocol: few-shot\nshots: 2\n"
+                        "sessions: {sizes: [1, 1], order: [eating, walking]}\n"
+                        "eval_sets: [dalle]\n")
+    db = tmp_path / "runs.db"
+    code = main(["run", "--strategy", "fft", "--scenario", str(scenario), "--data-root",
+                 str(data), "--db", str(db), "--skip-corrupt", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "session 2 ('walking') has no training image" in err and "data check tsi" in err
+    assert not db.exists()

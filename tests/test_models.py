@@ -178,8 +178,9 @@ def test_cli_prints_one_line_for_random_bytes(tmp_path, capsys):
 
 
 def test_missing_checkpoint_is_a_user_error_and_file_not_found(tmp_path):
-    with pytest.raises(UserError, match="clbench proxy pretrain") as info:
+    with pytest.raises(UserError, match="checkpoint not found") as info:
         load_model(ModelConfig(checkpoint=str(tmp_path / "missing.pt")))
+    assert "clbench proxy pretrain" in info.value.hint  # how to make one
     assert isinstance(info.value, FileNotFoundError)
 
 

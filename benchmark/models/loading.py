@@ -131,8 +131,14 @@ def load_clip(checkpoint: str | Path | None = None,
     default, rebuild = DEFAULT_CHECKPOINTS.get(arch, (None, None))
     path = Path(checkpoint) if checkpoint is not None else default
     if path is not None and not path.is_file():
-        how = f"; run `{rebuild}` to create it" if rebuild else ""
-        raise CheckpointNotFound(f"checkpoint not found: {path}{how}")
+        what = "is a directory, not a checkpoint file" if path.is_dir() else "not found"
+        if checkpoint is None:  # the committed checkpoint is missing from this install
+            raise CheckpointNotFound(f"the {arch} checkpoint {what}: {path}",
+                                     hint=f"run `{rebuild}` to create it")
+        raise CheckpointNotFound(f"checkpoint {what}: {path}",
+                                 hint="pass --checkpoint PATH to a checkpoint file" + (
+                                     f", leave it out for the committed one, or write one with "
+                                     f"`{rebuild} --out PATH`" if rebuild else ""))
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep caller's RNG
         clip = build_clip(arch)
     sha = None
@@ -196,7 +202,8 @@ def _load_pretrained_tag(arch: str, tag: str) -> nn.Module:
         raise UserError(f"{arch} has no pretrained tags (got '{tag}')",
                         hint="leave --pretrained unset, or pass --checkpoint PATH")
     if tag not in tags:
-        raise UserError(unknown_name_message(f"pretrained tag for {arch}", tag, tags))
+        raise UserError(unknown_name_message(f"pretrained tag for {arch}", tag, tags),
+                        hint="or pass --checkpoint PATH to local weights")
     try:
         clip = open_clip.create_model(arch, pretrained=tag)
     except RuntimeError as err:

@@ -23,7 +23,7 @@ from clbench.errors import ConfigError
 from clbench.hashing import canonical_hash
 from clbench.names import closest
 from clbench.options import build_dataclass, coerce, option
-from clbench.yaml_files import read_yaml_mapping
+from clbench.yaml_files import deep_merge, read_yaml_mapping
 
 # --------------------------------------------------------------------------- the config sections
 
@@ -124,16 +124,6 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     return read_yaml_mapping(path, "config file")
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 TOP_LEVEL_KEYS = ("strategy", "scenario", "seed", "device", "model", "training", "controls")
 
 
@@ -148,7 +138,7 @@ def assemble(layers: list[dict[str, Any]]) -> dict[str, Any]:
             raise ConfigError(f"strategy: expected a name or a mapping with a name, got "
                               f"{layer['strategy']!r}", hint="e.g. `strategy: lorsu` or "
                               "`strategy: {name: lora, rank: 8}`; one strategy per run")
-        merged = _merge(merged, layer)
+        merged = deep_merge(merged, layer)
     for key in merged:
         if key not in TOP_LEVEL_KEYS:
             near = closest(key, TOP_LEVEL_KEYS)

@@ -14,7 +14,7 @@ import yaml
 
 from clbench.errors import ConfigError
 
-__all__ = ["load_yaml_file", "read_yaml_mapping"]
+__all__ = ["deep_merge", "load_yaml_file", "read_yaml_mapping"]
 
 
 def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict[str, Any]:
@@ -57,3 +57,15 @@ def load_yaml_file(path: str | Path, what: str = "YAML file",
         raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}",
                     hint=f"a {what} is `key: value` lines")
     return data, text
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`: mappings merge recursively, anything else replaces (config
+    layers, and a scenario's keys over the declaration it includes)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

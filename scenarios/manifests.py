@@ -54,7 +54,7 @@ from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
     ScenarioManifest,
     training_for,
 )
-from clbench.yaml_files import load_yaml_file
+from clbench.yaml_files import deep_merge, load_yaml_file
 
 PROTOCOLS = ("few-shot", "offline")
 MANIFESTS_ENV = "CLBENCH_MANIFESTS"
@@ -161,17 +161,6 @@ def _check_keys(data: dict[str, Any], allowed: set[str], where: str) -> None:
             near = closest(str(key), allowed)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise DeclarationError(f"{where}: unknown key '{key}'{hint}")
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`override` on top of `base`: mappings merge recursively, anything else replaces."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _include_target(ref: str, including: Path, sort: str) -> Path:

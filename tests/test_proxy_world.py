@@ -115,8 +115,9 @@ def test_committed_checkpoint_zero_shot() -> None:
 
 
 def test_missing_checkpoint_says_how_to_make_it(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="clbench proxy pretrain"):
+    with pytest.raises(FileNotFoundError, match="not found") as info:
         load_proxy_clip(tmp_path / "missing.pt")
+    assert "clbench proxy pretrain" in info.value.hint  # the command comes as the hint
 
 
 def test_tiny_pretraining_is_deterministic(tmp_path) -> None:

@@ -12,6 +12,10 @@ from typing import Any
 
 BUILT_IN = "built-in"
 
+# the validation split of a scenario that does not declare one, per protocol
+DEFAULT_VALIDATION: dict[str, dict[str, Any]] = {"few-shot": {"per_class": 10},
+                                                 "offline": {"fraction": 0.1}}
+
 
 @dataclass(frozen=True)
 class DatasetManifest:
@@ -53,6 +57,12 @@ class ScenarioManifest:
     # strategy name -> training keys that override `training` for that strategy only
     strategy_training: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+    # the validation split carved from the target's training data (seeded by the run seed,
+    # disjoint from the shots and from the test split): {per_class: V} for a few-shot stream
+    # (V images per class of each session, never drawn as shots), {fraction: F} for offline (a
+    # fraction of each class held out and not trained on); None when declared off
+    # (`validation: false`). Defaults: `DEFAULT_VALIDATION`.
+    validation: dict[str, Any] | None = None
     hash: str = ""
     path: str = ""
     origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)

@@ -50,6 +50,7 @@ from clbench.names import unknown_name_message
 from clbench.scenarios.loaders import get_kind
 from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
     BUILT_IN,
+    DEFAULT_VALIDATION,
     DatasetManifest,
     ScenarioManifest,
     training_for,
@@ -311,7 +312,32 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
 
 
 _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "sessions", "eval_sets",
-                  "training", "strategy_training"}
+                  "training", "strategy_training", "validation"}
+
+
+def _validation(data: dict, protocol: str, path: Path) -> dict[str, Any] | None:
+    """The `validation:` key: {per_class: V} (few-shot), {fraction: F} (offline), or false /
+    none for a scenario without a validation split; absent: `DEFAULT_VALIDATION`."""
+    if "validation" not in data:
+        return dict(DEFAULT_VALIDATION[protocol])
+    value = data["validation"]
+    if value is False or value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    few_shot = protocol == "few-shot"
+    expected = ("{per_class: V} with an integer V >= 1 (images per class held out of the "
+                "training images, never drawn as shots), or false" if few_shot else
+                "{fraction: F} with 0 < F < 1 (the share of each class held out of the "
+                "training split), or false")
+    key = "per_class" if few_shot else "fraction"
+    if not isinstance(value, dict) or set(value) != {key}:
+        raise _fail(path, "validation", expected, value)
+    amount = value[key]
+    if few_shot and (not _is_int(amount) or amount < 1):
+        raise _fail(path, "validation.per_class", "an integer >= 1", amount)
+    if not few_shot and (isinstance(amount, bool) or not isinstance(amount, (int, float))
+                         or not 0 < amount < 1):
+        raise _fail(path, "validation.fraction", "a number with 0 < F < 1", amount)
+    return {key: amount}
 
 
 def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
@@ -376,5 +402,6 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         eval_sets=_texts(data, "eval_sets", path), shots=shots, session_sizes=tuple(sizes),
         class_order=order, session_by=session_by, training=dict(training),
         strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
-        description=_text(data, "description", path), hash=resolved.hash, path=str(path),
+        description=_text(data, "description", path),
+        validation=_validation(data, protocol, path), hash=resolved.hash, path=str(path),
         origin=origin, includes=resolved.includes, declaration=data)

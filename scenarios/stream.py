@@ -6,10 +6,20 @@ are declared explicitly, since Avalanche's `num_experiences` silently drops clas
 not divide evenly); each session draws K shots per class with the run seed, and the drawn sample
 ids are part of the result. The offline variant is one session with the whole training split.
 Evaluation uses the target's full test set (all classes) and each control set.
+
+Validation (what `clbench tune` selects on; never the test split): every scenario carves a
+validation split out of the target's *training* data with the run seed, declared by its
+`validation:` key (`manifest_types.DEFAULT_VALIDATION` when absent). Few-shot: V images per class
+of each session's classes, drawn after the shots from the images not drawn as shots (the shots
+are exactly those drawn without validation, so adding it changed no stored run's shots).
+Offline: a fraction F of each class held out of the one training session. The controls'
+validation data is their dataset's own `val` split. `load_scenario(..., evaluate_on=
+"validation")` swaps the eval sets for these: the test splits are then not even loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +58,17 @@ class Scenario:
     sessions: list[Session]
     eval_sets: list[EvalSet]  # the target test set first, then the controls
     dataset_hashes: dict[str, str]  # dataset name -> hash of its YAML declaration
+    validation_indices: list[int] | None = None  # into `train`; None: no validation split
+    evaluate_on: str = "test"  # "test", or "validation" (a tuning run: eval sets swapped)
+
+    def validation_record(self) -> dict[str, Any] | None:
+        """What a stored run keeps about its validation split: the rule and the drawn ids."""
+        if self.validation_indices is None:
+            return None
+        return {"rule": dict(self.manifest.validation or {}), "evaluated_on": self.evaluate_on,
+                "sample_ids": [self.train.sample_ids[i] for i in self.validation_indices],
+                "controls": {e.name: e.data.split for e in self.eval_sets[1:]}
+                if self.evaluate_on == "validation" else {}}
 
     def data_record(self) -> dict[str, dict[str, Any]]:
         """What a stored run keeps about the data beyond the YAML hashes: the sha256 of each
@@ -203,23 +224,112 @@ def _draw_sessions(manifest: ScenarioManifest, train: SplitData, seed: int) -> l
     return sessions
 
 
+VALIDATION_SPLIT = "val"  # the split a control dataset declares for validation
+
+
+def _validation_generator(seed: int) -> torch.Generator:
+    """A generator of its own for the validation draw (the shots' stream stays untouched)."""
+    digest = hashlib.sha256(f"clbench-validation:{seed}".encode()).hexdigest()
+    return torch.Generator().manual_seed(int(digest[:15], 16))
+
+
+def draw_validation(manifest: ScenarioManifest, train: SplitData, sessions: list[Session],
+                    seed: int) -> list[int] | None:
+    """The validation indices into `train` (sorted per class, classes in session order), or
+    None for a scenario declared without validation. Few-shot: `per_class` images of every
+    class of the sessions, among that class's images drawn as shots in no session. Offline:
+    round(fraction x count) images of each class (at least one of a class with two or more);
+    the caller removes them from the training session."""
+    rule = manifest.validation
+    if not rule:
+        return None
+    generator = _validation_generator(seed)
+    targets = train.targets
+    # offline: the one session holds the whole split until the held-out part is removed
+    shots = {i for s in sessions for i in s.sample_indices} if "per_class" in rule else set()
+    class_ids = list(dict.fromkeys(c for s in sessions for c in s.class_ids))
+    chosen: list[int] = []
+    for c in class_ids:
+        pool = [i for i in torch.nonzero(targets == c).flatten().tolist() if i not in shots]
+        if "per_class" in rule:
+            n = min(int(rule["per_class"]), len(pool))
+        else:
+            n = max(1, round(float(rule["fraction"]) * len(pool))) if len(pool) >= 2 else 0
+        perm = torch.randperm(len(pool), generator=generator)[:n].tolist()
+        chosen += sorted(pool[k] for k in perm)
+    return chosen
+
+
+def split_view(data: SplitData, indices: list[int], split: str) -> SplitData:
+    """The samples `indices` of `data` as a split of their own (no copy of the images)."""
+    load = data.load
+    return SplitData(dataset=data.dataset, split=split, class_names=list(data.class_names),
+                     templates=list(data.templates), targets=data.targets[indices],
+                     sample_ids=[data.sample_ids[i] for i in indices],
+                     load=lambda i: load(indices[i]),
+                     groups=None if data.groups is None else [data.groups[i] for i in indices],
+                     prepared_sha256=data.prepared_sha256, skipped=list(data.skipped))
+
+
+def no_validation_error(manifest: ScenarioManifest) -> UserError:
+    return UserError(f"scenario '{manifest.name}' has no validation split (validation: false "
+                     f"in {manifest.path})",
+                     hint="declare one in the scenario YAML, e.g. `validation: {per_class: 10}` "
+                          "(few-shot) or `validation: {fraction: 0.1}` (offline); settings are "
+                          "never selected on test data")
+
+
 def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
-                  skip_corrupt: bool = False, controls: list[str] | None = None) -> Scenario:
-    """Read the declarations and the data, draw the sessions. Fails early on missing data, and on
-    missing or corrupt files unless `skip_corrupt` (then they are left out and recorded).
-    `controls` replaces the scenario's control eval sets (e.g. `imagenet-10pc` for speed)."""
+                  skip_corrupt: bool = False, controls: list[str] | None = None,
+                  evaluate_on: str = "test") -> Scenario:
+    """Read the declarations and the data, draw the sessions and the validation split. Fails
+    early on missing data, and on missing or corrupt files unless `skip_corrupt` (then they are
+    left out and recorded). `controls` replaces the scenario's control eval sets (e.g.
+    `imagenet-10pc` for speed). `evaluate_on="validation"` (tuning): the target is evaluated
+    on its validation split and each control on its `val` split, and no test split is loaded;
+    a scenario without validation, or a control without `val`, is a UserError."""
+    if evaluate_on not in ("test", "validation"):
+        raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
+    tuning = evaluate_on == "validation"
     manifest = load_scenario_manifest(name_or_path)
+    if tuning and not manifest.validation:
+        raise no_validation_error(manifest)
     target_manifest = load_dataset_manifest(manifest.target)
+    control_names = list(manifest.eval_sets if controls is None else controls)
+    control_manifests = [load_dataset_manifest(c) for c in control_names]
+    if tuning:
+        for control, control_manifest in zip(control_names, control_manifests):
+            if VALIDATION_SPLIT not in control_manifest.splits:
+                raise UserError(
+                    f"control '{control}' has no '{VALIDATION_SPLIT}' split (it has: "
+                    f"{', '.join(control_manifest.splits)}), so tuning could only score it on "
+                    "its test split", hint=f"declare a '{VALIDATION_SPLIT}' split in "
+                    f"{control_manifest.path}, or tune with --controls naming sets that have one")
     train = load_split(target_manifest, "train", data_root, skip_corrupt)
-    eval_sets = [EvalSet(manifest.target,
-                         load_split(target_manifest, "test", data_root, skip_corrupt), True)]
+    sessions = build_sessions(manifest, train, seed)
+    validation = draw_validation(manifest, train, sessions, seed)
+    if validation is not None and manifest.protocol == "offline":
+        held_out = set(validation)
+        for session in sessions:
+            keep = [i for i in session.sample_indices if i not in held_out]
+            session.sample_indices = keep
+            session.sample_ids = [train.sample_ids[i] for i in keep]
+    if tuning:
+        if not validation:
+            raise no_validation_error(manifest)
+        target_data = split_view(train, validation, "validation")
+    else:
+        target_data = load_split(target_manifest, "test", data_root, skip_corrupt)
+    eval_sets = [EvalSet(manifest.target, target_data, True)]
     hashes = {manifest.target: target_manifest.hash}
-    for control in manifest.eval_sets if controls is None else controls:
-        control_manifest = load_dataset_manifest(control)
-        split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
+    for control, control_manifest in zip(control_names, control_manifests):
+        if tuning:
+            split = VALIDATION_SPLIT
+        else:
+            split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
         eval_sets.append(EvalSet(control, load_split(control_manifest, split, data_root,
                                                      skip_corrupt), False))
         hashes[control] = control_manifest.hash
     if train.class_names != eval_sets[0].data.class_names:
         raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")
-    return Scenario(manifest, train, build_sessions(manifest, train, seed), eval_sets, hashes)
+    return Scenario(manifest, train, sessions, eval_sets, hashes, validation, evaluate_on)

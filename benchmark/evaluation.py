@@ -83,7 +83,7 @@ class SessionEvaluation(PluginMetric):
 
     def evaluate(self, model, after_session: int) -> list[SubsetAccuracy]:
         rows = []
-        sessions = [s.class_ids for s in self.scenario.sessions[:after_session]]
+        sessions = [s.class_ids for s in self.scenario.sessions]  # every j, for transfer
         for eval_set in self.scenario.eval_sets:
             preds, labels = predict(model, self.datasets[eval_set.name], eval_set.name,
                                     self.batch_size, self.device, self.autocast_dtype)

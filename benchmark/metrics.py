@@ -1,14 +1,25 @@
 """Derived metrics of a run, computed from its stored evaluations.
 
-Definitions (accuracy matrix A[i][j]: accuracy after session i on the target test samples of
-the classes of session j; T sessions):
-- final accuracy: target accuracy over all classes after session T (the paper's headline number);
-- average accuracy: mean_j A[T][j] (Lopez-Paz & Ranzato 2017, "ACC");
+Definitions (accuracy matrix A[i][j]: accuracy after session i (0 = zero-shot) on the target
+test samples of the classes of session j, recorded for every j, trained or not; a_i: the target
+accuracy over all its classes after session i; T sessions):
+- final accuracy: a_T, the target accuracy over all classes after session T (the paper's
+  headline number);
+- average incremental accuracy: mean_{i=1..T} a_i (what class-incremental papers report as
+  "Avg", e.g. iCaRL); it rewards a method that is good early, not only at the end;
+- transfer after session i: mean_{j>i} A[i][j], the accuracy on the classes not yet trained
+  (MTIL's "Transfer", Zheng et al. 2023), for i = 0..T-1, and its mean over those sessions
+  ("transfer" in the summary; None with one session). i = 0 is the zero-shot model;
+- last-row mean: mean_j A[T][j] (`average_accuracy`, Lopez-Paz & Ranzato's "ACC"; kept for
+  stored runs and the leaderboard, but with sessions of equal size it equals the final
+  accuracy restricted to the trained classes, so the run summary does not print it);
 - forgetting: mean over j < T of A[j][j] - A[T][j], and backward transfer BWT = -forgetting;
   these agree with Avalanche's `forgetting_metrics(stream=True)` / `bwt_metrics(stream=True)`
   on the same run (tested);
 - change on each eval set: accuracy after session T minus the zero-shot accuracy (session 0):
-  the paper's question "did the update destroy what the model knew?".
+  the paper's question "did the update destroy what the model knew?";
+- balanced score (`balanced`): target change + mean control change, in points; the one number
+  for "improved the target without destroying what the model knew" (`balanced_score` says why).
 Each metric's direction is declared once (`METRICS`) and reused by tables, ranking and plots.
 This module is pure Python (no torch): the leaderboard imports it.
 """
@@ -19,6 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import fmean
 
+# the `purpose` a run stored by `clbench tune` carries in its config and summary: scored on
+# validation data, so never ranked as a result (the leaderboard leaves such runs out)
+TUNING = "tuning"
+
+
+def is_tuning(summary: dict | None) -> bool:
+    return (summary or {}).get("purpose") == TUNING
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -28,9 +47,12 @@ class MetricSpec:
 
 
 METRICS: dict[str, MetricSpec] = {
+    "balanced": MetricSpec("balanced score (target Δ + mean control Δ)", True),
     "final_accuracy": MetricSpec("final target accuracy", True),
     "target_gain": MetricSpec("target change vs zero-shot", True),
-    "average_accuracy": MetricSpec("average accuracy (ACC)", True),
+    "average_incremental_accuracy": MetricSpec("average incremental accuracy (Avg)", True),
+    "transfer": MetricSpec("transfer to classes not yet trained", True),
+    "average_accuracy": MetricSpec("last-row mean over sessions", True),
     "forgetting": MetricSpec("forgetting", False),
     "bwt": MetricSpec("backward transfer (BWT)", True),
     "control_change": MetricSpec("control change vs zero-shot", True),
@@ -44,7 +66,8 @@ def _lookup(evaluations: Iterable[dict]) -> dict[tuple[int, str, str], float]:
 
 
 def accuracy_matrix(evaluations: Iterable[dict], eval_set: str, sessions: int):
-    """A[i][j] for i, j in 1..T (None where not evaluated, e.g. j > i)."""
+    """A[i][j] for i, j in 1..T (None where not evaluated: j > i in runs stored before every
+    session's classes were evaluated after every session)."""
     acc = _lookup(evaluations)
     return [[acc.get((i, eval_set, f"session:{j}")) for j in range(1, sessions + 1)]
             for i in range(1, sessions + 1)]
@@ -58,6 +81,46 @@ def forgetting(matrix: list[list[float | None]]) -> float | None:
     return fmean(drops) if drops else None
 
 
+def balanced_score(target_gain: float | None,
+                   control_changes: Iterable[float | None]) -> float | None:
+    """Target change plus the mean control change (both against zero-shot, same unit).
+
+    Why this form: it is in points, so it reads like the two numbers it combines (0 = the
+    zero-shot model; +10 = ten points better on balance); it is linear, so a point lost on the
+    controls cancels exactly a point gained on the target and forgetting can never be traded
+    for a larger gain (+30 target / -40 controls scores -10, below +20 / -2 at +18); and it
+    needs no accuracy level, unlike a harmonic mean of final target accuracy and control
+    retention, which is dominated by the target's (often tiny) zero-shot level and flattens
+    differences between good methods. The controls count as one term (their mean), so adding a
+    control set does not outweigh the target. Without controls it is the target change."""
+    if target_gain is None:
+        return None
+    changes = [c for c in control_changes if c is not None]
+    return target_gain + (fmean(changes) if changes else 0.0)
+
+
+def average_incremental_accuracy(evaluations: Iterable[dict], eval_set: str,
+                                 sessions: int) -> float | None:
+    """mean_{i=1..T} of the all-class accuracy after session i (None if none was recorded)."""
+    acc = _lookup(evaluations)
+    values = [acc[(i, eval_set, "all")] for i in range(1, sessions + 1)
+              if (i, eval_set, "all") in acc]
+    return fmean(values) if values else None
+
+
+def transfer_by_session(evaluations: Iterable[dict], eval_set: str,
+                        sessions: int) -> list[float | None]:
+    """For i = 0..T-1: mean_{j>i} A[i][j], the accuracy on the classes not yet trained after
+    session i (None where those cells were not recorded, e.g. runs stored before every j was)."""
+    acc = _lookup(evaluations)
+    out: list[float | None] = []
+    for i in range(sessions):
+        cells = [acc[(i, eval_set, f"session:{j}")] for j in range(i + 1, sessions + 1)
+                 if (i, eval_set, f"session:{j}") in acc]
+        out.append(fmean(cells) if cells else None)
+    return out
+
+
 def summarize(evaluations: list[dict], target: str, controls: list[str], sessions: int) -> dict:
     acc = _lookup(evaluations)
     summary: dict = {"target": target, "sessions": sessions}
@@ -69,6 +132,12 @@ def summarize(evaluations: list[dict], target: str, controls: list[str], session
     matrix = accuracy_matrix(evaluations, target, sessions)
     last_row = [a for a in matrix[-1] if a is not None] if matrix else []
     summary["average_accuracy"] = fmean(last_row) if last_row else None
+    summary["average_incremental_accuracy"] = average_incremental_accuracy(
+        evaluations, target, sessions)
+    transfer = transfer_by_session(evaluations, target, sessions)
+    summary["transfer_by_session"] = transfer
+    known = [t for t in transfer if t is not None]
+    summary["transfer"] = fmean(known) if known else None
     f = forgetting(matrix)
     summary["forgetting"] = f
     summary["bwt"] = -f if f is not None else None
@@ -78,4 +147,6 @@ def summarize(evaluations: list[dict], target: str, controls: list[str], session
         summary["controls"][name] = {
             "final": c_final, "zero_shot": c_zero,
             "change": c_final - c_zero if c_final is not None and c_zero is not None else None}
+    summary["balanced"] = balanced_score(
+        summary["target_gain"], [c["change"] for c in summary["controls"].values()])
     return summary

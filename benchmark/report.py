@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from clbench.metrics import TUNING
+
+
+def purpose(run: dict) -> str | None:
+    """"tuning" for a run stored by `clbench tune` (read from its config, else its summary)."""
+    return ((run.get("config") or {}).get("purpose")
+            or (run.get("summary") or {}).get("purpose") or run.get("purpose"))
+
 
 def pct(value: float | None, signed: bool = False) -> str:
     if value is None:
@@ -26,7 +34,8 @@ def format_runs(runs: list[dict]) -> str:
     rows = []
     for r in runs:
         summary = r.get("summary") or {}
-        rows.append([r["id"][:12], r["status"], r["strategy"], r["scenario"], r["model"],
+        status = r["status"] + (" (tuning)" if r.get("purpose") == TUNING else "")
+        rows.append([r["id"][:12], status, r["strategy"], r["scenario"], r["model"],
                      r["seed"], pct(summary.get("final_accuracy")),
                      f"{r['total_time_s']:.0f}s" if r.get("total_time_s") else "-",
                      (r.get("created_at") or "")[:19]])
@@ -57,12 +66,23 @@ def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
     lines = [f"\nrun {run_id} completed in {total_time_s:.0f}s",
              f"  target {summary['target']}: {pct(summary['zero_shot_accuracy'])}% zero-shot -> "
              f"{pct(summary['final_accuracy'])}% final ({pct(summary['target_gain'], True)} pts)"]
+    if summary.get("purpose") == TUNING:
+        lines.insert(1, "  tuning run: evaluated on validation data (the target's validation "
+                        "split, the controls' val splits), not on test data")
     if summary.get("forgetting") is not None:
-        lines.append(f"  average accuracy {pct(summary['average_accuracy'])}%, forgetting "
-                     f"{pct(summary['forgetting'])} pts, BWT {pct(summary['bwt'], True)} pts")
+        lines.append(f"  average incremental accuracy {pct(summary.get('average_incremental_accuracy'))}%"
+                     f", forgetting {pct(summary['forgetting'])} pts, BWT "
+                     f"{pct(summary['bwt'], True)} pts")
+    if summary.get("transfer") is not None:
+        per = " ".join(pct(t) for t in summary.get("transfer_by_session") or [])
+        lines.append(f"  transfer (classes not yet trained) {pct(summary['transfer'])}% "
+                     f"(after sessions 0..{summary['sessions'] - 1}: {per})")
     for name, c in summary.get("controls", {}).items():
         lines.append(f"  control {name}: {pct(c['zero_shot'])}% -> {pct(c['final'])}% "
                      f"({pct(c['change'], True)} pts)")
+    if summary.get("balanced") is not None:
+        lines.append(f"  balanced score {pct(summary['balanced'], True)} pts (target change + "
+                     "mean control change)")
     if summary.get("trainable_percent") is not None:
         lines.append(f"  trainable: {summary['trainable_percent']:.2f}% of the vision encoder")
     lines.append(f"  details: clbench show {run_id[:12]}")
@@ -76,8 +96,9 @@ def _trainable(count: int, total: int) -> str:
 def format_run(run: dict) -> str:
     model = run["model_arch"] + (f" @ {run['model_pretrained']}" if run.get("model_pretrained")
                                  else "")
+    mark = ", tuning: evaluated on validation data" if purpose(run) == TUNING else ""
     lines = [
-        f"run {run['id']}  [{run['status']}]",
+        f"run {run['id']}  [{run['status']}{mark}]",
         f"  strategy {run['strategy']}  scenario {run['scenario']}  model {model}  "
         f"seed {run['seed']}",
         f"  created {run.get('created_at')}  finished {run.get('finished_at') or '-'}  "

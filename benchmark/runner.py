@@ -49,10 +49,34 @@ def _raise_on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
+def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bool = False,
+              evaluate_on: str = "test"):
+    """The checks on a config that need no weights: the strategy's parameters (also against
+    the architecture, on a weightless copy), the device, the scenario and its data. `clbench
+    tune` runs them on every grid point before it stores anything. Returns the scenario."""
+    from clbench.models.meta import build_on_meta
+    from clbench.scenarios.stream import load_scenario
+    from clbench.strategies import registry
+    from clbench.strategies.base import effective_training
+
+    plugin = registry.create(config.strategy, config.strategy_params)
+    effective_training(config.training, [plugin])
+    pick_device(config.device)
+    scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
+                             config.controls, evaluate_on=evaluate_on)
+    plugin.planned_trainable(build_on_meta(config.model.arch))
+    return scenario
+
+
 def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
-        quiet: bool = False, skip_corrupt: bool = False) -> RunResult:
+        quiet: bool = False, skip_corrupt: bool = False, evaluate_on: str = "test",
+        purpose: str | None = None, extra_config: dict | None = None) -> RunResult:
     """Run `config` and record it in `store`: a Store, or a function that opens one, called
-    only once every check on the user's input has passed (so a refused run creates no file)."""
+    only once every check on the user's input has passed (so a refused run creates no file).
+
+    `evaluate_on="validation"` (what `clbench tune` passes) evaluates the target's validation
+    split and the controls' `val` splits instead of any test split; `purpose` (e.g. "tuning")
+    is stored in the run's config and summary, and `extra_config` beside it in the config."""
     from avalanche.training.plugins import EvaluationPlugin
 
     from clbench.classifier import CLIPClassifier
@@ -71,7 +95,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     config.training = effective_training(config.training, [plugin])
     device = pick_device(config.device)
     scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
-                             config.controls)
+                             config.controls, evaluate_on=evaluate_on)
     seed_everything(config.seed)
     bundle = load_model(config.model)
     from clbench.models.meta import build_on_meta
@@ -99,7 +123,10 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         model_pretrained=bundle.pretrained, model_checkpoint_sha256=bundle.checkpoint_sha256,
         seed=config.seed, config={**resolved, "dataset_manifest_hashes": scenario.dataset_hashes,
                                   "data": {"skip_corrupt": skip_corrupt,
-                                           "datasets": scenario.data_record()}},
+                                           "datasets": scenario.data_record(),
+                                           "validation": scenario.validation_record()},
+                                  **({"purpose": purpose} if purpose else {}),
+                                  **(extra_config or {})},
         config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)
     if not quiet:
         print(f"run {run_id[:12]}: {config.strategy} on {scenario.name} "
@@ -132,6 +159,9 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         summary = summarize([r.as_row() for r in evaluation.results], scenario.target.name,
                             [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))
         summary["trainable_percent"] = 100.0 * max_trainable / max(1, total_params)
+        summary["evaluated_on"] = evaluate_on
+        if purpose:
+            summary["purpose"] = purpose
         elapsed = time.perf_counter() - start
         store.complete_run(run_id, summary=summary, total_time_s=elapsed)
         return RunResult(run_id, summary, elapsed)

@@ -1,4 +1,5 @@
-"""LLU: Localized Latent Updates (seed paper 001, section 3.2).
+"""LLU: Localized Latent Updates ("Localized Latent Updates for Fine-Tuning Vision-Language
+Models", section 3.2).
 
 The encoders stay frozen. Affine adapters g(f) = W f + b (W = I, b = 0 at start) act on the
 normalised image and text embeddings, and are applied only near data seen in training:
@@ -6,19 +7,31 @@ normalised image and text embeddings, and are applied only near data seen in tra
     out = a(f, D) * g(f) + (1 - a(f, D)) * f,   a(f, D) = beta * max_{d in D} exp(-gamma (1 - f.d))
 
 with D the stored training embeddings (image and text separately). Loss: cross-entropy of the
-zero-shot logits (eq. 3) plus lam * (||W - I|| + ||b||) (eq. 6; the Frobenius norm for W). When D
-grows past `clusters` entries it is reduced by agglomerative clustering with complete linkage
-(maximum distance) to that many representatives, each the normalised mean of its members.
-No official code was found; defaults are the paper's (beta 0.5, gamma 20, lam 1e3, 512 clusters).
-The adapters train at their own rate (`lr`, 2e-3: the paper reuses CoOp's learning rate), not
-the encoder fine-tuning rate of the run.
+zero-shot logits (eq. 3) plus the identity penalty of eq. 6, lam * (||W - I||_2 + ||b||_2).
+When D grows past `clusters` entries it is reduced by agglomerative clustering with complete
+linkage (maximum distance) to that many representatives, each the normalised mean of its
+members. No official code was found; defaults are the paper's (beta 0.5, gamma 20, lam 1e3, 512
+clusters, section 4). The adapters train at their own rate (`lr`, 2e-3: the paper reuses CoOp's
+learning rate), not the encoder fine-tuning rate of the run.
+
+Which norm (`penalty_norm`). Read as printed (`frobenius`, preset `llu-literal`), eq. 6 is an
+unsquared norm: its gradient has norm lam = 1e3 everywhere off the identity, far above what a
+batch-mean cross-entropy can oppose, so W stays at I and b at 0 (within one Adam step) and the
+row equals zero-shot. Squared (`squared`, the usual reading of an L2 regulariser) has zero
+gradient at I, but at lam 1e3 the balance W - I = -grad CE / (2 lam) is about 1e-4: zero-shot
+again. The paper reports gains on the base classes at lam 1e3 (its Table 1), so its effective
+weight per entry must be far smaller. The default, `mean_squared`, averages the squared
+deviation over the D^2 + D adapter entries: lam scaled to the parameter count (1e3 / (512^2 +
+512) ~ 4e-3 per squared entry on the paper's ViT-B/16). The adapters then move on the training
+data while the locality a(f, D) still leaves inputs far from D at exactly zero-shot (the
+method's protection; `tests/test_llu.py` measures both).
 Continual use: D accumulates over sessions and the adapters keep training.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +45,14 @@ from clbench.strategies.base import StrategyConfig, StrategyPlugin
 class LLUConfig(StrategyConfig):
     beta: float = option(0.5, "global damping of the local interpolation", low=0, high=1)
     gamma: float = option(20.0, "locality: larger = updates only very near seen data", low=0)
-    lam: float = option(1e3, "identity regularisation weight (eq. 6)", low=0)
+    lam: float = option(1e3, "identity regularisation weight (eq. 6; paper: 1e3)", low=0)
+    penalty_norm: Literal["mean_squared", "squared", "frobenius"] = option(
+        "mean_squared", "the identity penalty of eq. 6: mean_squared = (||W - I||_F^2 + "
+        "||b||^2) / (D^2 + D), the squared deviation per adapter entry, i.e. lam scaled to the "
+        "parameter count (default: the adapters move, see the module docstring); squared = "
+        "||W - I||_F^2 + ||b||^2 (at lam 1e3 they settle about 1e-4 from the identity); "
+        "frobenius = ||W - I||_F + ||b||, unsquared as printed (at lam 1e3 its constant pull "
+        "keeps W = I and b = 0: preset llu-literal)")
     lr: float = option(2e-3, "learning rate of the adapters: the paper trains them with CoOp's "
                        "learning rate (2e-3), not the encoder fine-tuning rate", low=0,
                        low_open=True)
@@ -91,9 +111,18 @@ class LocalAffine(nn.Module):
         alpha = self.locality(features)
         return alpha * F.linear(features, self.weight, self.bias) + (1 - alpha) * features
 
-    def penalty(self) -> torch.Tensor:
+    def penalty(self, norm: str = "frobenius") -> torch.Tensor:
+        """Eq. 6 without lambda: ||W - I||_F + ||b|| (`frobenius`, as printed), their squares
+        (`squared`), or the squares averaged over the D^2 + D entries (`mean_squared`)."""
         eye = torch.eye(len(self.weight), device=self.weight.device)
-        return torch.linalg.matrix_norm(self.weight - eye) + self.bias.norm()
+        if norm == "frobenius":
+            return torch.linalg.matrix_norm(self.weight - eye) + self.bias.norm()
+        squared = (self.weight - eye).square().sum() + self.bias.square().sum()
+        if norm == "squared":
+            return squared
+        if norm == "mean_squared":
+            return squared / (self.weight.numel() + self.bias.numel())
+        raise ValueError(f"unknown penalty norm {norm!r}")
 
 
 class LLUPlugin(StrategyPlugin):
@@ -159,8 +188,8 @@ class LLUPlugin(StrategyPlugin):
     def before_backward(self, strategy, **kwargs: Any) -> None:
         adapters = strategy.model.embedding_adapters
         if self.config.lam and len(adapters):
-            strategy.loss = strategy.loss + self.config.lam * sum(a.penalty() for a in
-                                                                  adapters.values())
+            strategy.loss = strategy.loss + self.config.lam * sum(
+                a.penalty(self.config.penalty_norm) for a in adapters.values())
 
     def optimizer_groups(self) -> list[dict[str, Any]]:
         return [{"params": [p for m in self._adapters.values() for p in m.parameters()],

@@ -1,25 +1,39 @@
 """LoRA, DoRA and their gated variants (the LoRSU paper's LoRA baseline; Selective LoRA gates).
 
-* `lora` (Hu et al. 2021, arXiv:2106.09685): W' = W + (alpha/r) B A on q, k, v (row blocks of the
-  fused in-projection, each with its own factors), out_proj, fc1 and fc2 of every block of the
-  tuned tower(s). Defaults of the LoRSU paper's LoRA baseline (appendix B): rank 32, alpha = rank.
+* `lora` (Hu et al. 2021, arXiv:2106.09685): W' = W + (alpha/r) B A. Default layout = the count
+  of the LoRSU paper's Table 9 ("Imperfect Vision Encoders", appendix): per block one factor
+  pair on the whole fused q/k/v in-projection (`qkv`), out_proj, fc1 (`c_fc`) and fc2 (`c_proj`),
+  plus one on the image projection (`proj_lora`); rank 32, alpha = rank (appendix B). That is
+  12.64 M on ViT-L/14 (4.16% of its 304.0 M; 4.15% of the paper's 304.3 M ViT-L/14-336) and
+  30.22 M = 2.98% on EVA01-g-14; Table 9 says 12.6 M (4.15%) and 30.2 M (2.98%). Without the
+  projection it is 12.58 M (4.14%) and 30.15 M (printed 30.1 M, not the paper's 30.2 M), so the
+  projection factor is what the paper's counts contain. `clbench params` shows both.
+  Preset `lora-qkv-split`: separate q, k, v factor pairs (row blocks of the fused in-projection)
+  and no projection factor, 4.66% of ViT-L/14: the reading of "LoRA on every linear layer" that
+  the Selective LoRA paper uses (its 6 blocks per layer), kept for comparison with gated runs.
 * `dora` (Liu et al. 2024, arXiv:2402.09353): weight-decomposed LoRA as in HF peft
-  `LoraConfig(use_dora=True)`; on a fused in-projection each target's row block is decomposed
-  separately.
-* `gated-lora`, `gated-dora` (the Selective Low Rank Adaptation paper, section 3.2; TAPS,
-  `MattWallingford/TAPS`): every adapter has a score s gating it with I_tau(s) (straight-through);
-  the loss adds lam * penalty(s) averaged over the gated adapters, as the TAPS code does.
-  Penalties (same paper, section 4.5): l1 |s|, l2 s^2, hinge max(0, s - tau).
-  Scores train at their own rate (`score_lr`), as TAPS gives them a separate learning rate.
+  `LoraConfig(use_dora=True)` on the same targets; on a fused in-projection each target's row
+  block is decomposed separately. No paper of this benchmark gives its count.
+* `gated-lora`, `gated-dora` (the Selective Low Rank Adaptation paper, section 3.2): every
+  adapter has a score s gating it with I_tau(s) (eq. 3, straight-through). Blocks: the paper's
+  section 4.4 adds "6 LoRA blocks per layer" (query, key, value, attention output, two MLP
+  layers) and its 6.94% = 5 of 72 blocks of a 12-layer ViT-S confirms the count, so the gated
+  default keeps separate q, k, v (no projection). The loss adds lam * sum_i penalty(s_i) over
+  the gated blocks (eq. 4 sums |s_i|; section 4.5 gives l1 |s|, l2 s^2, hinge max(0, s - tau)).
+  Preset `gated-lora-taps` (and `gated-dora-taps`): the penalty averaged over the blocks, as the
+  TAPS code (`MattWallingford/TAPS`) does, i.e. 1/(number of gated blocks) as strong: 1/24 on
+  the proxy (4 layers x 6 blocks), 1/144 on ViT-L/14. Scores train at their own rate
+  (`score_lr`), as TAPS gives them a separate learning rate; a session whose steps x score_lr
+  cannot carry a score across tau prints a warning at its start (the gates stay as they are:
+  gated = plain LoRA for that session).
 
 Adapters are weight parametrizations (`lora_layers.py`); they keep training across sessions
-(no merge between sessions, as the papers use them) unless `merge_each_session` is set. The
-target `qkv` (one factor pair on the whole fused in-projection, what HF peft can do on open_clip)
-reproduces the LoRSU paper's Table 9 count when used with out_proj, fc1, fc2.
+(no merge between sessions, as the papers use them) unless `merge_each_session` is set.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,7 +42,7 @@ import torch
 from clbench.errors import ConfigError
 from clbench.options import option
 from clbench.strategies.base import StrategyPlugin, TowerConfig
-from clbench.strategies.blocks import QKV, TARGETS, Slot, tower_blocks
+from clbench.strategies.blocks import QKV, TARGETS, Slot, image_projection, tower_blocks
 from clbench.strategies.lora_layers import (
     LowRankDelta,
     WeightAdapters,
@@ -40,9 +54,12 @@ from clbench.strategies.lora_layers import (
 
 __all__ = ["LoRAConfig", "GatedLoRAConfig", "LoRAPlugin", "DoRAPlugin", "GatedLoRAPlugin",
            "GatedDoRAPlugin", "attach_adapters", "merge_adapters", "adapter_state",
-           "adapters_of", "WeightAdapters", "VALID_TARGETS"]
+           "adapters_of", "WeightAdapters", "VALID_TARGETS", "PAPER_TARGETS",
+           "gate_steps_needed", "session_steps"]
 
 VALID_TARGETS = (*TARGETS, "qkv")
+# the LoRSU paper's Table 9 layout: one factor pair on the fused in-projection, Wo, fc1, fc2
+PAPER_TARGETS = ("qkv", "out_proj", "fc1", "fc2")
 
 
 @dataclass
@@ -51,9 +68,12 @@ class LoRAConfig(TowerConfig):
                        "weight dimension", low=1)
     alpha: float | None = option(None, "LoRA alpha; the update is scaled by alpha/rank "
                                  "(default: alpha = rank)", low=0, low_open=True)
-    targets: list[str] = option(list(TARGETS), "weights adapted in every block: any of q, k, v, "
-                                "out_proj, fc1, fc2, or qkv (one adapter on the whole fused "
-                                "in-projection instead of q, k, v)")
+    targets: list[str] = option(list(PAPER_TARGETS), "weights adapted in every block: any of q, "
+                                "k, v, out_proj, fc1, fc2, or qkv (one adapter on the whole fused "
+                                "in-projection instead of q, k, v; default: qkv, out_proj, fc1, "
+                                "fc2, the LoRSU paper's Table 9 count)")
+    proj_lora: bool = option(True, "one more adapter on the image projection (in the LoRSU "
+                             "paper's Table 9 count: 12.6 M on ViT-L/14, 30.2 M on EVA01-g-14)")
     merge_each_session: bool = option(False, "merge the adapters into the weights after every "
                                       "session and start the next one with fresh adapters")
 
@@ -78,12 +98,20 @@ class LoRAConfig(TowerConfig):
 
 @dataclass
 class GatedLoRAConfig(LoRAConfig):
+    targets: list[str] = option(list(TARGETS), "weights adapted (and gated) in every block: any "
+                                "of q, k, v, out_proj, fc1, fc2 or qkv (default: the Selective "
+                                "LoRA paper's 6 blocks per layer, section 4.4)")
+    proj_lora: bool = option(False, "one more gated adapter on the image projection (not in the "
+                             "Selective LoRA paper)")
     tau: float = option(0.1, "gate threshold: an adapter is active while its score s >= tau "
                         "(TAPS code: 0.1)", low=0, low_open=True)
     score_init: float = option(0.15, "initial score of every gate; >= tau so all adapters start "
                                "active (TAPS code: 0.15)")
     lam: float = option(1.0, "lambda, weight of the score penalty added to the loss (paper: 1 "
                         "for CLIP)", low=0)
+    penalty_reduction: Literal["sum", "mean"] = option(
+        "sum", "sum = lam * sum of the penalty over the gated blocks (eq. 4 of the Selective LoRA "
+        "paper); mean = averaged over them, as the TAPS code does (1/blocks as strong)")
     penalty: Literal["l1", "l2", "hinge"] = option(
         "l1", "score penalty: l1 |s| (paper), l2 s^2, hinge max(0, s - tau)")
     score_lr: float = option(
@@ -125,6 +153,11 @@ def attach_adapters(clip: torch.nn.Module, config: LoRAConfig, *, dora: bool = F
                 groups.setdefault(key, (slot.owner, {}))[1][target] = slot
     if not groups:
         raise ConfigError("strategy.targets: the model has no blocks to adapt")
+    if config.proj_lora:
+        owner, attr = image_projection(clip, "strategy.proj_lora")
+        weight = getattr(owner, attr)
+        groups[(id(owner), attr)] = (owner, {"proj": Slot(owner, attr,
+                                                          slice(0, weight.shape[0]))})
     width = min(min(s.in_features, s.out_features) for _, slots in groups.values()
                 for s in slots.values())
     if config.rank > width:
@@ -139,6 +172,12 @@ def attach_adapters(clip: torch.nn.Module, config: LoRAConfig, *, dora: bool = F
         attach(owner, first.attr, made)
         adapters.extend(made.values())
     return adapters
+
+
+def gate_steps_needed(config: GatedLoRAConfig) -> float:
+    """Optimizer steps before a score can cross tau: Adam moves a score by about score_lr per
+    step, and scores start score_init - tau above the threshold."""
+    return (config.score_init - config.tau) / config.score_lr
 
 
 class LoRAPlugin(StrategyPlugin):
@@ -189,12 +228,38 @@ class DoRAPlugin(LoRAPlugin):
     dora = True
 
 
+def session_steps(strategy) -> int | None:
+    """Optimizer steps of the session about to train (epochs x batches), when the training loop
+    says (Avalanche builds the session's dataloader before the plugins configure)."""
+    loader = getattr(strategy, "dataloader", None)
+    epochs = getattr(strategy, "train_epochs", None)
+    try:
+        return int(epochs) * len(loader) if loader is not None and epochs else None
+    except TypeError:  # a loader without a length
+        return None
+
+
 class GatedLoRAPlugin(LoRAPlugin):
     config_class = GatedLoRAConfig
     gated = True
 
+    def configure(self, classifier, strategy) -> None:
+        super().configure(classifier, strategy)
+        steps = session_steps(strategy)
+        needed = gate_steps_needed(self.config)
+        if steps is not None and steps < needed:
+            cfg = self.config
+            print(f"warning: gated adapters: this session has {steps} optimizer steps, but a "
+                  f"score moves about score_lr={cfg.score_lr:g} per step and starts "
+                  f"score_init - tau = {cfg.score_init - cfg.tau:g} from the threshold, so no "
+                  f"gate can close before step {needed:.0f}: every gate stays as it is this "
+                  f"session (a raise of strategy.score_lr to "
+                  f"{(cfg.score_init - cfg.tau) / steps:.2g} or more lets them move)",
+                  file=sys.stderr)
+
     def penalty(self) -> torch.Tensor:
-        """lam * mean penalty over the gated adapters (TAPS averages over its gated layers)."""
+        """lam * the penalty summed over the gated adapters (eq. 4), or averaged over them
+        (`penalty_reduction=mean`, the TAPS code)."""
         scores = torch.stack([a.score for a in self.adapters])
         if self.config.penalty == "l1":
             values = scores.abs()
@@ -202,7 +267,8 @@ class GatedLoRAPlugin(LoRAPlugin):
             values = scores.pow(2)
         else:
             values = torch.clamp(scores - self.config.tau, min=0)
-        return self.config.lam * values.mean()
+        reduced = values.sum() if self.config.penalty_reduction == "sum" else values.mean()
+        return self.config.lam * reduced
 
     def optimizer_groups(self) -> list[dict[str, Any]]:
         return [{"params": [a.score for a in self.adapters], "lr": self.config.score_lr,

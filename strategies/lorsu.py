@@ -10,16 +10,25 @@ offline setting) for each block's q/k/v weights, Wo and fc1 weight. Then, per bl
    (`masking.MaskedUpdate`, which also undoes Adam momentum / AdamW weight decay on them).
 2. heads: s_i = sum(G_q^(i)^2 + G_k^(i)^2 + G_v^(i)^2 + G_o^(i)^2) (eq. 5), Wo's slice of head i
    being the columns i*Dh:(i+1)*Dh of the (D x H*Dh) out-projection weight. The top-k heads of the
-   block get LoRA factors on their q, k and v rows (eqs. 6-8): one rank-r pair per (head, q|k|v)
-   row block (Dh x D), scaled by alpha/r. Every other head's rows and Wo stay frozen.
-3. train; after the session the factors are merged into the weights, so the next session starts
+   block get LoRA updates on their q, k and v rows; every other head's rows and Wo stay frozen.
+   Default (`lora_layout=masked_fused`): one rank-r factor pair on the whole fused (3D x D)
+   in-projection whose update is multiplied by a row mask of the chosen heads: the text after
+   eq. 8 ("a binary mask on the gradient vector with respect to all parameters of all attention
+   heads"), and the layout whose count is the paper's Table 9.
+3. an unmasked rank-r LoRA on the image projection (`proj_lora`, in Table 9's count).
+4. train; after the session the factors are merged into the weights, so the next session starts
    from a plain model and computes new masks and heads.
 
-Paper defaults (appendix B): sparsity 0.05, rank 32, top-2 heads, vision tower.
+Paper defaults (appendix B): sparsity 0.05, rank 32, top-2 heads, vision tower. Trainable count
+(`clbench params`, factors counted whole): 8.24 M = 2.71% of ViT-L/14 and 24.59 M = 2.43% of
+EVA01-g-14, Table 9's 8.2 M (2.71%) and 24.6 M (2.43%).
+
+Preset `lorsu-per-head`: the per-head reading of eqs. 6-8 (one rank-r pair per chosen
+(head, q|k|v) row block, Dh x D each, no projection LoRA): 10.05 M = 3.31% of ViT-L/14, 2.84% of
+EVA01-g-14, not Table 9's count; kept as the literal reading of the equations.
 Preset `lorsu-official` (`aresPanos/LoRSU`, `src/clip_ft/train_utils.py`): head score from q, k,
-v only; one rank-r LoRA on the whole fused in-projection whose update is multiplied by a row
-mask of the chosen heads (`lora_layout=masked_fused`); fc1 biases and the whole q/k/v bias
-trainable; an extra unmasked LoRA on the image projection; rank 64, alpha 64, sparsity 0.1.
+v only; the masked fused layout and projection LoRA; fc1 biases and the whole q/k/v bias
+trainable; rank 64, alpha 64, sparsity 0.1.
 """
 
 from __future__ import annotations
@@ -58,12 +67,13 @@ class LoRSUConfig(TowerConfig):
         "qkvo", "head importance: qkvo = eq. 5 with Wo's columns (paper), qkv = without Wo "
         "(official code)")
     lora_layout: Literal["per_head", "masked_fused"] = option(
-        "per_head", "per_head = one factor pair per chosen (head, q|k|v) row block (paper eqs. "
-        "6-8); masked_fused = one factor pair on the fused in-projection, its update masked to "
-        "the chosen heads' rows (official code)")
+        "masked_fused", "masked_fused = one factor pair on the fused in-projection, its update "
+        "masked to the chosen heads' rows (the text after eq. 8, Table 9's count, official "
+        "code); per_head = one factor pair per chosen (head, q|k|v) row block (eqs. 6-8 read "
+        "per head)")
     train_biases: bool = option(False, "fc1 biases and the whole q/k/v bias train (official code)")
-    proj_lora: bool = option(False, "an extra, unmasked LoRA on the image projection (official "
-                             "code)")
+    proj_lora: bool = option(True, "an extra, unmasked LoRA on the image projection (in Table "
+                             "9's count; official code)")
     score_samples: int = option(800, "at most this many samples of a session for the gradient "
                                 "scores (paper: 800 offline; few-shot sessions are smaller, so "
                                 "all their data); 0 = all", low=0)

@@ -37,19 +37,24 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "ln": ("clbench.strategies.ln:LayerNormTuningPlugin",
            "LayerNorm tuning: only LayerNorm weights and biases train (LN)"),
     "lora": ("clbench.strategies.lora:LoRAPlugin",
-             "LoRA on q, k, v, out_proj, fc1, fc2 of every block (rank 32)"),
+             "LoRA on the fused qkv, out_proj, fc1, fc2 of every block and the image projection "
+             "(rank 32; the LoRSU paper's Table 9 count)"),
     "dora": ("clbench.strategies.lora:DoRAPlugin",
              "DoRA: weight-decomposed LoRA (magnitude and direction) on the same targets"),
     "gated-lora": ("clbench.strategies.lora:GatedLoRAPlugin",
-                   "LoRA blocks gated by learned scores with an L1 penalty (Selective LoRA)"),
+                   "LoRA on q, k, v, out_proj, fc1, fc2 gated by learned scores, L1 penalty "
+                   "summed over blocks (Selective LoRA eq. 4)"),
     "gated-dora": ("clbench.strategies.lora:GatedDoRAPlugin",
-                   "DoRA blocks gated by learned scores with an L1 penalty (Selective LoRA)"),
+                   "DoRA blocks gated by learned scores, L1 penalty summed over blocks "
+                   "(Selective LoRA eq. 4)"),
     "spu": ("clbench.strategies.spu:SPUPlugin",
             "SPU: top 10% of each fc1 matrix by task-loss gradient trains, the rest is frozen"),
     "lorsu": ("clbench.strategies.lorsu:LoRSUPlugin",
-              "LoRSU: top 5% of fc1 by squared gradient + LoRA on the top-2 heads' q, k, v"),
+              "LoRSU: top 5% of fc1 by squared gradient + one LoRA on the fused qkv masked to the "
+              "top-2 heads' rows + a projection LoRA (Table 9's count)"),
     "llu": ("clbench.strategies.llu:LLUPlugin",
-            "localized latent updates: local affine adapters on frozen embeddings"),
+            "localized latent updates: local affine adapters on frozen embeddings (identity "
+            "penalty: mean squared deviation)"),
 }
 
 # preset name -> (base strategy, parameter overrides, summary)
@@ -63,6 +68,25 @@ PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
                                  "alpha": 64.0, "sparsity": 0.1, "top_k_heads": 2},
                        "LoRSU as the official code: q/k/v head score, one row-masked LoRA on the "
                        "fused in-projection, biases and a projection LoRA, rank 64"),
+    "lorsu-per-head": ("lorsu", {"lora_layout": "per_head", "proj_lora": False},
+                       "LoRSU eqs. 6-8 read per head: one LoRA pair per chosen (head, q|k|v) row "
+                       "block, no projection LoRA (more than Table 9's count)"),
+    "lora-qkv-split": ("lora", {"targets": ["q", "k", "v", "out_proj", "fc1", "fc2"],
+                                "proj_lora": False},
+                       "LoRA with separate q, k, v factors, no projection LoRA (the Selective "
+                       "LoRA paper's 6 blocks per layer; more than Table 9's LoRA count)"),
+    "dora-qkv-split": ("dora", {"targets": ["q", "k", "v", "out_proj", "fc1", "fc2"],
+                                "proj_lora": False},
+                       "DoRA on the targets of lora-qkv-split (those of gated-dora, ungated)"),
+    "gated-lora-taps": ("gated-lora", {"penalty_reduction": "mean"},
+                        "gated LoRA with the score penalty averaged over the blocks, as the TAPS "
+                        "code (1/blocks of eq. 4's sum)"),
+    "gated-dora-taps": ("gated-dora", {"penalty_reduction": "mean"},
+                        "gated DoRA with the score penalty averaged over the blocks, as the TAPS "
+                        "code (1/blocks of eq. 4's sum)"),
+    "llu-literal": ("llu", {"penalty_norm": "frobenius"},
+                    "LLU with eq. 6 read literally: unsquared norms at lambda 1e3, which keep "
+                    "W = I and b = 0 (a zero-shot row)"),
 }
 
 

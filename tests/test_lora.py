@@ -91,7 +91,7 @@ def test_matches_peft_on_a_linear(dora):
 def test_lora_on_q_changes_only_q_rows():
     clip = tiny_clip()
     w0 = clip.visual.transformer.resblocks[0].attn.in_proj_weight.clone()
-    adapters = attach_adapters(clip, LoRAConfig(rank=4, targets=["q"]))
+    adapters = attach_adapters(clip, LoRAConfig(rank=4, targets=["q"], proj_lora=False))
     assert len(adapters) == 2 and all(a.rows == slice(0, WIDTH) for a in adapters)
     randomize(adapters)
     w = clip.visual.transformer.resblocks[0].attn.in_proj_weight
@@ -109,7 +109,10 @@ def test_adapted_clip_equals_base_at_init_and_merged_equals_adapted(name):
         base = clip.encode_image(x)
     p = plugin(name, rank=4)
     p.configure(SimpleNamespace(clip=clip), None)
-    assert p.session_facts()["adapted_blocks"] == 2 * 6
+    # gated: q, k, v, Wo, fc1, fc2 per block (Selective LoRA 4.4); plain: Table 9's fused qkv,
+    # Wo, fc1, fc2 per block and the image projection
+    assert p.session_facts()["adapted_blocks"] == (2 * 6 if name.startswith("gated") else
+                                                   2 * 4 + 1)
     with torch.no_grad():
         out = clip.encode_image(x)
     if name in ("lora", "gated-lora"):
@@ -168,7 +171,8 @@ def test_closed_gate_contributes_exactly_zero():
 def test_gated_with_lambda_zero_and_open_gates_equals_lora():
     clip = tiny_clip()
     lora, gated = copy.deepcopy(clip), copy.deepcopy(clip)
-    p_lora, p_gated = plugin("lora", rank=4), plugin("gated-lora", rank=4, lam=0.0)
+    # the gated default's targets are lora-qkv-split's (q, k, v, Wo, fc1, fc2; no projection)
+    p_lora, p_gated = plugin("lora-qkv-split", rank=4), plugin("gated-lora", rank=4, lam=0.0)
     p_lora.configure(SimpleNamespace(clip=lora), None)
     p_gated.configure(SimpleNamespace(clip=gated), None)
     randomize(p_lora.adapters)
@@ -191,13 +195,20 @@ def test_straight_through_gradient_and_penalties():
     assert all(a.score.grad is not None and a.score.grad != 0 for a in p.adapters)
 
     for penalty, per_score in (("l1", 0.15), ("l2", 0.15 ** 2), ("hinge", 0.05)):
-        q = plugin("gated-lora", rank=4, penalty=penalty, lam=2.0)
+        # the TAPS preset averages the penalty over the gated blocks
+        q = plugin("gated-lora-taps", rank=4, penalty=penalty, lam=2.0)
         q.configure(SimpleNamespace(clip=tiny_clip()), None)
         strategy = SimpleNamespace(loss=torch.tensor(1.0))
         q.before_backward(strategy)
         torch.testing.assert_close(strategy.loss, torch.tensor(1.0 + 2.0 * per_score))
         strategy.loss.backward()
         assert all(a.score.grad is not None for a in q.adapters)
+        # the default sums it (eq. 4): 12 blocks of the tiny model
+        d = plugin("gated-lora", rank=4, penalty=penalty, lam=2.0)
+        d.configure(SimpleNamespace(clip=tiny_clip()), None)
+        strategy = SimpleNamespace(loss=torch.tensor(1.0))
+        d.before_backward(strategy)
+        torch.testing.assert_close(strategy.loss, torch.tensor(1.0 + 2.0 * 12 * per_score))
 
     with torch.no_grad():
         for a in p.adapters[:3]:
@@ -221,17 +232,23 @@ def test_config_errors_name_the_key_and_range():
         plugin("lora", rank=0)
     with pytest.raises(ConfigError, match=r"strategy.alpha"):
         plugin("lora", alpha=0)
-    p = plugin("lora", rank=WIDTH + 1)
+    p = plugin("lora-qkv-split", rank=WIDTH + 1)
     with pytest.raises(ConfigError, match=rf"strategy.rank: {WIDTH + 1} .* \[1, {WIDTH}\]"):
         p.configure(SimpleNamespace(clip=tiny_clip()), None)
+    # the default's projection factor (64 x 32 on the tiny model) limits the rank further
+    with pytest.raises(ConfigError, match=r"strategy.rank: 33 .* \[1, 32\]"):
+        plugin("lora", rank=33).configure(SimpleNamespace(clip=tiny_clip()), None)
     assert plugin("lora", targets="q,v").config.targets == ["q", "v"]
 
 
 def test_qkv_target_is_one_adapter_on_the_fused_weight():
     clip = tiny_clip()
     adapters = attach_adapters(clip, LoRAConfig(rank=4, targets=["qkv"]))
-    assert [a.rows for a in adapters] == [slice(0, 3 * WIDTH)] * 2
+    assert [a.rows for a in adapters[:2]] == [slice(0, 3 * WIDTH)] * 2
     assert adapters[0].lora_B.shape == (3 * WIDTH, 4)
+    # the default's projection factor: open_clip's visual.proj (width x embed, 64 x 32)
+    assert len(adapters) == 3 and adapters[2].lora_B.shape == (WIDTH, 4)
+    assert parametrize.is_parametrized(clip.visual, "proj")
 
 
 # ---------------------------------------------------------------- through the training loop

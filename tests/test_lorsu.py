@@ -77,7 +77,8 @@ def test_head_scores_are_eq5_with_wo_columns():
     assert select_heads(scores, 2) == sorted(torch.argsort(scores, descending=True)[:2].tolist())
 
 
-@pytest.mark.parametrize("name,expected", [("lorsu", [2, 3]), ("lorsu-official", [0, 1])])
+@pytest.mark.parametrize("name,expected", [("lorsu", [2, 3]), ("lorsu-per-head", [2, 3]),
+                                           ("lorsu-official", [0, 1])])
 def test_configure_picks_top_k_heads_and_fc1_mask_from_the_gradients(monkeypatch, name,
                                                                      expected):
     clip = tiny_clip()
@@ -92,7 +93,7 @@ def test_configure_picks_top_k_heads_and_fc1_mask_from_the_gradients(monkeypatch
     for view in views:  # the argsort of eq. 5, computed here by hand
         in_grad = grads[id(view.slots["q"][0].tensor)]
         s = in_grad.reshape(3, HEADS, DH, WIDTH).square().sum(dim=(0, 2, 3))
-        if name == "lorsu":
+        if name != "lorsu-official":
             s = s + grads[id(view.out_proj.weight)].reshape(WIDTH, HEADS, DH).square().sum((0, 2))
         assert sorted(torch.argsort(s, descending=True)[:2].tolist()) == expected
     monkeypatch.setattr(lorsu_module, "accumulate_gradients", fake)
@@ -100,7 +101,7 @@ def test_configure_picks_top_k_heads_and_fc1_mask_from_the_gradients(monkeypatch
     p.configure(SimpleNamespace(clip=clip), None)
     wo_ids = {id(v.out_proj.weight) for v in views}
     # the default reads Wo's gradient for eq. 5; the official score does not
-    assert bool(wo_ids & set(requested)) == (name == "lorsu")
+    assert bool(wo_ids & set(requested)) == (name != "lorsu-official")
     assert p.session_facts()["chosen_heads"] == [expected, expected]
     # fc1: exactly S = floor(sparsity * numel) entries, the largest G^2 of the whole matrix
     sparsity = p.config.sparsity
@@ -112,7 +113,7 @@ def test_configure_picks_top_k_heads_and_fc1_mask_from_the_gradients(monkeypatch
         assert g2[trainable].min() >= g2[~trainable].max()
     # exactly top-k heads get factors: 3 pairs per chosen head, or one masked fused pair
     adapters = adapters_of(clip)
-    if name == "lorsu":
+    if name == "lorsu-per-head":
         assert len(adapters) == 2 * 2 * 3
         assert {a.rows.start // DH for a in adapters} == {h + o * HEADS for h in expected
                                                           for o in range(3)}
@@ -174,7 +175,9 @@ def run_sessions(model, p, sessions=2, optimizer="adam", weight_decay=0.0, plain
 
 
 def check_session(s, views_prefix, heads_of, qkv_key, out_key, fc1_key, num_blocks,
-                  official=False):
+                  official=False, proj=None):
+    """`official`: biases train too; `proj` (default: as official): the projection LoRA."""
+    proj = official if proj is None else proj
     before, after = s["before"], s["after"]
     assert s["parametrized"] and s["adapters"] > 0
     assert not any(".parametrizations." in k for k in after)  # merged: a plain model
@@ -204,14 +207,14 @@ def check_session(s, views_prefix, heads_of, qkv_key, out_key, fc1_key, num_bloc
             allowed |= {pre + qkv_key.replace("weight", "bias"), pre + fc1_key.replace("weight",
                                                                                      "bias")}
     moved = [k for k in before if k not in allowed and not torch.equal(before[k], after[k])]
-    if official:
+    if proj:
         assert set(moved) <= {"clip.visual.proj", "clip.visual.head.proj.weight"} and moved
     else:
         assert moved == [], f"frozen tensors changed: {moved}"
 
 
 @pytest.mark.parametrize("name,plain", [("lorsu", False), ("lorsu-official", False),
-                                        ("lorsu", True)])
+                                        ("lorsu", True), ("lorsu-per-head", False)])
 def test_sessions_through_the_training_loop_keep_the_invariants(name, plain):
     """Also in a plain Avalanche loop: Naive(model, AdamW(all params), plugins=[LoRSUPlugin()])."""
     model = classifier(tiny_clip())
@@ -221,7 +224,7 @@ def test_sessions_through_the_training_loop_keep_the_invariants(name, plain):
     for s in sessions:
         check_session(s, "clip.visual.transformer.resblocks", range(HEADS),
                       "attn.in_proj_weight", "attn.out_proj.weight", "mlp.c_fc.weight", 2,
-                      official=name == "lorsu-official")
+                      official=name == "lorsu-official", proj=p.config.proj_lora)
         assert all(len(h) == 2 for h in s["facts"]["chosen_heads"])
         assert s["facts"]["fc1_mask_density"] == pytest.approx(
             int(0.1 * 4 * WIDTH * WIDTH) / (4 * WIDTH * WIDTH))
@@ -236,7 +239,7 @@ def test_timm_trunk_session():
     p = plugin("lorsu", rank=8, top_k_heads=1)
     s = run_sessions(model, p, sessions=1)[0]
     check_session(s, "clip.visual.trunk.blocks", range(3), "attn.qkv.weight",
-                  "attn.proj.weight", "mlp.fc1.weight", 2)
+                  "attn.proj.weight", "mlp.fc1.weight", 2, proj=True)
     assert all(len(h) == 1 for h in s["facts"]["chosen_heads"])
 
 
@@ -250,7 +253,10 @@ def test_config_errors_name_the_key_and_range():
         plugin(top_k_heads=5).configure(SimpleNamespace(clip=clip), None)
     with pytest.raises(ConfigError, match=r"strategy.rank: 17 is outside the allowed range "
                                           r"\[1, 16\]"):
-        plugin(rank=17).configure(SimpleNamespace(clip=clip), None)
+        plugin("lorsu-per-head", rank=17).configure(SimpleNamespace(clip=clip), None)
+    # the default's fused in-projection is 3D x D; the projection LoRA (64 x 32) limits it
+    with pytest.raises(ConfigError, match=r"strategy.rank: 33 .*\[1, 32\].*projection"):
+        plugin(rank=33).configure(SimpleNamespace(clip=clip), None)
     # the official preset's rank 64 exceeds this tiny projection (64 x 32)
     with pytest.raises(ConfigError, match=r"strategy.rank: 64 .*\[1, 32\]"):
         plugin("lorsu-official").configure(SimpleNamespace(clip=clip), None)
@@ -265,8 +271,11 @@ def test_config_errors_name_the_key_and_range():
             official.proj_lora) == (64, 64.0, 0.1, 2, "qkv", "masked_fused", True, True)
     default = plugin().config
     assert (default.rank, default.scale_alpha, default.sparsity, default.top_k_heads,
-            default.head_score, default.lora_layout, default.towers) == (
-        32, 32.0, 0.05, 2, "qkvo", "per_head", "vision")
+            default.head_score, default.lora_layout, default.proj_lora, default.train_biases,
+            default.towers) == (32, 32.0, 0.05, 2, "qkvo", "masked_fused", True, False, "vision")
+    per_head = plugin("lorsu-per-head").config  # eqs. 6-8 read per head: the old default
+    assert (per_head.lora_layout, per_head.proj_lora, per_head.head_score, per_head.rank) == (
+        "per_head", False, "qkvo", 32)
 
 
 # ---------------------------------------------------------------- ViT-L/14: paper table 9
@@ -276,21 +285,30 @@ def test_vit_l14_trainable_counts_vs_table_9():
     with torch.device("meta"):  # architecture only: no memory, no weights
         clip = open_clip.CLIP(**get_model_config("ViT-L-14"))
         other = open_clip.CLIP(**get_model_config("ViT-L-14"))
+        third = open_clip.CLIP(**get_model_config("ViT-L-14"))
     vision = sum(p.numel() for p in clip.visual.parameters())
     assert vision == 303_966_208
-    lora = sum(p.numel() for a in attach_adapters(clip, LoRAConfig(rank=32))
+    # preset lora-qkv-split: separate q, k, v factors, no projection
+    lora = sum(p.numel() for a in attach_adapters(clip, LoRAConfig(
+        rank=32, targets=["q", "k", "v", "out_proj", "fc1", "fc2"], proj_lora=False))
                for p in a.parameters())
     lora_fused = sum(p.numel() for a in attach_adapters(
-        other, LoRAConfig(rank=32, targets=["qkv", "out_proj", "fc1", "fc2"]))
+        other, LoRAConfig(rank=32, targets=["qkv", "out_proj", "fc1", "fc2"], proj_lora=False))
         for p in a.parameters())
-    lorsu = count_trainable(clip, LoRSUConfig())  # paper rule: per-head factors, rank 32
-    # the paper's count: the official layout at rank 32 (one fused factor pair), + proj LoRA
-    paper = count_trainable(clip, LoRSUConfig(lora_layout="masked_fused", proj_lora=True))
+    lora_default = sum(p.numel() for a in attach_adapters(third, LoRAConfig())
+                       for p in a.parameters())
+    # preset lorsu-per-head: per-head factors, rank 32 (eqs. 6-8 read per head)
+    lorsu = count_trainable(clip, LoRSUConfig(lora_layout="per_head", proj_lora=False))
+    # the default, the paper's count: one masked fused factor pair at rank 32, + proj LoRA
+    paper = count_trainable(clip, LoRSUConfig())
     spu = spu_count(clip, SPUConfig())
     assert lorsu["fc1"] == 24 * int(0.05 * 4096 * 1024) == 5_033_160
     assert lorsu["adapters"] == 24 * 2 * 3 * 32 * (64 + 1024) == 5_013_504
     assert lorsu["total"] < lora == 14_155_776  # LoRA with separate q, k, v factors
     assert lora_fused == 12_582_912  # table 9: 12.6M (4.15%); 4.14% of the vision tower here
+    # the default adds the projection factor: 12.6M (4.16% here, 4.15% of ViT-L-14-336's 304.3M)
+    assert lora_default == 12_582_912 + 32 * (1024 + 768) == 12_640_256
+    assert round(100 * lora / vision, 2) == 4.66  # lora-qkv-split
     assert spu["total"] == 24 * int(0.1 * 4096 * 1024) == 10_066_320  # table 9: 10.1M (3.31%)
     assert round(100 * spu["total"] / vision, 2) == 3.31
     assert paper["total"] == 5_033_160 + 24 * 32 * 4096 + 32 * (1024 + 768) == 8_236_232

@@ -29,7 +29,9 @@ def test_counts_follow_each_strategy_rule():
 def test_cli_json_shape(capsys):
     assert main(["params", "--model", "proxy-vit-tiny", "--strategy", "ln", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"ln"} and set(out["ln"]) == {"trainable", "total", "percent"}
+    assert set(out) == {"ln"} and set(out["ln"]) == {"trainable", "total", "percent",
+                                                     "paper_trainable_m", "paper_percent"}
+    assert out["ln"]["paper_percent"] is None  # the paper's Table 9 has no proxy row
 
 
 def test_eva_clip_timm_trunk_matches_the_papers_table_9():
@@ -40,3 +42,15 @@ def test_eva_clip_timm_trunk_matches_the_papers_table_9():
     assert round(table["spu"]["percent"], 2) == 3.42
     assert 0 < table["lorsu"]["percent"] < table["spu"]["percent"]
     assert table["llu"]["trainable"] == 2 * (1024 * 1024 + 1024)  # adapters on 1024-d embeddings
+    assert table["spu"]["paper_percent"] == 3.42 and table["llu"]["paper_percent"] is None
+
+
+def test_table_shows_the_papers_column(capsys):
+    assert main(["params", "--model", "ViT-L-14", "--strategy", "lorsu", "--strategy",
+                 "lorsu-per-head"]) == 0
+    out = capsys.readouterr().out
+    assert "paper" in out.splitlines()[1]
+    (lorsu,) = [line for line in out.splitlines() if line.startswith("lorsu ")]
+    (per_head,) = [line for line in out.splitlines() if line.startswith("lorsu-per-head")]
+    assert lorsu.rstrip().endswith("8.2 M (2.71%)") and "2.71%" in lorsu.split()[3]
+    assert per_head.rstrip().endswith("3.31%")  # no paper number for a preset

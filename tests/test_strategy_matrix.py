@@ -33,10 +33,18 @@ MAY_CHANGE = {
     "spu": [V + r"mlp\.c_fc\.weight"],
     "spu-official": [r"clip\.(visual\.)?transformer\.resblocks\.\d+\.mlp\.c_fc\.(weight|bias)",
                      r"clip\.visual\.proj"],
-    "lorsu": [V + r"attn\.in_proj_weight", V + r"mlp\.c_fc\.weight"],
+    "lora-qkv-split": [r".*\.adapters?\..*"],
+    "dora-qkv-split": [r".*\.adapters?\..*"],
+    "gated-lora-taps": [r".*\.adapters?\..*"],
+    "gated-dora-taps": [r".*\.adapters?\..*"],
+    # the projection LoRA is merged into visual.proj after each session (Table 9's layout)
+    "lorsu": [V + r"attn\.in_proj_weight", V + r"mlp\.c_fc\.weight", r"clip\.visual\.proj"],
+    "lorsu-per-head": [V + r"attn\.in_proj_weight", V + r"mlp\.c_fc\.weight"],
     "lorsu-official": [V + r"attn\.in_proj_(weight|bias)", V + r"mlp\.c_fc\.(weight|bias)",
                        r"clip\.visual\.proj"],
     "llu": [r"embedding_adapters\.(image|text)\..*"],
+    # the literal penalty pins W near I, but Adam's steps still move it within one step of I
+    "llu-literal": [r"embedding_adapters\.(image|text)\..*"],
 }
 
 

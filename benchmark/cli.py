@@ -32,6 +32,21 @@ for this strategy) < --config < flags < --set.
 """
 
 
+EPILOG_TUNE = """examples:
+  clbench tune --strategy lorsu --scenario proxy-20shot --grid training.lr=1e-5,3e-5,1e-4
+  clbench tune --strategy lora --scenario proxy-20shot --grid training.lr=1e-4,3e-4 \
+      --grid strategy.rank=8,32 --seeds 0 1
+
+Every grid point runs as `clbench run` would, once per seed, but is evaluated on validation data
+only: the target's validation split (drawn from its training images, disjoint from the shots;
+the scenario's `validation:` key) and each control's `val` split. No test split is loaded. The
+point with the highest mean balanced score (target change + mean control change) wins; a tie
+goes to the earlier grid point. Every trial is stored as a run marked `tuning`, which the
+leaderboard never ranks. The chosen setting is printed as a `strategy_training` entry to paste
+into the scenario YAML, with this command as a comment.
+"""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser, with its usage errors in clbench's form: one `error:` line, a hint."""
 
@@ -88,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the final line")
     run.add_argument("--json", action="store_true", help="print the stored run as JSON at the end")
     _add_db(run)
+
+    tune = sub.add_parser("tune", help="choose a strategy's settings on validation data",
+                          description="Run a grid of settings, score each on validation data "
+                          "only, print the table and the chosen setting as scenario YAML.",
+                          epilog=EPILOG_TUNE,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    tune.add_argument("--strategy", help="strategy name (`clbench list strategies`)")
+    tune.add_argument("--scenario", help="scenario name or a scenario YAML file")
+    tune.add_argument("--grid", metavar="KEY=V1,V2,...", action="append", default=[],
+                      help="values to try for one training.* or strategy.* key (repeatable; "
+                      "the grid is their cartesian product)")
+    tune.add_argument("--seeds", type=int, nargs="+", metavar="N", help="tuning seeds; a "
+                      "point's score is its mean over them (default: 0)")
+    tune.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                      dest="overrides", help="fixed config key for every point (repeatable)")
+    tune.add_argument("--controls", metavar="SET[,SET...]", help="control eval sets instead "
+                      "of the scenario's (each needs a 'val' split)")
+    tune.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    tune.add_argument("--data-root", metavar="DIR", help="root of local datasets "
+                      "(default: $CLBENCH_DATA, else ./data)")
+    _add_manifests(tune)
+    tune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_db(tune)
 
     runs = sub.add_parser("runs", help="table of stored runs, newest first")
     runs.add_argument("--json", action="store_true", help="JSON list: id, status, strategy, "
@@ -202,8 +240,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from clbench.tune import run_tune
+
+    return run_tune(args, getattr(args, "argv", None) or sys.argv[1:])
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    from clbench.report import format_runs
+    from clbench.report import format_runs, purpose
     from clbench.store import DEFAULT_DB, Store, resolve_db_url
 
     if args.limit is not None and args.limit < 1:
@@ -213,9 +257,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not args.db and not os.environ.get("CLBENCH_DB") and not os.path.exists(DEFAULT_DB):
         runs = []  # nothing run here yet: an empty table, not an error
     else:
-        runs = Store(url, create=False).list_runs(limit=args.limit)
+        store = Store(url, create=False)
+        runs = store.list_runs(limit=args.limit)
+        for r in runs:  # a tuning run's summary says so; one without a summary, its config
+            r["purpose"] = purpose(r) if r.get("summary") else purpose(store.get_run(r["id"]))
     if args.json:
-        keys = ("id", "status", "strategy", "scenario", "model", "seed", "created_at")
+        keys = ("id", "status", "strategy", "scenario", "model", "seed", "created_at",
+                "purpose")
         print(json.dumps([{k: r.get(k) for k in keys} for r in runs], indent=2))
     else:
         print(format_runs(runs))
@@ -255,7 +303,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     return pretrain(args)
 
 
-COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
             "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app,
             "data": cli_data.cmd_data}
 
@@ -263,6 +311,7 @@ COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "list": cmd_list
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.command:
         parser.print_help()
         return 2

@@ -50,10 +50,11 @@ def _raise_on_sigterm(signum, frame):
 
 
 def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bool = False,
-              evaluate_on: str = "test"):
+              evaluate_on: str = "test", scenario: bool = True):
     """The checks on a config that need no weights: the strategy's parameters (also against
-    the architecture, on a weightless copy), the device, the scenario and its data. `clbench
-    tune` runs them on every grid point before it stores anything. Returns the scenario."""
+    the architecture, on a weightless copy), the device, then (with `scenario`) the scenario
+    and its data. `clbench tune` runs them on every grid point before it stores anything.
+    Returns the scenario (None without `scenario`)."""
     from clbench.models.meta import build_on_meta
     from clbench.scenarios.stream import load_scenario
     from clbench.strategies import registry
@@ -62,10 +63,11 @@ def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: 
     plugin = registry.create(config.strategy, config.strategy_params)
     effective_training(config.training, [plugin])
     pick_device(config.device)
-    scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
-                             config.controls, evaluate_on=evaluate_on)
     plugin.planned_trainable(build_on_meta(config.model.arch))
-    return scenario
+    if not scenario:
+        return None
+    return load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
+                         config.controls, evaluate_on=evaluate_on)
 
 
 def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,

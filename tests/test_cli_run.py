@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from statistics import fmean
+
+import pytest
 
 from clbench.cli import main
 from clbench.store import Store
@@ -35,11 +38,17 @@ def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
 
     evals = run["evaluations"]
     keys = {(e["after_session"], e["eval_set"], e["subset"]) for e in evals}
+    acc = {(e["after_session"], e["eval_set"], e["subset"]): e["accuracy"] for e in evals}
     for after in range(4):
         assert (after, "proxy", "all") in keys and (after, "proxy-clean", "all") in keys
-    # row i of the accuracy matrix holds sessions 1..i only
-    assert (1, "proxy", "session:1") in keys and (1, "proxy", "session:2") not in keys
-    assert {(3, "proxy", f"session:{j}") for j in (1, 2, 3)} <= keys
+    # every session's classes are evaluated after every session (0 = zero-shot): j <= i is the
+    # accuracy matrix of the classes seen so far, j > i the classes not yet trained (transfer)
+    assert {(i, "proxy", f"session:{j}") for i in range(4) for j in (1, 2, 3)} <= keys
+    assert not any(s.startswith("session:") for a, n, s in keys if n == "proxy-clean")
+    assert run["summary"]["transfer_by_session"] == [pytest.approx(fmean(
+        acc[(i, "proxy", f"session:{j}")] for j in range(i + 1, 4))) for i in range(3)]
+    assert run["summary"]["average_incremental_accuracy"] == pytest.approx(
+        fmean(acc[(i, "proxy", "all")] for i in (1, 2, 3)))
     assert all(0.0 <= e["accuracy"] <= 1.0 and e["n"] > 0 for e in evals)
     full = {e["eval_set"]: e["n"] for e in evals if e["subset"] == "all"}
     per_session = [e["n"] for e in evals if e["after_session"] == 3 and e["subset"] != "all"]
@@ -55,7 +64,12 @@ def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["id"] == run["id"]
     assert set(listed[0]) == {"id", "status", "strategy", "scenario", "model", "seed",
-                              "created_at"}
+                              "created_at", "purpose"}
+    assert listed[0]["purpose"] is None  # a run, not a tuning trial
+    validation = run["config"]["data"]["validation"]
+    assert validation["rule"] == {"per_class": 10} and validation["evaluated_on"] == "test"
+    shots = {i for s in run["sessions"] for i in s["sample_ids"]}
+    assert len(validation["sample_ids"]) == 60 and not shots & set(validation["sample_ids"])
 
     assert main(["show", run["id"][:8], "--json", "--db", str(db_path)]) == 0
     shown = json.loads(capsys.readouterr().out)

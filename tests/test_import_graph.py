@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "classifier": ("clbench.classifier",),
     "loop": ("clbench.loop", "clbench.evaluation", "clbench.loggers"),
     "store": ("clbench.store",),
-    "run": ("clbench.runner", "clbench.report", "clbench.provenance",
+    "run": ("clbench.runner", "clbench.report", "clbench.provenance", "clbench.tune",
             "clbench.scenarios.proxy.pretrain"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
     "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.__main__",

@@ -1,0 +1,175 @@
+"""`clbench tune`: a grid run on validation data only, the pick by the balanced score, the block
+to paste, tuning runs marked in the store and left out of the leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from clbench.cli import main
+from clbench.store import Store
+from clbench.tune import Point, choose, expand, parse_grid
+
+CLASSES = ["red star", "red square", "red heart", "red triangle"]
+
+TUNE_SCENARIO = """\
+name: proxy-tune
+description: shortened proxy stream whose control declares a val split
+target: proxy
+protocol: few-shot
+shots: 2
+validation: {per_class: 3}
+sessions: {sizes: [2, 2], order: dataset}
+eval_sets: [tctrl]
+training: {epochs: 1, batch_size: 4, lr: 1.0e-4}
+"""
+
+
+def control_dataset(root: Path) -> tuple[Path, Path]:
+    """A user manifest folder declaring `tctrl` (a folder dataset with val and test splits of
+    proxy class names) and its images under a data root."""
+    manifests, data = root / "manifests", root / "data"
+    (manifests / "datasets").mkdir(parents=True)
+    (manifests / "scenarios").mkdir()
+    (manifests / "datasets" / "tctrl.yaml").write_text(yaml.safe_dump({
+        "name": "tctrl", "loader": "folder", "splits": ["val", "test"], "subdir": "tctrl",
+        "class_names": CLASSES, "templates": ["a photo of a {}."]}))
+    (manifests / "scenarios" / "proxy-tune.yaml").write_text(TUNE_SCENARIO)
+    for split in ("val", "test"):
+        for k, name in enumerate(CLASSES):
+            folder = data / "tctrl" / split / name
+            folder.mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (32, 32), (40 * k + 20 * i, 200 - 30 * k, 90)).save(
+                    folder / f"{i}.png")
+    return manifests, data
+
+
+@pytest.fixture
+def tune_world(tmp_path, monkeypatch):
+    manifests, data = control_dataset(tmp_path)
+    monkeypatch.setenv("CLBENCH_MANIFESTS", str(manifests))
+    monkeypatch.setenv("CLBENCH_DATA", str(data))
+    return tmp_path
+
+
+def test_grid_parsing_and_expansion():
+    axes = parse_grid(["training.lr=1e-5,3e-5", "strategy.rank=8,32"])
+    points = expand(axes)
+    assert [p.settings for p in points] == [
+        {"training.lr": "1e-5", "strategy.rank": "8"},
+        {"training.lr": "1e-5", "strategy.rank": "32"},
+        {"training.lr": "3e-5", "strategy.rank": "8"},
+        {"training.lr": "3e-5", "strategy.rank": "32"}]
+
+
+def test_choose_takes_the_best_mean_and_the_earlier_point_on_a_tie():
+    def point(i, *balanced):
+        p = Point(i, {"training.lr": str(i)})
+        p.scores = {s: {"balanced": b} for s, b in enumerate(balanced)}
+        return p
+
+    a, b, c = point(0, 0.1, 0.3), point(1, 0.3, 0.1), point(2, 0.25, 0.1)
+    assert choose([a, b, c]) is a  # tie at a mean of 0.2: the earlier point
+    d = point(3, 0.3, 0.2)
+    assert choose([a, b, c, d]) is d
+
+
+def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeypatch, capsys):
+    """Accuracy is faked so that test data favours lr 1e-5 and validation data favours lr 1e-3;
+    tune must pick 1e-3, and no test split may be evaluated (or loaded) at all."""
+    import clbench.evaluation
+    import clbench.runner
+    from clbench.scenarios import datasets
+
+    seen_splits: list[str] = []
+    current = {}
+    calls: dict[str, int] = {}
+    original_run = clbench.runner.run
+
+    def run(config, *args, **kwargs):
+        current["lr"] = config.training.lr
+        calls.clear()
+        return original_run(config, *args, **kwargs)
+
+    def fake_predict(model, dataset, head, batch_size, device, autocast_dtype=None):
+        import torch
+
+        split = dataset.data.split
+        seen_splits.append(split)
+        labels = torch.as_tensor(dataset.targets)
+        calls[head] = calls.get(head, 0) + 1
+        good = (current["lr"] == 1e-5) == (split == "test")
+        right = good and (calls[head] > 1 or head == "tctrl")  # zero-shot target all wrong
+        return (labels if right else (labels + 1) % 20), labels
+
+    loaded: list[tuple[str, str]] = []
+    original_load = datasets.load_split
+
+    def load_split(manifest, split, *args, **kwargs):
+        loaded.append((manifest.name, split))
+        return original_load(manifest, split, *args, **kwargs)
+
+    monkeypatch.setattr(clbench.runner, "run", run)
+    monkeypatch.setattr(clbench.evaluation, "predict", fake_predict)
+    monkeypatch.setattr("clbench.scenarios.stream.load_split", load_split)
+    db = tune_world / "tune.db"
+    code = main(["tune", "--strategy", "fft", "--scenario", "proxy-tune", "--grid",
+                 "training.lr=1e-5,1e-3", "--db", str(db), "--no-progress"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
+    assert seen_splits and set(seen_splits) == {"validation", "val"}
+    assert all(split != "test" for _, split in loaded), loaded
+    assert "chosen: training.lr=1e-3" in out
+    block = out[out.index("# chosen on validation data by: clbench tune"):]
+    assert "--grid training.lr=1e-5,1e-3" in block.splitlines()[0]
+    pasted = yaml.safe_load(block)
+    assert pasted == {"strategy_training": {"fft": {"lr": 1e-3}}}
+
+    store = Store(f"sqlite:///{db}", create=False)
+    runs = store.list_runs()
+    assert len(runs) == 2 and all(r["status"] == "completed" for r in runs)
+    for listed in runs:
+        run = store.get_run(listed["id"])
+        assert run["config"]["purpose"] == "tuning" and run["summary"]["purpose"] == "tuning"
+        assert run["config"]["tuning"]["grid"] == {"training.lr": ["1e-5", "1e-3"]}
+        validation = run["config"]["data"]["validation"]
+        assert validation["rule"] == {"per_class": 3} and len(validation["sample_ids"]) == 12
+        shots = {i for s in run["sessions"] for i in s["sample_ids"]}
+        assert not shots & set(validation["sample_ids"])
+        assert validation["controls"] == {"tctrl": "val"}
+    assert main(["runs", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.count("completed (tuning)") == 2
+    assert main(["runs", "--json", "--db", str(db)]) == 0
+    assert '"purpose": "tuning"' in capsys.readouterr().out
+
+
+def test_tuning_runs_are_left_out_of_the_leaderboard(tune_world, tiny_scenario):
+    pytest.importorskip("pandas")
+    from clbench.leaderboard_app import data
+
+    db = tune_world / "mixed.db"
+    assert main(["tune", "--strategy", "zeroshot", "--scenario", "proxy-tune", "--grid",
+                 "training.lr=1e-5", "--db", str(db), "--no-progress"]) == 0
+    assert main(["run", "--strategy", "zeroshot", "--scenario", str(tiny_scenario), "--db",
+                 str(db), "--quiet"]) == 0
+    loaded = data.load(Store(f"sqlite:///{db}", create=False))
+    assert len(loaded.runs) == 1 and set(loaded.runs["scenario"]) == {"proxy-tiny"}
+    assert loaded.other_statuses.get("tuning") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grid", "training.lr=1e-5", "--set", "controls=[proxy-clean]"], "'val' split"),
+    (["--grid", "strategy.rank=8"], "strategy.rank"),
+])
+def test_tune_refusals_store_nothing(tune_world, argv, message, capsys):
+    db = tune_world / "refused.db"
+    code = main(["tune", "--strategy", "fft", "--scenario", "proxy-tune", "--db", str(db),
+                 *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "hint:" in err
+    assert not db.exists()

@@ -95,7 +95,9 @@ def leaderboard_page(data: Data, f: tables.Filters) -> None:
     controls = control_names(population)
     cols = tables.metric_columns(controls)
     left, right = st.columns([3, 1])
-    rank_by = left.selectbox("Rank by", [c.name for c in cols], key="rank_by",
+    names = [c.name for c in cols]
+    rank_by = left.selectbox("Rank by", names, key="rank_by",
+                             index=names.index(tables.DEFAULT_RANK),
                              format_func=lambda n: next(c.header for c in cols if c.name == n))
     min_seeds = right.number_input("Minimum seeds", min_value=1, value=1, step=1,
                                    key="min_seeds", help="hide presets run on fewer seeds")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from clbench.hashing import canonical_hash
+from clbench.metrics import TUNING, balanced_score, is_tuning
 from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
@@ -84,7 +85,8 @@ class Data:
 
 
 RUN_METRICS = ("final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
-               "forgetting", "bwt", "trainable_percent")
+               "forgetting", "bwt", "trainable_percent", "balanced",
+               "average_incremental_accuracy", "transfer")
 
 
 def _flat_params(strategy_config: dict | None, training_config: dict | None) -> dict:
@@ -135,6 +137,9 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
         rec["n_sessions"] = summary.get("sessions")
         for key in RUN_METRICS:
             rec[key] = summary.get(key)
+        if rec["balanced"] is None:  # runs stored before the score: the same definition
+            rec["balanced"] = balanced_score(summary.get("target_gain"), [
+                c.get("change") for c in (summary.get("controls") or {}).values()])
         for name, c in (summary.get("controls") or {}).items():
             for part in ("final", "change", "zero_shot"):
                 rec[f"control:{name}:{part}"] = c.get(part)
@@ -152,13 +157,16 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def load(store: Store) -> Data:
-    """Completed runs with their sessions (two queries; evaluations follow on first use)."""
+    """Completed runs with their sessions (two queries; evaluations follow on first use).
+    Runs stored by `clbench tune` (scored on validation data) are never results: they are
+    counted under "tuning" with the failed and running ones, and left out of every table."""
     rows = store.runs_overview()
-    completed = [r for r in rows if r["status"] == "completed"]
+    completed = [r for r in rows if r["status"] == "completed" and not is_tuning(r["summary"])]
     other: dict[str, int] = {}
     for r in rows:
-        if r["status"] != "completed":
-            other[r["status"]] = other.get(r["status"], 0) + 1
+        if r["status"] != "completed" or is_tuning(r["summary"]):
+            status = TUNING if is_tuning(r["summary"]) else r["status"]
+            other[status] = other.get(status, 0) + 1
     runs = runs_frame(completed)
     sessions = pd.DataFrame.from_records(
         store.session_overview(["completed"]) if completed else [],

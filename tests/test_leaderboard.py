@@ -58,7 +58,7 @@ def test_shots_and_presets_are_derived(data):
 
 
 def test_leaderboard_rows_means_and_seed_counts(data):
-    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    table = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="final_accuracy")
     assert table["group"].tolist() == ["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta",
                                        tables.ZERO_SHOT]
     alpha = _row(table, "alpha (lr=0.0001)")
@@ -74,6 +74,19 @@ def test_leaderboard_rows_means_and_seed_counts(data):
     assert alpha["time_per_session_s"] == pytest.approx(3.0)
     single = _row(table, "alpha (lr=0.001)")
     assert single["seeds"] == 1 and pd.isna(single["final_accuracy ±"])
+
+
+def test_default_ranking_is_the_balanced_score(data):
+    """Target change + mean control change: beta gains 20 target points but loses 30 on each
+    control, so it ranks below the zero-shot reference, which a ranking by final accuracy
+    hides."""
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    assert table["group"].tolist() == ["alpha (lr=0.0001)", "alpha (lr=0.001)",
+                                       tables.ZERO_SHOT, "beta"]
+    assert _row(table, "alpha (lr=0.0001)")["balanced"] == pytest.approx(50.0 - 10.0)
+    assert _row(table, "beta")["balanced"] == pytest.approx(20.0 - 30.0)
+    assert _row(table, tables.ZERO_SHOT)["balanced"] == 0
+    assert tables.metric_columns([])[0].name == tables.DEFAULT_RANK == "balanced"
 
 
 def test_zero_shot_reference_row_is_always_there(data):

@@ -33,6 +33,7 @@ Adapters are weight parametrizations (`lora_layers.py`); they keep training acro
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -174,10 +175,10 @@ def attach_adapters(clip: torch.nn.Module, config: LoRAConfig, *, dora: bool = F
     return adapters
 
 
-def gate_steps_needed(config: GatedLoRAConfig) -> float:
+def gate_steps_needed(config: GatedLoRAConfig) -> int:
     """Optimizer steps before a score can cross tau: Adam moves a score by about score_lr per
     step, and scores start score_init - tau above the threshold."""
-    return (config.score_init - config.tau) / config.score_lr
+    return math.ceil(round((config.score_init - config.tau) / config.score_lr, 6))
 
 
 class LoRAPlugin(StrategyPlugin):
@@ -249,13 +250,12 @@ class GatedLoRAPlugin(LoRAPlugin):
         needed = gate_steps_needed(self.config)
         if steps is not None and steps < needed:
             cfg = self.config
+            gap = cfg.score_init - cfg.tau
             print(f"warning: gated adapters: this session has {steps} optimizer steps, but a "
                   f"score moves about score_lr={cfg.score_lr:g} per step and starts "
-                  f"score_init - tau = {cfg.score_init - cfg.tau:g} from the threshold, so no "
-                  f"gate can close before step {needed:.0f}: every gate stays as it is this "
-                  f"session (a raise of strategy.score_lr to "
-                  f"{(cfg.score_init - cfg.tau) / steps:.2g} or more lets them move)",
-                  file=sys.stderr)
+                  f"score_init - tau = {gap:g} from the threshold, so no gate can close before "
+                  f"step {needed}: every gate stays open this session (gated = plain LoRA); "
+                  f"strategy.score_lr >= {gap / steps:.3g} lets them move", file=sys.stderr)
 
     def penalty(self) -> torch.Tensor:
         """lam * the penalty summed over the gated adapters (eq. 4), or averaged over them

@@ -55,3 +55,43 @@ def test_session_trains_adapters_only():
     adapter_ids = {id(p) for m in model.embedding_adapters.values() for p in m.parameters()}
     (group,) = loop.optimizer.param_groups
     assert group["initial_lr"] == 5e-2 and {id(p) for p in group["params"]} == adapter_ids
+
+
+def trained_adapters(name: str, **params):
+    """LLU's image and text adapters after one session of 24 steps at the paper's lam 1e3."""
+    model = tiny_classifier()
+    plugin = registry.create(name, {"clusters": 8, **params})
+    loop = trainer(model, [plugin], epochs=8, batch_size=4, lr=1e-2)
+    loop.train(train_stream(TinyImages(12, 0, classes=3))[0], eval_streams=[])
+    return model.embedding_adapters, plugin.config.lr
+
+
+def deviation(adapter: LocalAffine) -> float:
+    return (adapter.weight - torch.eye(len(adapter.weight))).abs().max().item()
+
+
+def test_default_penalty_lets_the_adapters_move_and_the_literal_one_pins_them():
+    """Eq. 6 unsquared at lam 1e3 (`llu-literal`) pulls with norm 1e3 towards the identity: W
+    stays within one Adam step (lr) of I. The default's mean squared deviation lets the
+    cross-entropy move W steadily (24 steps of at most lr each)."""
+    moved, lr = trained_adapters("llu")
+    pinned, _ = trained_adapters("llu-literal")
+    for side in ("image", "text"):
+        assert deviation(pinned[side]) < lr  # oscillates about I, within one step
+        assert deviation(moved[side]) > 5 * lr  # moved several steps' worth
+        assert deviation(moved[side]) > 10 * deviation(pinned[side])
+    # far from the stored data the default still returns the zero-shot embedding
+    far = -moved["image"].memory[:1]
+    with torch.no_grad():
+        assert torch.allclose(moved["image"](far), far, atol=1e-6)
+
+
+def test_penalty_norms():
+    adapter = LocalAffine(4, 0.5, 20.0)
+    with torch.no_grad():
+        adapter.weight.add_(torch.full((4, 4), 0.5))
+        adapter.bias.fill_(1.0)
+    # ||W - I||_F = 0.5 * 4 = 2, ||b|| = 2; squares 4 + 4 over 16 + 4 entries
+    torch.testing.assert_close(adapter.penalty("frobenius"), torch.tensor(4.0))
+    torch.testing.assert_close(adapter.penalty("squared"), torch.tensor(8.0))
+    torch.testing.assert_close(adapter.penalty("mean_squared"), torch.tensor(8.0 / 20))

@@ -43,5 +43,8 @@ def test_uneven_sizes_and_seeded_order(tmp_path):
 def test_offline_is_one_session_with_the_whole_train_split():
     scenario = load_scenario("proxy-offline", seed=0)
     assert len(scenario.sessions) == 1
-    assert scenario.sessions[0].sample_indices == list(range(len(scenario.train)))
+    # the whole split but its validation part, held out and not trained on
+    held_out = set(scenario.validation_indices)
+    assert held_out and scenario.sessions[0].sample_indices == [
+        i for i in range(len(scenario.train)) if i not in held_out]
     assert [e.name for e in scenario.eval_sets] == ["proxy", "proxy-clean", "proxy-generic"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -12,11 +13,17 @@ import torch
 from clbench.models import PROXY_CHECKPOINT as CHECKPOINT_PATH
 from clbench.models import ProxyTokenizer
 from clbench.models import load_clip as load_proxy_clip
-from clbench.scenarios.proxy import world
-from clbench.scenarios.proxy.data import PROXY_TEMPLATES, make_split
+from clbench.scenarios.proxy import handwriting, world
+from clbench.scenarios.proxy.data import PROXY_TEMPLATES, make_split, split_spec, valid_splits
 from clbench.scenarios.proxy.pretrain import pretrain, zero_shot_accuracy
 
-SPLITS = [("proxy", "train"), ("proxy", "test"), ("proxy-clean", "test"), ("proxy-generic", "test")]
+SPLITS = [
+    ("proxy", "train"), ("proxy", "val"), ("proxy", "test"), ("proxy-clean", "val"),
+    ("proxy-clean", "test"), ("proxy-generic", "val"), ("proxy-generic", "test"),
+    ("proxy-hand", "train"), ("proxy-hand", "val"), ("proxy-hand", "test"),
+    ("proxy-printed", "val"), ("proxy-printed", "test"), ("proxy-glyphs", "val"),
+    ("proxy-glyphs", "test"),
+]
 
 
 @pytest.mark.parametrize(("dataset", "split"), SPLITS)
@@ -39,10 +46,15 @@ def test_class_lists() -> None:
     # Target and clean control share label order, so label k means the same class in both.
     assert make_split("proxy", "test").class_names == list(world.TARGET_CLASSES)
     assert make_split("proxy-clean", "test").class_names == list(world.TARGET_CLASSES)
-    # Sessions of four classes each use four distinct colours and shapes.
+    # Each session of four classes is one colour in four shapes (world v2): inside a session only
+    # the silhouettes, which the camera degrades, tell the classes apart.
     for s in range(5):
         session = [c.split() for c in world.TARGET_CLASSES[4 * s : 4 * s + 4]]
-        assert len({c for c, _ in session}) == 4 and len({sh for _, sh in session}) == 4
+        assert len({c for c, _ in session}) == 1 and len({sh for _, sh in session}) == 4
+    # The handwriting target and its printed control share the ten digit classes, in order.
+    assert make_split("proxy-hand", "test").class_names == list(world.DIGIT_CLASSES)
+    assert make_split("proxy-printed", "test").class_names == list(world.DIGIT_CLASSES)
+    assert not set(make_split("proxy-glyphs", "test").class_names) & set(world.DIGIT_CLASSES)
 
 
 def test_invalid_split_names_valid_ones() -> None:
@@ -72,6 +84,10 @@ def test_make_split_is_identical_in_a_fresh_process(tmp_path) -> None:
     path = tmp_path / "images.pt"
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
     assert torch.equal(torch.load(path), make_split("proxy", "test").images)
+    # PIL-rendered glyphs too: same fonts, same seed, same bits in another process.
+    code = code.replace("'proxy', 'test'", "'proxy-printed', 'val'")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    assert torch.equal(torch.load(path), make_split("proxy-printed", "val").images)
 
 
 def test_camera_shift_is_systematic_and_clean_differs() -> None:
@@ -82,6 +98,85 @@ def test_camera_shift_is_systematic_and_clean_differs() -> None:
     assert float(cam.std()) < float(clean.std())
 
 
+def _object_hues(domain: world.Domain, hue_rotation_deg: float = 0.0):
+    """Hue angle of the mean colour inside each target object (its eroded mask) and the colour
+    index of each image, for 6 renders of every target class."""
+    gen = torch.Generator().manual_seed(11)
+    pairs = torch.tensor([world.class_attributes(c) for c in world.TARGET_CLASSES])
+    labels = torch.arange(len(pairs)).repeat_interleave(6)
+    attrs = world.sample_attributes(pairs[labels, 0], pairs[labels, 1], gen)
+    images, mask = world.render(attrs, domain, gen, return_mask=True)
+    if hue_rotation_deg:  # the old world's camera turned hues about the grey axis
+        a = math.radians(hue_rotation_deg)
+        k = torch.ones(3) / math.sqrt(3)
+        kx = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+        rot = math.cos(a) * torch.eye(3) + math.sin(a) * kx + (1 - math.cos(a)) * torch.outer(k, k)
+        images = torch.einsum("ij,njhw->nihw", rot, images)
+    inner = -torch.nn.functional.max_pool2d(-mask, 3, stride=1, padding=1)  # erode: no edges
+    inner = (inner > 0.5).float()
+    assert bool((inner.sum((2, 3)) > 0).all())
+    mean = (images * inner).sum((2, 3)) / inner.sum((2, 3)).clamp_min(1)
+    return world.hue_angle(mean), attrs["colour"]
+
+
+def _nearest_hue(hues: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    diff = torch.atan2(torch.sin(hues[:, None] - centres), torch.cos(hues[:, None] - centres))
+    return diff.abs().argmin(1)
+
+
+def test_camera_degrades_but_keeps_each_class_identity() -> None:
+    # A nearest-class-mean classifier on one colour statistic (the hue of the object's mean
+    # colour), fitted on clean renders, still names every target colour under the camera: the
+    # camera desaturates, dims and blurs, but never maps one class's colour onto another's.
+    clean_hue, colour = _object_hues(world.CLEAN)
+    colours = sorted(set(colour.tolist()))
+    centres = torch.stack([torch.atan2(torch.sin(clean_hue[colour == c]).mean(),
+                                       torch.cos(clean_hue[colour == c]).mean()) for c in colours])
+    truth = torch.tensor([colours.index(c) for c in colour.tolist()])
+    cam_hue, _ = _object_hues(world.CAMERA)
+    assert (_nearest_hue(cam_hue, centres) == truth).float().mean() >= 0.98
+    # The same check fails for the old world's 75-degree hue rotation (red read as yellow).
+    old_hue, _ = _object_hues(world.CAMERA, hue_rotation_deg=75.0)
+    assert (_nearest_hue(old_hue, centres) == truth).float().mean() < 0.5
+    # The camera does degrade colour: less chroma than the clean render of the same scene.
+    assert world.CAMERA.saturation < 1 and world.CAMERA.contrast < 1
+
+
+def test_hue_order_is_kept_by_the_colour_transform() -> None:
+    palette = torch.tensor(list(world.COLOURS.values()))
+    m = world._colour_matrix(world.CAMERA)
+    before, after = world.hue_angle(palette), world.hue_angle(palette @ m.T)
+    chroma = (palette - palette.mean(1, keepdim=True)).norm(dim=1)
+    keep = chroma > 0.05
+    assert torch.allclose(before[keep], after[keep], atol=1e-4)
+
+
+def test_splits_are_disjoint_and_seeds_distinct() -> None:
+    idx = handwriting.split_indices()
+    sets = {k: set(v.tolist()) for k, v in idx.items()}
+    assert not sets["train"] & sets["val"] and not sets["train"] & sets["test"]
+    assert not sets["val"] & sets["test"]
+    assert len(sets["train"] | sets["val"] | sets["test"]) == 1797
+    assert (len(sets["train"]), len(sets["val"]), len(sets["test"])) == (1078, 180, 539)
+    assert torch.equal(handwriting.split_indices()["test"], idx["test"])
+    seeds = [spec.seed for d, ss in valid_splits().items() for s in ss
+             if (spec := split_spec(d, s)).kind != "hand"]
+    assert len(seeds) == len(set(seeds))
+    # Control val splits are other renders than their test splits.
+    for d in ("proxy-clean", "proxy-printed"):
+        v, t = make_split(d, "val").images, make_split(d, "test").images
+        assert not any(torch.equal(v[0], t[i]) for i in range(len(t)))
+
+
+def test_handwriting_is_dark_ink_on_light_paper() -> None:
+    s = make_split("proxy-hand", "val")
+    assert s.images.shape == (180, 3, 32, 32)
+    assert float(s.images.mean()) > 0.6 and float(s.images.min()) < 0.2
+    assert torch.equal(s.images[:, 0], s.images[:, 1])  # grey scans
+    # Labels are the scans' own digits: class 0 is "digit zero".
+    assert s.class_names[0] == "digit zero" and set(s.targets.tolist()) == set(range(10))
+
+
 def test_pretraining_batch_and_captions() -> None:
     g = torch.Generator().manual_seed(0)
     images, caps, classes = world.sample_pretraining_batch(16, g)
@@ -89,6 +184,13 @@ def test_pretraining_batch_and_captions() -> None:
     for cap, k in zip(caps, classes.tolist()):
         colour, shape = world.ALL_CLASSES[k].split()
         assert colour in cap and shape in cap
+    images, caps, classes = world.sample_glyph_batch(32, g)
+    assert images.shape == (32, 3, 32, 32) and len(caps) == 32
+    for cap, k in zip(caps, classes.tolist()):
+        kind, word = world.GLYPH_CLASSES[k].split()
+        assert f"{kind} {word}" in cap, cap  # "the digit seven in bold serif font."
+    tok = ProxyTokenizer()
+    assert not any(tok.UNK in tok.encode(c) for c in caps)
 
 
 def test_tokenizer() -> None:

@@ -1,10 +1,18 @@
-"""The proxy data sets: target (``proxy``) and its two controls, as tensors.
+"""The proxy data sets as tensors: two targets (``proxy``, ``proxy-hand``) and their controls.
 
-Mirrors the LoRSU paper's protocol (Imperfect Vision Encoders): ``proxy`` is the target domain
-(TSI's home-camera frames: known classes seen through one fixed, poor camera), ``proxy-clean``
-the same classes rendered cleanly (the paper's DALL-E control) and ``proxy-generic`` other
-classes rendered cleanly (the ImageNet control). Every split is rendered from a fixed seed with a
-local generator, so the same call gives bit-identical tensors in any process.
+Mirrors the LoRSU paper's protocol (Imperfect Vision Encoders): a target domain where the
+pretrained model is poor (TSI's home camera) and controls it was good on (DALL-E, ImageNet).
+
+- ``proxy``: 20 known shape classes through one fixed, degrading camera (``world.CAMERA``);
+  controls ``proxy-clean`` (the same classes rendered cleanly: the DALL-E analogue) and
+  ``proxy-generic`` (40 other shape classes, clean: the ImageNet analogue).
+- ``proxy-hand``: real handwritten digits (scikit-learn's ``load_digits``, ``handwriting.py``);
+  controls ``proxy-printed`` (the ten digits printed in TrueType fonts: the DALL-E analogue) and
+  ``proxy-glyphs`` (24 printed capital letters: the ImageNet analogue).
+
+Every rendered split comes from its own fixed seed with a local generator (``val`` and ``test``
+of a control are different renders), so the same call gives bit-identical tensors in any
+process; ``proxy-hand``'s train / val / test are disjoint index sets of load_digits.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from functools import cache
 
 import torch
 
+from clbench.scenarios.proxy import handwriting
+from clbench.scenarios.proxy.glyphs import DIGIT_CLASSES, LETTER_CLASSES, render_glyphs
 from clbench.scenarios.proxy.world import (
     CAMERA,
     CLEAN,
@@ -26,14 +36,53 @@ from clbench.scenarios.proxy.world import (
 
 PROXY_TEMPLATES: list[str] = list(TEMPLATES)
 
-# dataset -> split -> (classes, domain, images per class, seed)
-_SPLITS: dict[str, dict[str, tuple[tuple[str, ...], Domain, int, int]]] = {
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a split is made: ``kind`` shapes (rendered through ``domain``), glyphs (printed) or
+    hand (load_digits); ``per_class`` renders per class from ``seed`` (unused for hand)."""
+
+    kind: str
+    classes: tuple[str, ...]
+    domain: Domain | None = None
+    per_class: int = 0
+    seed: int = 0
+
+
+def _shapes(classes, domain, per_class, seed) -> SplitSpec:
+    return SplitSpec("shapes", tuple(classes), domain, per_class, seed)
+
+
+def _glyphs(classes, per_class, seed) -> SplitSpec:
+    return SplitSpec("glyphs", tuple(classes), None, per_class, seed)
+
+
+_HAND = {s: SplitSpec("hand", DIGIT_CLASSES) for s in ("train", "val", "test")}
+
+# dataset -> split -> how to make it. Seeds are distinct across all rendered splits.
+_SPLITS: dict[str, dict[str, SplitSpec]] = {
     "proxy": {
-        "train": (TARGET_CLASSES, CAMERA, 100, 1001),
-        "test": (TARGET_CLASSES, CAMERA, 30, 1002),
+        "train": _shapes(TARGET_CLASSES, CAMERA, 100, 1001),
+        "val": _shapes(TARGET_CLASSES, CAMERA, 10, 1003),
+        "test": _shapes(TARGET_CLASSES, CAMERA, 30, 1002),
     },
-    "proxy-clean": {"test": (TARGET_CLASSES, CLEAN, 30, 2002)},
-    "proxy-generic": {"test": (GENERIC_CLASSES, CLEAN, 15, 3002)},
+    "proxy-clean": {
+        "val": _shapes(TARGET_CLASSES, CLEAN, 10, 2003),
+        "test": _shapes(TARGET_CLASSES, CLEAN, 30, 2002),
+    },
+    "proxy-generic": {
+        "val": _shapes(GENERIC_CLASSES, CLEAN, 5, 3003),
+        "test": _shapes(GENERIC_CLASSES, CLEAN, 15, 3002),
+    },
+    "proxy-hand": _HAND,
+    "proxy-printed": {
+        "val": _glyphs(DIGIT_CLASSES, 20, 4003),
+        "test": _glyphs(DIGIT_CLASSES, 60, 4002),
+    },
+    "proxy-glyphs": {
+        "val": _glyphs(LETTER_CLASSES, 10, 5003),
+        "test": _glyphs(LETTER_CLASSES, 25, 5002),
+    },
 }
 
 
@@ -55,13 +104,22 @@ def valid_splits() -> dict[str, tuple[str, ...]]:
     return {name: tuple(splits) for name, splits in _SPLITS.items()}
 
 
+def split_spec(dataset: str, split: str) -> SplitSpec:
+    return _SPLITS[dataset][split]
+
+
 @cache
 def make_split(dataset: str, split: str) -> ProxySplit:
     """Render ``dataset``'s ``split`` (cached in-process; callers must not modify the tensors)."""
     if dataset not in _SPLITS or split not in _SPLITS[dataset]:
         valid = ", ".join(f"{d}/{s}" for d, ss in valid_splits().items() for s in ss)
         raise ValueError(f"unknown proxy split {dataset!r}/{split!r}; valid: {valid}")
-    classes, domain, per_class, seed = _SPLITS[dataset][split]
-    images, targets = render_classes(classes, per_class, domain, seed)
+    spec = _SPLITS[dataset][split]
+    if spec.kind == "shapes":
+        images, targets = render_classes(spec.classes, spec.per_class, spec.domain, spec.seed)
+    elif spec.kind == "glyphs":
+        images, targets = render_glyphs(spec.classes, spec.per_class, spec.seed)
+    else:
+        images, targets, _ = handwriting.hand_split(split)
     ids = [f"{dataset}/{split}/{i:06d}" for i in range(len(targets))]
-    return ProxySplit(images, targets, list(classes), list(PROXY_TEMPLATES), ids)
+    return ProxySplit(images, targets, list(spec.classes), list(PROXY_TEMPLATES), ids)

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from clbench.scenarios.proxy import glyphs
+from clbench.scenarios.proxy.glyphs import DIGIT_CLASSES, GLYPH_CLASSES, LETTER_CLASSES  # noqa: F401
+
 IMAGE_SIZE = 32
 
 # Silhouettes distinct enough for a tiny ViT at 32 px (hexagons, pentagons and flowers were not).
@@ -62,15 +65,18 @@ TEMPLATES: tuple[str, ...] = (
 )
 
 ALL_CLASSES: tuple[str, ...] = tuple(f"{c} {s}" for s in SHAPES for c in COLOUR_NAMES)
+# Everything the proxy CLIP is pretrained to name: the shape classes, then the printed glyphs.
+PRETRAIN_CLASSES: tuple[str, ...] = ALL_CLASSES + GLYPH_CLASSES
 
-# Target classes: 5 shapes x 4 colours, so neither attribute alone names a class and a colour
-# cast alone confuses them. Each session holds 4 shapes in 4 different colours (a Latin-square
-# walk), so every session exercises every colour: what one session teaches about the camera's
-# colours transfers to the next.
-_TARGET_SHAPES = ("star", "square", "heart", "triangle", "ring")
-_TARGET_COLOURS = ("red", "yellow", "blue", "purple")
+# Target classes: 4 shapes x 5 colours, one colour per session. The camera keeps colours
+# (desaturated, same hue order) but blurs, shears and occludes silhouettes, so within a session
+# the four classes differ only by what the camera degrades: a session is hard to tell apart
+# without learning the camera, and what it teaches (the four silhouettes under this camera)
+# transfers to the next session's colour.
+_TARGET_SHAPES = ("star", "square", "heart", "triangle")
+_TARGET_COLOURS = ("red", "yellow", "blue", "green", "purple")
 TARGET_CLASSES: tuple[str, ...] = tuple(
-    f"{_TARGET_COLOURS[j]} {_TARGET_SHAPES[(s + j) % 5]}" for s in range(5) for j in range(4)
+    f"{c} {s}" for c in _TARGET_COLOURS for s in _TARGET_SHAPES
 )
 
 
@@ -93,23 +99,29 @@ def class_attributes(name: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Domain:
-    """How a scene is photographed: identity for the clean world, fixed distortions otherwise."""
+    """How a scene is photographed: identity for the clean world, fixed degradations otherwise.
+
+    Every field degrades; none moves one class's appearance onto another's: colours are only
+    pulled towards grey (``saturation``), dimmed and flattened (``brightness``, ``contrast``),
+    which keeps every hue angle, so their order round the colour wheel is the clean world's.
+    """
 
     name: str
     shear: float = 0.0
-    hue_shift_deg: float = 0.0
-    saturation: float = 1.0
-    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    saturation: float = 1.0  # 1: clean colours; 0: grey (hue angles are kept for any s > 0)
+    brightness: float = 1.0
     contrast: float = 1.0
-    downsample: int = 1
+    downsample: int = 1  # low resolution: average-pool then bilinear upsampling
+    blur: int = 0  # extra box blur radius (pixels) after the resize
     carpet: float = 0.0  # weight of the fixed textured background (0: plain backgrounds)
+    occluder: bool = False  # the room's fixed table leg across part of the frame
     noise: float = 0.02
 
 
 CLEAN = Domain("clean")
 CAMERA = Domain(
-    "camera", shear=0.45, hue_shift_deg=75.0, saturation=0.65, tint=(1.0, 0.92, 0.75),
-    contrast=0.55, downsample=2, carpet=1.0, noise=0.03,
+    "camera", shear=0.4, saturation=0.45, brightness=0.85, contrast=0.6, downsample=2, blur=0,
+    carpet=1.0, occluder=True, noise=0.04,
 )
 
 
@@ -223,18 +235,22 @@ def _carpet(size: int = IMAGE_SIZE) -> torch.Tensor:
 
 
 def _colour_matrix(domain: Domain) -> torch.Tensor:
-    # Rotate hues about the gray axis, pull towards gray, then tint: one fixed cast for all images.
-    a = math.radians(domain.hue_shift_deg)
-    k = torch.ones(3) / math.sqrt(3)
-    kx = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    rot = math.cos(a) * torch.eye(3) + math.sin(a) * kx + (1 - math.cos(a)) * torch.outer(k, k)
+    # Pull towards grey along each pixel's own hue (a scaling of chroma), then dim: hue is kept.
     s = domain.saturation
     desat = s * torch.eye(3) + (1 - s) * torch.full((3, 3), 1 / 3)
-    return torch.diag(torch.tensor(domain.tint)) @ desat @ rot
+    return domain.brightness * desat
 
 
-def render(attrs: dict[str, torch.Tensor], domain: Domain, gen: torch.Generator) -> torch.Tensor:
-    """Render images [N, 3, H, W] in [0, 1] from attributes through a domain's camera."""
+def hue_angle(rgb: torch.Tensor) -> torch.Tensor:
+    """Hue angle (radians) of RGB colours [..., 3] in the chroma plane (perpendicular to grey)."""
+    r, g, b = rgb.unbind(-1)
+    return torch.atan2(math.sqrt(3) * (g - b), 2 * r - g - b)
+
+
+def render(attrs: dict[str, torch.Tensor], domain: Domain, gen: torch.Generator,
+           return_mask: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Render images [N, 3, H, W] in [0, 1] from attributes through a domain's camera (and, with
+    ``return_mask``, the object's visible coverage [N, 1, H, W] before the camera's blur)."""
     n, size = attrs["shape"].shape[0], IMAGE_SIZE
     g = (torch.arange(size) + 0.5) / size * 2 - 1
     py, px = torch.meshgrid(-g, g, indexing="ij")  # y up, like the shape definitions
@@ -271,17 +287,25 @@ def render(attrs: dict[str, torch.Tensor], domain: Domain, gen: torch.Generator)
     bg = (levels[:, None, None, None] + ramp).expand(n, 3, size, size)
     if domain.carpet:
         bg = (1 - domain.carpet) * bg + domain.carpet * _carpet(size)
+    if domain.occluder:
+        leg = ((g > 0.45) & (g < 0.68)).float()[None, None, None, :]  # a dark post on the right
+        mask = mask * (1 - leg)
+        bg = bg * (1 - leg) + 0.18 * leg
     img = bg * (1 - mask) + fg * mask
 
-    if domain is not CLEAN:
+    if domain != CLEAN:
         m = _colour_matrix(domain)
         img = torch.einsum("ij,njhw->nihw", m, img)
         img = 0.5 + domain.contrast * (img - 0.5)
         if domain.downsample > 1:
             img = F.avg_pool2d(img, domain.downsample)
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
+        if domain.blur:
+            k = 2 * domain.blur + 1
+            img = F.avg_pool2d(F.pad(img, (domain.blur,) * 4, mode="replicate"), k, stride=1)
     img = img + domain.noise * torch.randn(img.shape, generator=gen)
-    return img.clamp(0, 1)
+    img = img.clamp(0, 1)
+    return (img, mask) if return_mask else img
 
 
 def _position_words(cx: float, cy: float) -> str:
@@ -329,7 +353,7 @@ def render_classes(
 def sample_pretraining_batch(
     batch_size: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-    """A clean batch over all 120 classes: images, captions, indices into ``ALL_CLASSES``.
+    """A clean batch over all 120 shape classes: images, captions, indices into ``ALL_CLASSES``.
 
     Never the target camera: the target domain must stay unseen, as TSI's camera was for CLIP.
     """
@@ -339,6 +363,32 @@ def sample_pretraining_batch(
     return render(attrs, CLEAN, gen), captions(attrs, gen), shape * len(COLOURS) + colour
 
 
+# Printed glyphs for pretraining come from one pool of ink masks (rendered once, about 10 s),
+# coloured afresh at every draw; the data sets' renders use other seeds (``data.py``).
+GLYPH_POOL_SEED = 5000
+GLYPH_POOL_PER_CLASS = 300
+
+
+def sample_glyph_batch(
+    batch_size: int, gen: torch.Generator
+) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    """A batch of printed digits and letters: images, captions, indices into ``GLYPH_CLASSES``.
+
+    Never handwriting: ``proxy-hand`` must stay unseen.
+    """
+    masks, labels, faces = glyphs.glyph_masks(GLYPH_CLASSES, GLYPH_POOL_PER_CLASS, GLYPH_POOL_SEED)
+    idx = torch.randint(0, masks.shape[0], (batch_size,), generator=gen)
+    images = glyphs.colourise(masks[idx], gen)
+    n_tpl = glyphs.N_GLYPH_TEMPLATES + len(TEMPLATES)
+    tpl = torch.randint(0, n_tpl, (batch_size,), generator=gen).tolist()
+    lab = labels[idx]
+    caps = glyphs.glyph_captions(GLYPH_CLASSES, lab, [faces[i] for i in idx.tolist()], tpl)
+    # Some captions are the zero-shot prompts themselves ("a photo of a digit seven.").
+    caps = [TEMPLATES[t - glyphs.N_GLYPH_TEMPLATES].format(GLYPH_CLASSES[k])
+            if t >= glyphs.N_GLYPH_TEMPLATES else c for c, t, k in zip(caps, tpl, lab.tolist())]
+    return images, caps, lab
+
+
 def vocabulary() -> list[str]:
     """Every word a caption or prompt can contain, sorted (the tokenizer's fixed vocabulary)."""
     words: set[str] = set(SHAPES) | set(COLOURS) | set(PATTERNS) | set(SIZES) | set(BACKGROUNDS)
@@ -346,4 +396,5 @@ def vocabulary() -> list[str]:
               "background", ".", ","}
     for t in TEMPLATES:
         words |= set(t.replace("{}", " ").replace(".", " . ").split())
+    words |= glyphs.glyph_vocabulary()
     return sorted(words)

@@ -2,9 +2,11 @@
 
 No CLIP weights or real datasets can be downloaded where clbench's tests and README command run,
 so this package ships a stand-in for the LoRSU paper's setting (TSI target, DALL-E and ImageNet
-controls): a procedurally rendered, captioned world (``world``), the pretraining of the proxy CLIP
-on the clean world (``pretrain``; the model itself is the open_clip architecture
-``proxy-vit-tiny`` of ``clbench.models``, with its word-level tokenizer and committed checkpoint),
-and the three data sets (``data``): ``proxy`` (known classes through one fixed, poor camera),
-``proxy-clean`` (the same classes rendered cleanly) and ``proxy-generic`` (other classes, clean).
+controls): a procedurally rendered, captioned world of shapes (``world``) and printed glyphs
+(``glyphs``), real handwritten digits (``handwriting``: scikit-learn's load_digits), the
+pretraining of the proxy CLIP on clean shapes and printed glyphs (``pretrain``; the model itself
+is the open_clip architecture ``proxy-vit-tiny`` of ``clbench.models``, with its word-level
+tokenizer and committed checkpoint), and the data sets (``data``): ``proxy`` (known shapes through
+one fixed, degrading camera) with controls ``proxy-clean`` and ``proxy-generic``, and
+``proxy-hand`` (handwriting) with controls ``proxy-printed`` and ``proxy-glyphs``.
 """

@@ -49,3 +49,20 @@ def test_entry_point_that_is_not_a_plugin_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [point])
     with pytest.raises(UserError, match="not a clbench StrategyPlugin"):
         registry.create("thing")
+
+
+def test_every_preset_is_a_labelled_reading_of_its_base():
+    """A preset overrides declared fields of its base strategy with values that differ from the
+    base's defaults (the default is the paper's reading, the preset another one)."""
+    import dataclasses
+
+    for name, (base, overrides, summary) in registry.PRESETS.items():
+        assert base in registry.BUILTIN and overrides and summary, name
+        preset, default = registry.create(name).config, registry.create(base).config
+        fields = {f.name for f in dataclasses.fields(default)}
+        assert set(overrides) <= fields, name
+        assert any(getattr(preset, k) != getattr(default, k) for k in overrides), name
+        assert registry.strategy_and_base(name) == (name, base)
+    assert {"lora-qkv-split", "dora-qkv-split", "lorsu-per-head", "gated-lora-taps",
+            "gated-dora-taps", "llu-literal", "lorsu-official", "spu-official"} <= set(
+        registry.PRESETS)

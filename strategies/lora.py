@@ -7,10 +7,11 @@
   12.64 M on ViT-L/14 (4.16% of its 304.0 M; 4.15% of the paper's 304.3 M ViT-L/14-336) and
   30.22 M = 2.98% on EVA01-g-14; Table 9 says 12.6 M (4.15%) and 30.2 M (2.98%). Without the
   projection it is 12.58 M (4.14%) and 30.15 M (printed 30.1 M, not the paper's 30.2 M), so the
-  projection factor is what the paper's counts contain. `clbench params` shows both.
+  projection factor is what the paper's counts contain (`proj_lora: false` leaves it out).
   Preset `lora-qkv-split`: separate q, k, v factor pairs (row blocks of the fused in-projection)
-  and no projection factor, 4.66% of ViT-L/14: the reading of "LoRA on every linear layer" that
-  the Selective LoRA paper uses (its 6 blocks per layer), kept for comparison with gated runs.
+  and no projection factor, 4.66% of ViT-L/14: section 5.1's "Low rank updates applied to all
+  transformer layers" with q, k, v as separate layers, as the Selective LoRA paper adapts them
+  (its 6 blocks per layer); the ungated twin of `gated-lora`.
 * `dora` (Liu et al. 2024, arXiv:2402.09353): weight-decomposed LoRA as in HF peft
   `LoraConfig(use_dora=True)` on the same targets; on a fused in-projection each target's row
   block is decomposed separately. No paper of this benchmark gives its count.

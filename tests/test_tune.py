@@ -13,7 +13,16 @@ from clbench.cli import main
 from clbench.store import Store
 from clbench.tune import Point, choose, expand, parse_grid
 
-CLASSES = ["red star", "red square", "red heart", "red triangle"]
+
+def target_classes() -> tuple[list[str], list[str]]:
+    """Four class names and the templates of the proxy target (which the proxy model can
+    read), whatever the proxy world names them."""
+    from clbench.scenarios.datasets import load_split
+    from clbench.scenarios.manifests import load_dataset_manifest
+
+    train = load_split(load_dataset_manifest("proxy"), "train")
+    return train.class_names[:4], train.templates[:1]
+
 
 TUNE_SCENARIO = """\
 name: proxy-tune
@@ -34,12 +43,13 @@ def control_dataset(root: Path) -> tuple[Path, Path]:
     manifests, data = root / "manifests", root / "data"
     (manifests / "datasets").mkdir(parents=True)
     (manifests / "scenarios").mkdir()
+    classes, templates = target_classes()
     (manifests / "datasets" / "tctrl.yaml").write_text(yaml.safe_dump({
         "name": "tctrl", "loader": "folder", "splits": ["val", "test"], "subdir": "tctrl",
-        "class_names": CLASSES, "templates": ["a photo of a {}."]}))
+        "class_names": classes, "templates": templates}))
     (manifests / "scenarios" / "proxy-tune.yaml").write_text(TUNE_SCENARIO)
     for split in ("val", "test"):
-        for k, name in enumerate(CLASSES):
+        for k, name in enumerate(classes):
             folder = data / "tctrl" / split / name
             folder.mkdir(parents=True)
             for i in range(2):
@@ -104,7 +114,7 @@ def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeyp
         calls[head] = calls.get(head, 0) + 1
         good = (current["lr"] == 1e-5) == (split == "test")
         right = good and (calls[head] > 1 or head == "tctrl")  # zero-shot target all wrong
-        return (labels if right else (labels + 1) % 20), labels
+        return (labels if right else labels + 1), labels  # labels + 1: always wrong
 
     loaded: list[tuple[str, str]] = []
     original_load = datasets.load_split
@@ -163,7 +173,7 @@ def test_tuning_runs_are_left_out_of_the_leaderboard(tune_world, tiny_scenario):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--grid", "training.lr=1e-5", "--set", "controls=[proxy-clean]"], "'val' split"),
+    (["--grid", "training.lr=1e-5", "--set", "controls=[dalle]"], "'val' split"),
     (["--grid", "strategy.rank=8"], "strategy.rank"),
 ])
 def test_tune_refusals_store_nothing(tune_world, argv, message, capsys):

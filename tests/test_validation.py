@@ -85,16 +85,16 @@ def test_offline_validation_is_held_out_of_training(tmp_path):
 
 def test_validation_mode_evaluates_validation_data_and_loads_no_test_split(tmp_path,
                                                                            monkeypatch):
-    from clbench.scenarios.proxy import data as proxy_data
+    from clbench.scenarios import stream
 
     seen = []
-    original = proxy_data.make_split
+    original = stream.load_split
 
-    def make_split(dataset, split):
-        seen.append((dataset, split))
-        return original(dataset, split)
+    def load_split(manifest, split, *args, **kwargs):
+        seen.append((manifest.name, split))
+        return original(manifest, split, *args, **kwargs)
 
-    monkeypatch.setattr(proxy_data, "make_split", make_split)
+    monkeypatch.setattr(stream, "load_split", load_split)
     s = load_scenario(scenario(tmp_path, BASE.replace("eval_sets: [proxy-clean]",
                                                       "eval_sets: []")), seed=0,
                       evaluate_on="validation")
@@ -109,5 +109,7 @@ def test_validation_mode_refuses_a_scenario_without_validation_or_a_control_with
     with pytest.raises(UserError, match="no validation split"):
         load_scenario(scenario(tmp_path, BASE + "validation: false\n"), 0,
                       evaluate_on="validation")
-    with pytest.raises(UserError, match="control 'proxy-clean' has no 'val' split"):
-        load_scenario(scenario(tmp_path, BASE), 0, evaluate_on="validation")
+    # dalle declares a test split only (checked before any of its files is looked for)
+    with pytest.raises(UserError, match="control 'dalle' has no 'val' split"):
+        load_scenario(scenario(tmp_path, BASE.replace("[proxy-clean]", "[dalle]")), 0,
+                      evaluate_on="validation")

@@ -2,7 +2,8 @@
 
 `StoreLogger` writes each session to the results database as soon as it is evaluated (so a
 crash loses at most the session in flight); `ConsoleLogger` prints the accuracy table after each
-session; `ProgressBar` shows a bar per session with samples/s and the running loss.
+session (the target's accuracy on the classes of each session trained so far, then on those not
+yet trained); `ProgressBar` shows a bar per session with samples/s and the running loss.
 """
 
 from __future__ import annotations
@@ -74,8 +75,16 @@ class ConsoleLogger(_CollectingLogger):
         per_session = [r for r in rows if r.subset != "all"]
         print(f"{title}: {overall}", file=self.stream)
         if per_session:
-            cells = "  ".join(f"S{r.subset.split(':')[1]} {_pct(r.accuracy)}" for r in per_session)
-            print(f"    {self.scenario.target.name} by session classes: {cells}", file=self.stream)
+            def cells(part):
+                return "  ".join(f"S{r.subset.split(':')[1]} {_pct(r.accuracy)}" for r in part)
+
+            after = per_session[0].after_session
+            seen = [r for r in per_session if int(r.subset.split(":")[1]) <= after]
+            ahead = [r for r in per_session if int(r.subset.split(":")[1]) > after]
+            line = f"    {self.scenario.target.name} by session classes: {cells(seen)}"
+            if ahead:
+                line += f"{'  |  ' if seen else ''}not yet trained: {cells(ahead)}"
+            print(line, file=self.stream)
         self.stream.flush()
 
     def before_training(self, strategy, metric_values) -> None:

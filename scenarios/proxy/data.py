@@ -67,19 +67,23 @@ _SPLITS: dict[str, dict[str, SplitSpec]] = {
         "test": _shapes(TARGET_CLASSES, CAMERA, 30, 1002),
     },
     "proxy-clean": {
+        "train": _shapes(TARGET_CLASSES, CLEAN, 50, 2001),  # replayed by joint-replay only
         "val": _shapes(TARGET_CLASSES, CLEAN, 10, 2003),
         "test": _shapes(TARGET_CLASSES, CLEAN, 30, 2002),
     },
     "proxy-generic": {
+        "train": _shapes(GENERIC_CLASSES, CLEAN, 25, 3001),  # replayed by joint-replay only
         "val": _shapes(GENERIC_CLASSES, CLEAN, 5, 3003),
         "test": _shapes(GENERIC_CLASSES, CLEAN, 15, 3002),
     },
     "proxy-hand": _HAND,
     "proxy-printed": {
+        "train": _glyphs(DIGIT_CLASSES, 60, 4001),  # replayed by joint-replay only
         "val": _glyphs(DIGIT_CLASSES, 20, 4003),
         "test": _glyphs(DIGIT_CLASSES, 60, 4002),
     },
     "proxy-glyphs": {
+        "train": _glyphs(LETTER_CLASSES, 25, 5001),  # replayed by joint-replay only
         "val": _glyphs(LETTER_CLASSES, 10, 5003),
         "test": _glyphs(LETTER_CLASSES, 25, 5002),
     },

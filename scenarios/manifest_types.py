@@ -63,6 +63,10 @@ class ScenarioManifest:
     # fraction of each class held out and not trained on); None when declared off
     # (`validation: false`). Defaults: `DEFAULT_VALIDATION`.
     validation: dict[str, Any] | None = None
+    # datasets whose `train` split is clean pretraining-world data, replayed (mixed into the
+    # training data) only by a strategy that asks for it (`StrategyPlugin.needs_replay`, e.g.
+    # the `joint-replay` reference); () when the scenario declares none
+    replay: tuple[str, ...] = ()
     hash: str = ""
     path: str = ""
     origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)

@@ -312,7 +312,7 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
 
 
 _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "sessions", "eval_sets",
-                  "training", "strategy_training", "validation"}
+                  "training", "strategy_training", "validation", "replay"}
 
 
 def _validation(data: dict, protocol: str, path: Path) -> dict[str, Any] | None:
@@ -338,6 +338,25 @@ def _validation(data: dict, protocol: str, path: Path) -> dict[str, Any] | None:
                          or not 0 < amount < 1):
         raise _fail(path, "validation.fraction", "a number with 0 < F < 1", amount)
     return {key: amount}
+
+
+def _replay(data: dict, target: str, path: Path) -> tuple[str, ...]:
+    """The `replay:` key: a non-empty list of distinct dataset names (their `train` splits are
+    replayed by a strategy that asks for replay), never the target itself; absent: ()."""
+    if data.get("replay") is None:
+        return ()
+    names = _texts(data, "replay", path)
+    if not names:
+        raise _fail(path, "replay", "a non-empty list of dataset names (their train splits are "
+                    "replayed)", data["replay"])
+    if len(set(names)) != len(names):
+        raise _fail(path, "replay", "a list of distinct dataset names", data["replay"])
+    if target in names:
+        raise DeclarationError(f"{path}: replay names the target '{target}': replayed data is "
+                               "clean pretraining-world data, never the target's own training "
+                               "split", hint="name the datasets the model knew before, e.g. "
+                               "`replay: [proxy-clean, proxy-generic]`")
+    return names
 
 
 def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
@@ -403,5 +422,6 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         class_order=order, session_by=session_by, training=dict(training),
         strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
         description=_text(data, "description", path),
-        validation=_validation(data, protocol, path), hash=resolved.hash, path=str(path),
+        validation=_validation(data, protocol, path), replay=_replay(data, target, path),
+        hash=resolved.hash, path=str(path),
         origin=origin, includes=resolved.includes, declaration=data)

@@ -15,16 +15,22 @@ are exactly those drawn without validation, so adding it changed no stored run's
 Offline: a fraction F of each class held out of the one training session. The controls'
 validation data is their dataset's own `val` split. `load_scenario(..., evaluate_on=
 "validation")` swaps the eval sets for these: the test splits are then not even loaded.
+
+Replay (the `joint-replay` reference): a scenario's `replay:` key names datasets whose `train`
+split is clean pretraining-world data, disjoint from every evaluated split. It is loaded only for
+a strategy that asks for it (`load_scenario(..., replay_for=NAME)`; other runs never render or
+read it), and `Scenario.replay_data` gives it as one dataset in the joint class space.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from clbench.errors import ConfigError, UserError
 from clbench.scenarios.datasets import ImageSplitDataset, SplitData, load_split
@@ -60,6 +66,37 @@ class Scenario:
     dataset_hashes: dict[str, str]  # dataset name -> hash of its YAML declaration
     validation_indices: list[int] | None = None  # into `train`; None: no validation split
     evaluate_on: str = "test"  # "test", or "validation" (a tuning run: eval sets swapped)
+    # the `train` splits of the scenario's `replay:` datasets, loaded only for a strategy that
+    # replays (`load_scenario(..., replay_for=...)`); empty otherwise
+    replay: list[SplitData] = field(default_factory=list)
+
+    def replay_data(self, transform: Callable[[Any], torch.Tensor]
+                    ) -> tuple[ReplayDataset, list[str], list[str]]:
+        """The replayed samples as one dataset in the joint class space, its class names and
+        prompt templates. The joint classes are the target's (same ids), then every replay class
+        the target does not name, in order; a replay class named like a target class (proxy-clean
+        renders the target's classes cleanly) takes that class's id. The templates are the
+        target's, then any other template of a replay dataset."""
+        names = list(self.train.class_names)
+        templates = list(self.train.templates)
+        index = {name: i for i, name in enumerate(names)}
+        mappings = []
+        for split in self.replay:
+            for name in split.class_names:
+                if name not in index:
+                    index[name] = len(names)
+                    names.append(name)
+            mappings.append([index[n] for n in split.class_names])
+            templates += [t for t in split.templates if t not in templates]
+        return ReplayDataset(self.replay, mappings, transform), names, templates
+
+    def replay_record(self) -> dict[str, Any] | None:
+        """What a stored run keeps about the replayed data: the split and each dataset's size
+        (the draw per session is the strategy's, recorded beside it by the runner)."""
+        if not self.replay:
+            return None
+        return {"split": "train", "datasets": {s.dataset: len(s) for s in self.replay},
+                "samples": sum(len(s) for s in self.replay)}
 
     def validation_record(self) -> dict[str, Any] | None:
         """What a stored run keeps about its validation split: the rule and the drawn ids."""
@@ -75,7 +112,7 @@ class Scenario:
         dataset's file index (`manifest.json`; stored as `prepared_manifest_sha256`), the subset
         rule of a subset eval set, the files skipped."""
         record: dict[str, dict[str, Any]] = {}
-        for split in [self.train, *(e.data for e in self.eval_sets)]:
+        for split in [self.train, *(e.data for e in self.eval_sets), *self.replay]:
             entry = record.setdefault(split.dataset, {"prepared_manifest_sha256": None,
                                                       "skipped_files": []})
             entry["prepared_manifest_sha256"] = split.prepared_sha256
@@ -112,6 +149,26 @@ class Scenario:
             test_sets.append(as_classification_dataset(
                 ImageSplitDataset(test, transform, test_idx)))
         return with_classes_timeline(benchmark_from_datasets(train=train_sets, test=test_sets))
+
+
+class ReplayDataset(Dataset):
+    """(preprocessed image, joint label) pairs of the replayed splits, one after another;
+    `targets` (joint labels) and `sample_ids` per sample."""
+
+    def __init__(self, splits: list[SplitData], mappings: list[list[int]],
+                 transform: Callable[[Any], torch.Tensor]):
+        self.splits = list(splits)
+        self.transform = transform
+        self.items = [(k, i) for k, split in enumerate(self.splits) for i in range(len(split))]
+        self.targets = [mappings[k][int(self.splits[k].targets[i])] for k, i in self.items]
+        self.sample_ids = [self.splits[k].sample_ids[i] for k, i in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        k, index = self.items[i]
+        return self.transform(self.splits[k].load(index)), self.targets[i]
 
 
 def _class_order(manifest: ScenarioManifest, class_names: list[str], seed: int) -> list[int]:
@@ -279,21 +336,48 @@ def no_validation_error(manifest: ScenarioManifest) -> UserError:
                           "never selected on test data")
 
 
+def _load_replay(manifest: ScenarioManifest, strategy: str, data_root: str | None,
+                 skip_corrupt: bool) -> tuple[list[SplitData], dict[str, str]]:
+    """The `train` splits of the scenario's `replay:` datasets (and their YAML hashes) for
+    `strategy`, which replays; a scenario without them is a UserError."""
+    if not manifest.replay:
+        raise UserError(f"strategy '{strategy}' replays clean pretraining-world data, but scenario "
+                        f"'{manifest.name}' declares none (no `replay:` key in {manifest.path})",
+                        hint="use a scenario with a replay: key (proxy-20shot, proxy-offline, "
+                             "proxy-hand-20shot, proxy-hand-offline and the 50-shot ones), or add "
+                             "`replay: [DATASET, ...]` naming datasets with a train split")
+    splits, hashes = [], {}
+    for name in manifest.replay:
+        dataset = load_dataset_manifest(name)
+        if "train" not in dataset.splits:
+            raise UserError(f"{manifest.path}: replay: dataset '{name}' has no train split (it "
+                            f"has: {', '.join(dataset.splits)})",
+                            hint=f"declare a train split in {dataset.path} (disjoint from its "
+                                 "evaluated splits), or replay another dataset")
+        splits.append(load_split(dataset, "train", data_root, skip_corrupt))
+        hashes[name] = dataset.hash
+    return splits, hashes
+
+
 def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
                   skip_corrupt: bool = False, controls: list[str] | None = None,
-                  evaluate_on: str = "test") -> Scenario:
+                  evaluate_on: str = "test", replay_for: str | None = None) -> Scenario:
     """Read the declarations and the data, draw the sessions and the validation split. Fails
     early on missing data, and on missing or corrupt files unless `skip_corrupt` (then they are
     left out and recorded). `controls` replaces the scenario's control eval sets (e.g.
     `imagenet-10pc` for speed). `evaluate_on="validation"` (tuning): the target is evaluated
     on its validation split and each control on its `val` split, and no test split is loaded;
-    a scenario without validation, or a control without `val`, is a UserError."""
+    a scenario without validation, or a control without `val`, is a UserError. `replay_for`
+    (the name of a strategy that replays) also loads the `replay:` datasets' train splits; a
+    scenario without them is a UserError, refused before any data is read."""
     if evaluate_on not in ("test", "validation"):
         raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
     tuning = evaluate_on == "validation"
     manifest = load_scenario_manifest(name_or_path)
     if tuning and not manifest.validation:
         raise no_validation_error(manifest)
+    if replay_for and not manifest.replay:
+        _load_replay(manifest, replay_for, data_root, skip_corrupt)  # raises: nothing to replay
     target_manifest = load_dataset_manifest(manifest.target)
     control_names = list(manifest.eval_sets if controls is None else controls)
     control_manifests = [load_dataset_manifest(c) for c in control_names]
@@ -332,4 +416,14 @@ def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
         hashes[control] = control_manifest.hash
     if train.class_names != eval_sets[0].data.class_names:
         raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")
-    return Scenario(manifest, train, sessions, eval_sets, hashes, validation, evaluate_on)
+    replay: list[SplitData] = []
+    if replay_for:
+        replay, replay_hashes = _load_replay(manifest, replay_for, data_root, skip_corrupt)
+        hashes.update(replay_hashes)
+        evaluated = {i for e in eval_sets for i in e.data.sample_ids}
+        shared = [i for split in replay for i in split.sample_ids if i in evaluated]
+        if shared:
+            raise ConfigError(f"{manifest.path}: replayed samples are also evaluated (e.g. "
+                              f"{shared[0]}); replay must be disjoint from every eval set")
+    return Scenario(manifest, train, sessions, eval_sets, hashes, validation, evaluate_on,
+                    replay)

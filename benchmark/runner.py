@@ -67,7 +67,23 @@ def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: 
     if not scenario:
         return None
     return load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
-                         config.controls, evaluate_on=evaluate_on)
+                         config.controls, evaluate_on=evaluate_on,
+                         replay_for=config.strategy if plugin.needs_replay else None)
+
+
+def give_replay(plugin, scenario, transform, seed: int) -> dict | None:
+    """Hand a strategy that replays (`needs_replay`) the scenario's replay data in the joint
+    class space; returns what the stored config keeps about it (None for other strategies):
+    the datasets and split replayed, their sizes, the joint class count and the draw per
+    session."""
+    if not plugin.needs_replay:
+        return None
+    dataset, class_names, templates = scenario.replay_data(transform)
+    plugin.set_replay(dataset, class_names, templates, seed=seed)
+    per_session = plugin.planned_replay([len(s.sample_indices) for s in scenario.sessions])
+    return {**scenario.replay_record(), "joint_classes": len(class_names),
+            "target_classes": len(scenario.train.class_names), "per_session": per_session,
+            "replayed": sum(per_session)}
 
 
 def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
@@ -97,7 +113,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     config.training = effective_training(config.training, [plugin])
     device = pick_device(config.device)
     scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
-                             config.controls, evaluate_on=evaluate_on)
+                             config.controls, evaluate_on=evaluate_on,
+                             replay_for=config.strategy if plugin.needs_replay else None)
     seed_everything(config.seed)
     bundle = load_model(config.model)
     from clbench.models.meta import build_on_meta
@@ -111,6 +128,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
                                  eval_set.data.templates)
     classifier.active_head = scenario.target.name
     classifier.to(device)
+    replay = give_replay(plugin, scenario, bundle.transform, config.seed)
 
     if not hasattr(store, "create_run"):
         store = store()
@@ -126,7 +144,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         seed=config.seed, config={**resolved, "dataset_manifest_hashes": scenario.dataset_hashes,
                                   "data": {"skip_corrupt": skip_corrupt,
                                            "datasets": scenario.data_record(),
-                                           "validation": scenario.validation_record()},
+                                           "validation": scenario.validation_record(),
+                                           **({"replay": replay} if replay else {})},
                                   **({"purpose": purpose} if purpose else {}),
                                   **(extra_config or {})},
         config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)

@@ -83,6 +83,10 @@ class StrategyPlugin(SupervisedPlugin):
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
     # a strategy whose method prescribes its loss (e.g. LLU's cross-entropy) sets it here
     required_loss: ClassVar[str | None] = None
+    # a strategy that trains on replayed pretraining-world data besides the session's (the
+    # joint-replay reference) sets this: the runner then calls `set_replay` before training,
+    # and refuses a scenario without a `replay:` key
+    needs_replay: ClassVar[bool] = False
 
     def __init__(self, config: StrategyConfig | None = None):
         super().__init__()
@@ -125,6 +129,19 @@ class StrategyPlugin(SupervisedPlugin):
         """Entries of `requires_grad` tensors that a mask keeps frozen (SPU, LoRSU): subtracted
         from the trainable count, which otherwise counts whole tensors."""
         return 0
+
+    def set_replay(self, dataset: torch.utils.data.Dataset, class_names: list[str],
+                   templates: list[str], *, seed: int = 0) -> None:
+        """Replay data for a strategy with `needs_replay`: a dataset of (image tensor, label)
+        with a `targets` list, its labels indexing `class_names`, the joint class space (the
+        target's classes with their own ids first, then the replayed classes), the prompt
+        templates of its captions, and the run seed for drawing from it."""
+        raise NotImplementedError(f"{type(self).__name__} does not replay (needs_replay is False)")
+
+    def planned_replay(self, session_sizes: list[int]) -> list[int]:
+        """Replayed samples this strategy will add to each session of `session_sizes` target
+        training samples (stored with the run); none unless it replays."""
+        return [0] * len(session_sizes)
 
     # ---- Avalanche callbacks
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:

@@ -27,6 +27,8 @@ class StrategyInfo:
     summary: str
     source: str = "built-in"
     preset: dict[str, Any] = field(default_factory=dict)
+    # a reference row (zero-shot, the joint-replay upper bound), never ranked among methods
+    reference: bool = False
 
 
 BUILTIN: dict[str, tuple[str, str]] = {
@@ -55,7 +57,13 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "llu": ("clbench.strategies.llu:LLUPlugin",
             "localized latent updates: local affine adapters on frozen embeddings (identity "
             "penalty: mean squared deviation)"),
+    "joint-replay": ("clbench.strategies.joint_replay:JointReplayPlugin",
+                     "reference, not a continual method: the upper bound with replay (full "
+                     "fine-tuning on each session mixed with the scenario's replayed clean data)"),
 }
+
+# reference strategies: shown as reference rows, never ranked among the methods
+REFERENCE: frozenset[str] = frozenset({"zeroshot", "joint-replay"})
 
 # preset name -> (base strategy, parameter overrides, summary)
 PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -92,8 +100,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
 
 def available() -> dict[str, StrategyInfo]:
     """Every known strategy and preset by name, without importing any of them."""
-    infos = {name: StrategyInfo(name, target, summary) for name, (target, summary) in
-             BUILTIN.items()}
+    infos = {name: StrategyInfo(name, target, summary, reference=name in REFERENCE)
+             for name, (target, summary) in BUILTIN.items()}
     for preset, (base, params, summary) in PRESETS.items():
         infos[preset] = StrategyInfo(preset, BUILTIN[base][0], summary, preset=dict(params))
     for ep in entry_points(group=ENTRY_POINT_GROUP):

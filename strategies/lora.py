@@ -24,9 +24,9 @@
   Preset `gated-lora-taps` (and `gated-dora-taps`): the penalty averaged over the blocks, as the
   TAPS code (`MattWallingford/TAPS`) does, i.e. 1/(number of gated blocks) as strong: 1/24 on
   the proxy (4 layers x 6 blocks), 1/144 on ViT-L/14. Scores train at their own rate
-  (`score_lr`), as TAPS gives them a separate learning rate; a session whose steps x score_lr
-  cannot carry a score across tau prints a warning at its start (the gates stay as they are:
-  gated = plain LoRA for that session).
+  (`score_lr`), as TAPS gives them a separate learning rate; a session whose steps cannot carry
+  any score across tau at that rate (under the lr schedule, `gate_reach`) prints a warning at
+  its start: its gates stay as they are (all open in a first session: gated = plain LoRA).
 
 Adapters are weight parametrizations (`lora_layers.py`); they keep training across sessions
 (no merge between sessions, as the papers use them) unless `merge_each_session` is set.
@@ -34,7 +34,6 @@ Adapters are weight parametrizations (`lora_layers.py`); they keep training acro
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,6 +42,7 @@ import torch
 
 from clbench.errors import ConfigError
 from clbench.options import option
+from clbench.schedules import warmup_cosine
 from clbench.strategies.base import StrategyPlugin, TowerConfig
 from clbench.strategies.blocks import QKV, TARGETS, Slot, image_projection, tower_blocks
 from clbench.strategies.lora_layers import (
@@ -56,8 +56,8 @@ from clbench.strategies.lora_layers import (
 
 __all__ = ["LoRAConfig", "GatedLoRAConfig", "LoRAPlugin", "DoRAPlugin", "GatedLoRAPlugin",
            "GatedDoRAPlugin", "attach_adapters", "merge_adapters", "adapter_state",
-           "adapters_of", "WeightAdapters", "VALID_TARGETS", "PAPER_TARGETS",
-           "gate_steps_needed", "session_steps"]
+           "adapters_of", "WeightAdapters", "VALID_TARGETS", "PAPER_TARGETS", "gate_reach",
+           "session_steps"]
 
 VALID_TARGETS = (*TARGETS, "qkv")
 # the LoRSU paper's Table 9 layout: one factor pair on the fused in-projection, Wo, fc1, fc2
@@ -176,10 +176,25 @@ def attach_adapters(clip: torch.nn.Module, config: LoRAConfig, *, dora: bool = F
     return adapters
 
 
-def gate_steps_needed(config: GatedLoRAConfig) -> int:
-    """Optimizer steps before a score can cross tau: Adam moves a score by about score_lr per
-    step, and scores start score_init - tau above the threshold."""
-    return math.ceil(round((config.score_init - config.tau) / config.score_lr, 6))
+def gate_reach(strategy, score_lr: float) -> tuple[int, float] | None:
+    """(steps, how far a gate score can move) in the session about to train, or None when the
+    loop does not say. Adam (and AdamW) move a parameter by about its rate per step (exactly that
+    under a constant-sign gradient, such as the penalty's alone), scaled by the learning-rate
+    schedule, which the training loop applies to the scores' group too: the reach is score_lr
+    times the sum of the schedule's factors (`clbench.schedules.warmup_cosine` as the loop builds
+    it from `strategy.training`; a constant rate when the loop has no such config). SGD's step
+    depends on the gradient's size: no reach is claimed."""
+    steps = session_steps(strategy)
+    training = getattr(strategy, "training", None)
+    if steps is None or getattr(training, "optimizer", "adam") not in ("adam", "adamw"):
+        return None
+    if training is None:
+        weight = float(steps)
+    else:
+        factor = warmup_cosine(steps, int(round(training.warmup * steps)),
+                               training.scheduler == "cosine")
+        weight = sum(factor(i) for i in range(steps))
+    return steps, score_lr * weight
 
 
 class LoRAPlugin(StrategyPlugin):
@@ -247,16 +262,21 @@ class GatedLoRAPlugin(LoRAPlugin):
 
     def configure(self, classifier, strategy) -> None:
         super().configure(classifier, strategy)
-        steps = session_steps(strategy)
-        needed = gate_steps_needed(self.config)
-        if steps is not None and steps < needed:
-            cfg = self.config
-            gap = cfg.score_init - cfg.tau
-            print(f"warning: gated adapters: this session has {steps} optimizer steps, but a "
-                  f"score moves about score_lr={cfg.score_lr:g} per step and starts "
-                  f"score_init - tau = {gap:g} from the threshold, so no gate can close before "
-                  f"step {needed}: every gate stays open this session (gated = plain LoRA); "
-                  f"strategy.score_lr >= {gap / steps:.3g} lets them move", file=sys.stderr)
+        reach = gate_reach(strategy, self.config.score_lr)
+        if reach is None or not self.adapters:
+            return
+        steps, distance = reach
+        cfg = self.config
+        scores = [float(a.score.detach()) for a in self.adapters]
+        gap = min(abs(s - cfg.tau) for s in scores)  # the score nearest to the threshold
+        if distance < gap - 1e-6:  # scores are float32: 0.15 - 0.1 is 0.05 + 6e-9
+            state = ("all open: the session trains plain LoRA" if all(s >= cfg.tau for s in scores)
+                     else "each stays open or closed")
+            print(f"warning: gated adapters: in this session's {steps} optimizer steps a gate "
+                  f"score moves at most about {distance:.3g} (score_lr={cfg.score_lr:g} under "
+                  f"the lr schedule), less than the {gap:.3g} between the nearest score and "
+                  f"tau={cfg.tau:g}: no gate can open or close ({state}); strategy.score_lr >= "
+                  f"{cfg.score_lr * gap / distance:.3g} lets them move", file=sys.stderr)
 
     def penalty(self) -> torch.Tensor:
         """lam * the penalty summed over the gated adapters (eq. 4), or averaged over them

@@ -16,6 +16,11 @@ import pandas as pd
 from clbench.metrics import METRICS
 
 ZERO_SHOT = "zero-shot (reference)"
+# Strategies whose runs are reference rows (the zero-shot strategy, the joint-replay upper
+# bound): placed by the ranking metric but never given a rank among the methods. The same set
+# as `clbench.strategies.registry.REFERENCE` (a test checks; tables import nothing above core).
+REFERENCE_STRATEGIES: frozenset[str] = frozenset({"zeroshot", "joint-replay"})
+REFERENCE_SUFFIX = " (reference)"
 
 
 @dataclass
@@ -165,13 +170,16 @@ DEFAULT_RANK = "balanced"  # the one score for "improved the target without dest
 
 
 def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
-                min_seeds: int = 1) -> pd.DataFrame:
+                min_seeds: int = 1,
+                references: frozenset[str] = REFERENCE_STRATEGIES) -> pd.DataFrame:
     """One row per strategy preset passing the filters, plus the zero-shot reference row.
 
     Sorted by `rank_by` in the direction METRICS declares for it (missing values last); the
     reference row is placed by the same rule, so one can see which presets beat zero-shot.
     Presets run on fewer than `min_seeds` seeds are left out (a lucky single seed should not
-    top a ranking); the reference row never is.
+    top a ranking); the reference row never is. Rows of a reference strategy (`references`:
+    zero-shot runs, the joint-replay upper bound) are placed by the same rule, shown as
+    "<strategy> (reference)", and have no rank: the methods are numbered among themselves.
     """
     population = context(runs, f)
     controls = control_names(population) if not population.empty else []
@@ -188,7 +196,9 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
     by = next((c for c in cols if c.name == rank_by), cols[0])
     table = table.sort_values(by.name, ascending=not by.higher_is_better, na_position="last",
                               kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
+    reference = table["strategy"].isin(references)
+    table.insert(0, "rank", (~reference).cumsum().where(~reference).astype("Int64"))
+    table.loc[reference, "strategy"] = table.loc[reference, "strategy"] + REFERENCE_SUFFIX
     return table
 
 

@@ -226,6 +226,10 @@ CASES = [
                                       "{tmp}/scenario.yaml", "--grid", "training.lr=1e-5"],
          "control 'dalle' has no 'val' split",
          setup=scenario(GOOD_SCENARIO.replace("[proxy-clean]", "[dalle]"))),
+    Case("replay-strategy-without-replay", ["run", "--strategy", "joint-replay", "--scenario",
+                                            "{tmp}/scenario.yaml"],
+         "strategy 'joint-replay' replays clean pretraining-world data, but scenario 'tiny'",
+         setup=scenario(GOOD_SCENARIO), hint="replay: [DATASET, ...]"),
     # ---- checkpoints
     Case("checkpoint-missing", [*FFT, "--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
     Case("checkpoint-random-bytes", [*FFT, "--checkpoint", "{tmp}/random.pt"], "random.pt",

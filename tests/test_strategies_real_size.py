@@ -28,6 +28,9 @@ def test_one_step_on_vit_b16(name, vit_b16):
     # adapters change the module tree: a copy per strategy
     model = classifier(copy.deepcopy(clip), templates=["a photo of a {}."], tokenizer=tokenizer)
     plugin = registry.create(name)
+    if plugin.needs_replay:  # joint-replay: replayed images of the head's classes
+        plugin.set_replay(TinyImages(labels=[0, 1], size=224), model.heads["toy"].class_names,
+                          model.heads["toy"].templates)
     before = snapshot(model)
     loop = trainer(model, [plugin], epochs=1, batch_size=4, lr=1e-3)
     loop.train(train_stream(TinyImages(4, 0, size=224))[0], eval_streams=[])

@@ -61,7 +61,7 @@ def test_class_lists() -> None:
 
 def test_invalid_split_names_valid_ones() -> None:
     with pytest.raises(ValueError, match="proxy-clean/test"):
-        make_split("proxy-clean", "train")
+        make_split("proxy-clean", "nope")
     with pytest.raises(ValueError, match="proxy/train"):
         make_split("nope", "test")
 

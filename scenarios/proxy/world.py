@@ -14,7 +14,7 @@ CLIP is pretrained on, in two parts:
 It mirrors the LoRSU paper's protocol (Imperfect Vision Encoders, TSI with DALL-E and ImageNet
 controls). The shape target (``CAMERA``, world v2) photographs 20 known classes through one fixed
 "camera and room" that *degrades* and never relabels: a textured carpet behind every object, a
-dark post occluding part of the frame on the right, an oblique shear, colours pulled half-way to
+dark post occluding part of the frame on the right, an oblique shear, colours pulled 40% of the way to
 grey and dimmed (hue angles, hence hue order, are exactly kept: no class looks like another class
 cleanly rendered), low contrast, half resolution and sensor noise. The same classes rendered
 cleanly stand in for the DALL-E images, and 40 other classes rendered cleanly stand in for
@@ -134,7 +134,7 @@ class Domain:
 
 CLEAN = Domain("clean")
 CAMERA = Domain(
-    "camera", shear=0.4, saturation=0.45, brightness=0.85, contrast=0.6, downsample=2, blur=0,
+    "camera", shear=0.4, saturation=0.6, brightness=0.85, contrast=0.6, downsample=2, blur=0,
     carpet=1.0, occluder=True, noise=0.04,
 )
 

@@ -1,33 +1,107 @@
-"""Run every strategy on one scenario with several seeds (and learning rates) and tabulate.
+"""Tune every strategy on validation data, then run it on several seeds and tabulate.
 
-    python scripts/compare_strategies.py --scenario proxy-20shot --seeds 0 1 2 \
-        --db comparison.db --out docs/proxy-20shot-comparison.md
-    python scripts/compare_strategies.py --seeds 0 --lrs 1e-5 1e-4 1e-3 --db sweep.db
+    python scripts/compare_strategies.py tune --scenario proxy-20shot --db tuning.db \
+        --out docs/tuning/proxy-20shot.txt --workers 2
+    # paste the printed strategy_training blocks into the scenario's YAML, then
+    python scripts/compare_strategies.py compare --scenario proxy-20shot --seeds 0 1 2 \
+        --db comparison.db --workers 2
 
-Runs happen in one process (the training stack is imported once) and are stored like any
-`clbench run`; the table is computed from the stored evaluations: mean ± std over seeds of the
-final target accuracy, each control's accuracy and its change against zero-shot, trainable %
-of the vision encoder and train time per session. With `--lrs` every strategy runs at each
-learning rate (one row per strategy and lr), which is how methods are compared at matched
-target gain rather than at one shared lr. The script resumes: a (strategy, lr, seed) already
-completed in `--db` is not run again.
+`tune` calls `clbench tune` once per strategy with that strategy's learning-rate grid (below),
+which scores every point on the scenario's validation split only and prints the chosen setting
+as a ready-to-paste `strategy_training` entry with its command. `compare` calls `clbench run`
+per strategy and seed (the scenario's declared settings apply, so what runs is what the YAML
+says) and prints one markdown table from the stored runs: mean ± std over seeds. Both resume:
+a (strategy, seed) already completed in `--db` with the same config is not run again.
+Each worker is a separate process with one intra-op thread (OMP_NUM_THREADS=1), so
+`--workers 2` uses two cores without oversubscribing them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from clbench.config import assemble, resolve
-from clbench.runner import run
-from clbench.scenarios.manifests import load_scenario_manifest, training_for
-from clbench.store import Store, resolve_db_url
-from clbench.strategies import registry
-from clbench.strategies.registry import strategy_and_base
+# The strategies compared (presets are named readings of these; see `clbench list strategies`),
+# and the learning rates each is tuned over: parameter-efficient methods move fewer weights and
+# need larger rates, so one shared grid would tune some methods only at its edge.
+GRIDS: dict[str, list[str]] = {
+    "fft": ["training.lr=1e-5,3e-5,1e-4"],
+    "ln": ["training.lr=1e-3,3e-3,1e-2"],
+    "lora": ["training.lr=3e-5,1e-4,3e-4"],
+    "dora": ["training.lr=3e-5,1e-4,3e-4"],
+    "gated-lora": ["training.lr=3e-5,1e-4,3e-4"],
+    "gated-dora": ["training.lr=3e-5,1e-4,3e-4"],
+    "spu": ["training.lr=1e-4,3e-4,1e-3"],
+    "lorsu": ["training.lr=1e-4,3e-4,1e-3"],
+    "llu": ["strategy.lr=1e-3,3e-3,1e-2"],
+    "joint-replay": ["training.lr=1e-5,3e-5,1e-4"],
+}
+COMPARED = ["zeroshot", *GRIDS]
 
 
-def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
+def clbench(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "clbench", *args], env=env, text=True,
+                          capture_output=True)
+
+
+def tune(args: argparse.Namespace) -> int:
+    def one(strategy: str) -> str:
+        grid = [g for spec in GRIDS[strategy] for g in ("--grid", spec)]
+        done = clbench(["tune", "--strategy", strategy, "--scenario", args.scenario, *grid,
+                        "--db", args.db, "--no-progress"])
+        if done.returncode:
+            return f"## {strategy}: FAILED\n{done.stderr.strip()}\n"
+        return f"## {strategy}\n{done.stdout.strip()}\n"
+
+    with ThreadPoolExecutor(args.workers) as pool:
+        reports = list(pool.map(one, [s for s in GRIDS if s in args.strategies]))
+    text = "\n".join(reports)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0
+
+
+def completed(db: str, scenario: str) -> dict[tuple[str, int], dict]:
+    from clbench.store import Store, resolve_db_url
+
+    url = resolve_db_url(db)
+    if not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    store = Store(url, create=False)
+    out = {}
+    for run in store.list_runs():
+        if run["status"] == "completed" and run["scenario"] == scenario:
+            out[(run["strategy"], run["seed"])] = store.get_run(run["id"])
+    return out
+
+
+def compare(args: argparse.Namespace) -> int:
+    have = completed(args.db, args.scenario)
+    todo = [(s, seed) for s in args.strategies for seed in args.seeds if (s, seed) not in have]
+
+    def one(item: tuple[str, int]) -> str:
+        strategy, seed = item
+        done = clbench(["run", "--strategy", strategy, "--scenario", args.scenario, "--seed",
+                        str(seed), "--db", args.db, "--quiet", "--no-progress"])
+        status = "ok" if done.returncode == 0 else f"FAILED: {done.stderr.strip()}"
+        print(f"{strategy} seed {seed}: {status}", flush=True)
+        return status
+
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(pool.map(one, todo))
+    print(table(completed(args.db, args.scenario), args.strategies, args.seeds))
+    return 0
+
+
+def mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
     values = [v * scale for v in values if v is not None]
     if not values:
         return "-"
@@ -36,85 +110,57 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def table(store: Store, run_ids: dict[tuple[str, float | None], list[str]]) -> str:
-    """Markdown table, one row per (strategy, lr); lr None = the scenario's default."""
-    runs = {key: [store.get_run(i) for i in ids] for key, ids in run_ids.items()}
-    controls = list(next(iter(runs.values()))[0]["summary"]["controls"])
-    head = ["strategy", "lr", "seeds", "target final %", "target Δ"]
-    for c in controls:
-        head += [f"{c} %", f"{c} Δ"]
-    head += ["trainable %", "s / session"]
+def table(runs: dict[tuple[str, int], dict], strategies: list[str], seeds: list[int]) -> str:
+    """Markdown: one row per strategy, mean ± std over seeds (points for changes)."""
+    rows = {s: [runs[(s, k)] for k in seeds if (s, k) in runs] for s in strategies}
+    first = next(r for rs in rows.values() for r in rs)
+    controls = list(first["summary"]["controls"])
+    head = ["strategy", "setting", "seeds", "balanced", "target final %", "target Δ",
+            *[f"{c} Δ" for c in controls], "avg incr. %", "diagonal Δ", "trainable %",
+            "s / run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (name, _), rs in runs.items():
+    for name, rs in rows.items():
+        if not rs:
+            continue
         s = [r["summary"] for r in rs]
-        row = [name, f"{rs[0]['training_config']['lr']:g}", str(len(rs)),
-               mean_std([x["final_accuracy"] for x in s]), mean_std([x["target_gain"] for x in s])]
-        for c in controls:
-            row += [mean_std([x["controls"][c]["final"] for x in s]),
-                    mean_std([x["controls"][c]["change"] for x in s])]
-        row.append(mean_std([x["trainable_percent"] for x in s], scale=1.0, digits=2))
-        row.append(mean_std([statistics.fmean(se["train_time_s"] for se in r["sessions"])
-                             for r in rs], scale=1.0))
+        training = rs[0]["config"]["training"]
+        setting = (f"strategy lr {rs[0]['config']['strategy'].get('lr'):g}" if name == "llu"
+                   else "-" if name == "zeroshot" else f"lr {training['lr']:g}")
+        row = [name, setting, str(len(rs)), mean_std([x.get("balanced") for x in s]),
+               mean_std([x["final_accuracy"] for x in s]),
+               mean_std([x["target_gain"] for x in s])]
+        row += [mean_std([x["controls"][c]["change"] for x in s]) for c in controls]
+        row += [mean_std([x.get("average_incremental_accuracy") for x in s]),
+                mean_std([diagonal_gain(r) for r in rs]),
+                mean_std([x["trainable_percent"] for x in s], scale=1.0, digits=2),
+                mean_std([r["total_time_s"] for r in rs], scale=1.0, digits=0)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def stored_runs(store: Store, scenario: str) -> dict[tuple[str, float, int], str]:
-    """The newest completed run per (strategy, lr, seed) already in the store."""
-    found: dict[tuple[str, float, int], str] = {}
-    for r in store.list_runs():  # newest first
-        if r["status"] == "completed" and r["scenario"] == scenario:
-            lr = store.get_run(r["id"])["training_config"]["lr"]
-            found.setdefault((r["strategy"], lr, r["seed"]), r["id"])
-    return found
+def diagonal_gain(run: dict) -> float | None:
+    """Mean over sessions j of A[j][j] - A[0][j]: what a session's own classes gained right
+    after it was trained, against zero-shot (plasticity)."""
+    acc = {(e["after_session"], e["subset"]): e["accuracy"] for e in run["evaluations"]
+           if e["eval_set"] == run["summary"]["target"]}
+    gains = [acc[(j, f"session:{j}")] - acc[(0, f"session:{j}")]
+             for j in range(1, len(run["sessions"]) + 1)
+             if (j, f"session:{j}") in acc and (0, f"session:{j}") in acc]
+    return statistics.fmean(gains) if gains else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["tune", "compare"])
     parser.add_argument("--scenario", default="proxy-20shot")
-    parser.add_argument("--strategies", nargs="*", help="default: every registered strategy")
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--lrs", nargs="*", type=float,
-                        help="learning rates to sweep (default: the scenario's own)")
+    parser.add_argument("--strategies", nargs="+", default=COMPARED)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--db", default="comparison.db")
-    parser.add_argument("--out", help="also write the table (markdown) here")
-    parser.add_argument("--table-only", action="store_true",
-                        help="run nothing; tabulate the completed runs already in --db")
+    parser.add_argument("--out", help="tune: also write the report to this file")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-
-    store = Store(resolve_db_url(args.db))
-    manifest = load_scenario_manifest(args.scenario)
-    names = args.strategies or sorted(registry.available())
-    done = stored_runs(store, args.scenario)
-    rows: dict[tuple[str, float], list[str]] = {}
-    for name in names:
-        for lr in args.lrs or [None]:  # None: the scenario's learning rate for this strategy
-            for seed in args.seeds:
-                layer = {"strategy": name, "scenario": args.scenario, "seed": seed}
-                if lr is not None:
-                    layer["training"] = {"lr": lr}
-                config = resolve(assemble([layer]),
-                                 training_for(manifest, *strategy_and_base(name)))
-                key = (name, config.training.lr, seed)
-                if key not in done and not args.table_only:
-                    try:
-                        result = run(config, store, progress=False, quiet=True)
-                    except Exception as err:  # stored as failed; the comparison goes on
-                        print(f"{name} lr {config.training.lr:g} seed {seed}: FAILED "
-                              f"{type(err).__name__}: {err}", flush=True)
-                        continue
-                    done[key] = result.run_id
-                    print(f"{name} lr {config.training.lr:g} seed {seed}: final "
-                          f"{100 * result.summary['final_accuracy']:.1f}% in "
-                          f"{result.total_time_s:.0f}s", flush=True)
-                if key in done:
-                    rows.setdefault(key[:2], []).append(done[key])
-    text = table(store, rows)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(f"# {args.scenario}: every strategy, seeds "
-                                  f"{', '.join(map(str, args.seeds))}\n\n{text}\n")
+    return tune(args) if args.action == "tune" else compare(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

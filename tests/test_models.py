@@ -195,7 +195,11 @@ def test_pretrain_arguments_parse():
     assert str(args.out) == "/tmp/x/proxy.pt" and args.seed == 3 and args.steps == 5
     assert args.batch_size == 8 and args.no_progress and args.device == "cpu"
     assert _pretrain_args([]).out is None  # run() writes the committed checkpoint then
-    assert (_pretrain_args([]).steps, _pretrain_args([]).lr) == (800, 2e-3)  # the checkpoint's
+    defaults = _pretrain_args([])
+    made = json.loads(PROXY_CHECKPOINT.with_suffix(".json").read_text())
+    # the defaults rebuild the committed checkpoint
+    assert (defaults.steps, defaults.lr, defaults.batch_size, defaults.seed) == (
+        made["steps"], made["lr"], made["batch_size"], made["seed"])
 
 
 def test_pretrain_out_errors_are_one_line_user_errors(tmp_path):

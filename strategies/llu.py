@@ -25,9 +25,9 @@ deviation over the D^2 + D adapter entries: lam scaled to the parameter count (1
 512) ~ 4e-3 per squared entry on the paper's ViT-B/16). The adapters then move on the training
 data while the locality a(f, D) still leaves inputs far from D at exactly zero-shot (the
 method's protection; `tests/test_llu.py` measures both). Measured with `clbench run --strategy
-llu --scenario proxy-20shot --seed 0` (and `--strategy llu-literal`) on the committed proxy: the
-default takes the target from 2.0% to 14.8% (+12.8 pts; proxy-clean -10.5, proxy-generic +0.3),
-`llu-literal` leaves target and both controls at +0.0, the `zeroshot` row.
+llu --scenario proxy-20shot --seed 0` (and `--strategy llu-literal`) on the proxy of commit
+c23d2eb: the default takes the target from 28.5% to 35.8% (+7.3 pts; proxy-clean -3.0,
+proxy-generic +0.0), `llu-literal` leaves target and both controls at +0.0, the `zeroshot` row.
 Continual use: D accumulates over sessions and the adapters keep training.
 """
 

@@ -266,7 +266,8 @@ def test_no_built_in_conflict(scenario, tmp_path):
 
     Measured once (proxy-offline, world at commit 0558497, replay_ratio 1.0, 2 shared CPU cores,
     344 s): target 26.5 -> 58.0% (+31.5), proxy-clean -2.5, proxy-generic -4.2 points, so the
-    control bound failed by 1.2 points there; proxy-hand-offline was not run."""
+    control bound failed by 1.2 points there; proxy-hand-offline (146 s): target 23.6 -> 81.6%
+    (+58.1), proxy-printed -3.7, proxy-glyphs -5.8 points (fails by 2.8)."""
     db = tmp_path / "r.db"
     assert main(["run", "--strategy", "joint-replay", "--scenario", scenario, "--db", str(db),
                  "--no-progress"]) == 0

@@ -4,7 +4,7 @@
         --out docs/tuning/proxy-20shot.txt --workers 2
     # paste the printed strategy_training blocks into the scenario's YAML, then
     python scripts/compare_strategies.py compare --scenario proxy-20shot --seeds 0 1 2 \
-        --db comparison.db --workers 2
+        --db comparison.db --workers 2 --set-for llu:strategy.lr=0.001
 
 `tune` calls `clbench tune` once per strategy with that strategy's learning-rate grid (below),
 which scores every point on the scenario's validation split only and prints the chosen setting
@@ -89,8 +89,10 @@ def compare(args: argparse.Namespace) -> int:
 
     def one(item: tuple[str, int]) -> str:
         strategy, seed = item
+        extra = [f for spec in args.set_for if spec.startswith(strategy + ":")
+                 for f in ("--set", spec.split(":", 1)[1])]
         done = clbench(["run", "--strategy", strategy, "--scenario", args.scenario, "--seed",
-                        str(seed), "--db", args.db, "--quiet", "--no-progress"])
+                        str(seed), "--db", args.db, "--quiet", "--no-progress", *extra])
         status = "ok" if done.returncode == 0 else f"FAILED: {done.stderr.strip()}"
         print(f"{strategy} seed {seed}: {status}", flush=True)
         return status
@@ -158,6 +160,9 @@ def main() -> int:
     parser.add_argument("--db", default="comparison.db")
     parser.add_argument("--out", help="tune: also write the report to this file")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--set-for", nargs="*", default=[], metavar="STRATEGY:KEY=VALUE",
+                        help="compare: a tuned strategy parameter, which no scenario key holds "
+                        "(e.g. llu:strategy.lr=0.001)")
     args = parser.parse_args()
     return tune(args) if args.action == "tune" else compare(args)
 

@@ -77,7 +77,7 @@ def test_rewritten_scenarios_resolve_to_their_base_but_shots(name, base, differs
 
 def test_proxy_50shot_gets_the_per_strategy_settings():
     manifest = load_scenario_manifest("proxy-50shot")
-    assert manifest.strategy_training["lorsu"] == {"lr": 3.0e-4}
+    assert manifest.strategy_training["lorsu"] == {"lr": 1.0e-4}  # proxy-20shot's tuned rate
     assert manifest.strategy_training == load_scenario_manifest("proxy-20shot").strategy_training
 
 
@@ -96,7 +96,7 @@ def test_include_overrides_deep_merge_and_list_replace(tmp_path):
     assert manifest.name == "mine" and manifest.origin == "file"  # name is never inherited
     assert manifest.shots == 3 and manifest.eval_sets == ("proxy-clean",)
     assert manifest.training == {"epochs": 2, "batch_size": 8, "lr": 2.0e-5}
-    assert manifest.strategy_training["lorsu"] == {"lr": 3.0e-4, "epochs": 1}
+    assert manifest.strategy_training["lorsu"] == {"lr": 1.0e-4, "epochs": 1}  # lr inherited
     assert manifest.session_sizes == (4, 4, 4, 4, 4)
     scenario = load_scenario(str(path), seed=0)
     assert [len(s.sample_indices) for s in scenario.sessions] == [12] * 5

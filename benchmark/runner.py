@@ -55,20 +55,31 @@ def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: 
     the architecture, on a weightless copy), the device, then (with `scenario`) the scenario
     and its data. `clbench tune` runs them on every grid point before it stores anything.
     Returns the scenario (None without `scenario`)."""
+    return _checked(config, data_root=data_root, skip_corrupt=skip_corrupt,
+                    evaluate_on=evaluate_on, scenario=scenario)[3]
+
+
+def _checked(config: RunConfig, *, data_root: str | None, skip_corrupt: bool,
+             evaluate_on: str, scenario: bool = True):
+    """(strategy plugin, effective training config, device, scenario or None): everything
+    that can fail on user input, checked before any weight is loaded or any run recorded."""
     from clbench.models.meta import build_on_meta
     from clbench.scenarios.stream import load_scenario
     from clbench.strategies import registry
     from clbench.strategies.base import effective_training
 
     plugin = registry.create(config.strategy, config.strategy_params)
-    effective_training(config.training, [plugin])
-    pick_device(config.device)
+    training = effective_training(config.training, [plugin])
+    device = pick_device(config.device)
+    # settings that need the architecture (rank vs width, top-k vs heads): the strategy plans
+    # its trainable set on a weightless copy
     plugin.planned_trainable(build_on_meta(config.model.arch))
     if not scenario:
-        return None
-    return load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
-                         config.controls, evaluate_on=evaluate_on,
-                         replay_for=config.strategy if plugin.needs_replay else None)
+        return plugin, training, device, None
+    loaded = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
+                           config.controls, evaluate_on=evaluate_on,
+                           replay_for=config.strategy if plugin.needs_replay else None)
+    return plugin, training, device, loaded
 
 
 def give_replay(plugin, scenario, transform, seed: int) -> dict | None:
@@ -103,25 +114,13 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     from clbench.metrics import summarize
     from clbench.models import load_model
     from clbench.provenance import collect_provenance, hardware_with_torch
-    from clbench.scenarios.stream import load_scenario
     from clbench.strategies import registry
 
     # Everything that can fail on user input fails here, before a run is recorded.
-    plugin = registry.create(config.strategy, config.strategy_params)
-    from clbench.strategies.base import effective_training
-
-    config.training = effective_training(config.training, [plugin])
-    device = pick_device(config.device)
-    scenario = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
-                             config.controls, evaluate_on=evaluate_on,
-                             replay_for=config.strategy if plugin.needs_replay else None)
+    plugin, config.training, device, scenario = _checked(
+        config, data_root=data_root, skip_corrupt=skip_corrupt, evaluate_on=evaluate_on)
     seed_everything(config.seed)
     bundle = load_model(config.model)
-    from clbench.models.meta import build_on_meta
-
-    # settings that need the architecture (rank vs width, top-k vs heads) fail here, before the
-    # run is stored: the strategy plans its trainable set on a weightless copy
-    plugin.planned_trainable(build_on_meta(bundle.arch))
     classifier = CLIPClassifier(bundle.clip, bundle.tokenizer)
     for eval_set in scenario.eval_sets:
         classifier.register_head(eval_set.name, eval_set.data.class_names,
@@ -166,7 +165,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
             loggers.append(ConsoleLogger(scenario))
         from clbench.loop import SessionTrainer
 
-        template = SessionTrainer(
+        trainer = SessionTrainer(
             model=classifier, training=config.training, device=device, seed=config.seed,
             plugins=[plugin, ProgressBar(len(scenario.sessions), progress and not quiet)],
             evaluator=EvaluationPlugin(evaluation, loggers=loggers))
@@ -174,8 +173,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         total_params = sum(p.numel() for p in classifier.clip.visual.parameters())
         max_trainable = 0
         for experience in benchmark.train_stream:
-            template.train(experience, eval_streams=[], num_workers=0)
-            max_trainable = max(max_trainable, template.session_record["trainable_params"])
+            trainer.train(experience, eval_streams=[], num_workers=0)
+            max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
         store.set_params(run_id, trainable_params=max_trainable, total_params=total_params)
         summary = summarize([r.as_row() for r in evaluation.results], scenario.target.name,
                             [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))

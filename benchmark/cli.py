@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from clbench import config as cfg
     from clbench.scenarios.manifests import load_scenario_manifest, training_for
-    from clbench.store import Store, check_writable, resolve_db_url
+    from clbench.store import LazyStore, resolve_db_url
 
     layers: list[dict[str, Any]] = []
     if args.config:
@@ -218,18 +218,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = cfg.resolve(raw, training_for(manifest, *strategy_and_base(raw.get("strategy"))))
     url = resolve_db_url(args.db)
-    check_writable(url)  # fails early, and creates nothing: the store opens once all checks pass
-    stores: list[Store] = []
-
-    def open_store() -> Store:
-        stores.append(Store(url))
-        return stores[0]
+    open_store = LazyStore(url)  # checked now; created once the run passes every check
 
     from clbench.runner import run
 
     result = run(config, open_store, data_root=args.data_root, skip_corrupt=args.skip_corrupt,
                  progress=not args.no_progress, quiet=args.quiet)
-    store = stores[0]
+    store = open_store()
     if args.json:
         from clbench.report import run_json
 

@@ -165,7 +165,7 @@ def run_tune(args, argv: list[str]) -> int:
     """The `clbench tune` command (see `cli.build_parser`)."""
     from clbench import config as cfg
     from clbench.scenarios.manifests import load_scenario_manifest, training_for
-    from clbench.store import Store, check_writable, resolve_db_url
+    from clbench.store import LazyStore, resolve_db_url
     from clbench.strategies.registry import strategy_and_base
 
     axes = parse_grid(args.grid)
@@ -201,13 +201,7 @@ def run_tune(args, argv: list[str]) -> int:
     for seed in seeds:
         preflight(points[0].configs[seed], data_root=args.data_root, evaluate_on="validation")
     url = resolve_db_url(args.db)
-    check_writable(url)
-    stores: list[Store] = []
-
-    def open_store() -> Store:
-        if not stores:
-            stores.append(Store(url))
-        return stores[0]
+    open_store = LazyStore(url)  # checked now; created once a trial passes every check
 
     grid = {a.key: list(a.values) for a in axes}
     total = len(points) * len(seeds)

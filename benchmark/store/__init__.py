@@ -60,6 +60,7 @@ __all__ = [
     "Store",
     "StoreError",
     "UnknownRun",
+    "LazyStore",
     "check_writable",
     "read_only_url",
     "resolve_db_url",
@@ -284,3 +285,23 @@ class Store:
         """Per-session rows of every run (optionally only these statuses): counts of classes
         and samples instead of the lists, and no facts (`get_run` has them)."""
         return self._read(reads.session_overview_query(statuses), "read sessions")
+
+
+class LazyStore:
+    """A results database that is checked now and opened (the file created) on first use.
+
+    `clbench run` and `clbench tune` check the location at once, so an unwritable path fails
+    before any work, but create nothing until a run passes every check on the user's input
+    and is about to be recorded: a refused run leaves no empty database behind. Calling the
+    object opens the store once and returns it.
+    """
+
+    def __init__(self, url: str):
+        check_writable(url)
+        self.url = url
+        self._store: Store | None = None
+
+    def __call__(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.url)
+        return self._store

@@ -28,7 +28,7 @@ scenario, seed, device, controls (list of control eval sets), model.{arch,pretra
 training.{epochs,batch_size,lr,optimizer,weight_decay,scheduler,warmup,loss,eval_batch_size,
 precision,grad_clip}; strategy parameters as strategy.<param> (see `clbench list strategies -v`).
 Precedence: defaults < scenario's training block (then its strategy_training entry
-for this strategy) < --config < flags < --set.
+for this strategy, whose strategy: mapping gives strategy parameters) < --config < flags < --set.
 """
 
 
@@ -41,7 +41,8 @@ Every grid point runs as `clbench run` would, once per seed, but is evaluated on
 only: the target's validation split (drawn from its training images, disjoint from the shots;
 the scenario's `validation:` key) and each control's `val` split. No test split is loaded. The
 point with the highest mean balanced score (target change + mean control change) wins; a tie
-goes to the earlier grid point. Every trial is stored as a run marked `tuning`, which the
+goes to the earlier grid point. With --max-control-drop PTS the highest target change wins among
+the points whose worst control lost at most PTS points (none such: exit 2). Every trial is stored as a run marked `tuning`, which the
 leaderboard never ranks. The chosen setting is printed as a `strategy_training` entry to paste
 into the scenario YAML, with this command as a comment.
 """
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "point's score is its mean over them (default: 0)")
     tune.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                       dest="overrides", help="fixed config key for every point (repeatable)")
+    tune.add_argument("--max-control-drop", type=float, metavar="PTS", help="instead of the "
+                      "balanced score: the highest target change among the points whose worst "
+                      "control loses at most PTS points (for a bound such as joint-replay's)")
     tune.add_argument("--controls", metavar="SET[,SET...]", help="control eval sets instead "
                       "of the scenario's (each needs a 'val' split)")
     tune.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
@@ -187,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from clbench import config as cfg
-    from clbench.scenarios.manifests import load_scenario_manifest, training_for
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.settings import resolve_for_scenario
     from clbench.store import LazyStore, resolve_db_url
 
     layers: list[dict[str, Any]] = []
@@ -214,9 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("no scenario given", hint="pass --scenario NAME "
                         "(`clbench list scenarios`)")
     manifest = load_scenario_manifest(str(raw["scenario"]))
-    from clbench.strategies.registry import strategy_and_base
-
-    config = cfg.resolve(raw, training_for(manifest, *strategy_and_base(raw.get("strategy"))))
+    config = resolve_for_scenario(raw, manifest)
     url = resolve_db_url(args.db)
     open_store = LazyStore(url)  # checked now; created once the run passes every check
 

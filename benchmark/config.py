@@ -148,8 +148,10 @@ def assemble(layers: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None) -> RunConfig:
-    """Validate a merged raw config into a RunConfig, filling training defaults from the scenario.
+def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None,
+            scenario_strategy: dict[str, Any] | None = None) -> RunConfig:
+    """Validate a merged raw config into a RunConfig, filling training defaults and strategy
+    parameters from the scenario's declaration (any the raw config sets win).
 
     Strategy parameters are validated later by the strategy's own config class (it may need
     torch); here they are only carried.
@@ -187,7 +189,7 @@ def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None
         raise ConfigError(f"controls: expected a non-empty list of eval set names, got "
                           f"{controls!r}",
                           hint="for example --controls dalle,imagenet-10pc")
-    params = {k: v for k, v in strategy.items() if k != "name"}
+    params = {**(scenario_strategy or {}), **{k: v for k, v in strategy.items() if k != "name"}}
     return RunConfig(strategy=str(strategy["name"]), scenario=str(scenario),
                      strategy_params=params, model=model, training=training, seed=seed,
                      device=device, controls=controls)

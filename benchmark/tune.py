@@ -9,8 +9,12 @@ marked `purpose: tuning` (in its config and summary), which the leaderboard neve
 
 Rule (declared in `RULE`): the point with the highest mean balanced score
 (`clbench.metrics.balanced_score`: target change + mean control change) over the tuning seeds;
-a tie goes to the earlier grid point. Every point is validated (keys, ranges, the strategy's
-limits on the architecture, the scenario's validation split) before the first trial is stored.
+a tie goes to the earlier grid point. With `--max-control-drop PTS` (`constrained_rule`): among
+the points whose worst control change (mean over the seeds) is no worse than -PTS points, the
+highest mean target change; for a bound such as "the most a method can gain on the target while
+no control drops more than 3 points" (the joint-replay reference on the offline proxy
+scenarios). Every point is validated (keys, ranges, the strategy's limits on the architecture,
+the scenario's validation split) before the first trial is stored.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ from clbench.metrics import TUNING, balanced_score
 
 RULE = ("highest mean balanced score (target change + mean control change, in points, on "
         "validation data) over the tuning seeds; a tie goes to the earlier grid point")
+
+
+def constrained_rule(max_control_drop: float) -> str:
+    return (f"highest mean target change among the points whose worst control change is no "
+            f"worse than -{max_control_drop:g} points (on validation data, mean over the tuning "
+            f"seeds); a tie goes to the earlier grid point")
 TUNABLE_SECTIONS = ("training", "strategy")
 PURPOSE = TUNING
 
@@ -109,18 +119,37 @@ def score(summary: dict) -> dict:
     known = [c for c in changes if c is not None]
     return {"balanced": balanced_score(summary.get("target_gain"), changes),
             "target_gain": summary.get("target_gain"),
-            "control_change": fmean(known) if known else None}
+            "control_change": fmean(known) if known else None,
+            "worst_control": min(known) if known else None}
 
 
-def choose(points: list[Point]) -> Point:
-    """The declared rule: highest mean balanced score; ties (and missing scores) keep the
-    earlier point."""
+def _highest(points: list[Point], key: str) -> Point:
+    """The point with the highest mean `key`; ties (and missing scores) keep the earlier one."""
     best = points[0]
     for point in points[1:]:
-        mine, theirs = point.mean("balanced"), best.mean("balanced")
+        mine, theirs = point.mean(key), best.mean(key)
         if mine is not None and (theirs is None or mine > theirs):
             best = point
     return best
+
+
+def choose(points: list[Point], max_control_drop: float | None = None) -> Point:
+    """The declared rule (`RULE`), or with `max_control_drop` (points) `constrained_rule`;
+    refuses when no point keeps its controls within the bound."""
+    if max_control_drop is None:
+        return _highest(points, "balanced")
+    floor = -max_control_drop / 100
+    within = [p for p in points if p.mean("worst_control") is not None
+              and p.mean("worst_control") >= floor - 1e-12]
+    if not within:
+        kept = _highest(points, "worst_control")
+        raise UserError(
+            f"no grid point kept every control within -{max_control_drop:g} points on "
+            f"validation data (the least forgetting: {kept.label()}, worst control "
+            f"{_pts(kept.mean('worst_control'))} points); the trials are stored",
+            hint="widen the grid toward what forgets less (a lower learning rate, more "
+                 "replay), or tune without --max-control-drop")
+    return _highest(within, "target_gain")
 
 
 def _pts(value: float | None, signed: bool = True) -> str:
@@ -139,36 +168,49 @@ def results_table(points: list[Point], chosen: Point, seeds: list[int]) -> str:
         spread = f" ± {100 * pstdev(balanced):.1f}" if len(balanced) > 1 else ""
         rows.append(["*" if p is chosen else "", *p.settings.values(),
                      _pts(p.mean("target_gain")), _pts(p.mean("control_change")),
-                     _pts(p.mean("balanced")) + spread, len(p.scores)])
-    return table(["", *keys, "target Δ", "control Δ", "balanced (pts)", "seeds"], rows)
+                     _pts(p.mean("worst_control")), _pts(p.mean("balanced")) + spread,
+                     len(p.scores)])
+    return table(["", *keys, "target Δ", "control Δ", "worst control Δ", "balanced (pts)",
+                  "seeds"], rows)
 
 
-def paste_block(chosen: Point, strategy: str, command: str, seeds: list[int]) -> str:
+def paste_block(chosen: Point, strategy: str, command: str, seeds: list[int],
+                rule: str = RULE) -> str:
     """The chosen setting as a `strategy_training` entry for the scenario YAML, with the
-    command that chose it. Strategy parameters have no scenario key: they are listed as the
-    --set flags to pass."""
-    training = {k.split(".", 1)[1]: getattr(chosen.config.training, k.split(".", 1)[1])
-                for k in chosen.settings if k.startswith("training.")}
-    params = [f"--set {k}={v}" for k, v in chosen.settings.items() if k.startswith("strategy.")]
-    lines = [f"# chosen on validation data by: {command}",
-             f"# rule: {RULE} (seeds {', '.join(map(str, seeds))}); validation balanced score "
-             f"{_pts(chosen.mean('balanced'))} pts"]
+    command that chose it: training keys, and strategy parameters under `strategy:`."""
+    from clbench.strategies import registry
+
+    keys = [k.split(".", 1) for k in chosen.settings]
+    entry: dict[str, Any] = {key: getattr(chosen.config.training, key)
+                             for section, key in keys if section == "training"}
+    # the strategy's config class gives each parameter its type (a typed "3e-3" is a string)
+    typed = registry.resolved_params(registry.create(chosen.config.strategy,
+                                                     chosen.config.strategy_params))
+    params = {key: typed[key] for section, key in keys if section == "strategy"}
     if params:
-        lines.append("# strategy parameters (no scenario key holds them): " + " ".join(params))
-    if training:
-        lines.append(yaml.safe_dump({"strategy_training": {strategy: training}},
-                                    default_flow_style=None, sort_keys=False).rstrip())
+        entry["strategy"] = params
+    lines = [f"# chosen on validation data by: {command}",
+             f"# rule: {rule} (seeds {', '.join(map(str, seeds))}); validation balanced score "
+             f"{_pts(chosen.mean('balanced'))} pts",
+             yaml.safe_dump({"strategy_training": {strategy: entry}},
+                            default_flow_style=None, sort_keys=False).rstrip()]
     return "\n".join(lines)
 
 
 def run_tune(args, argv: list[str]) -> int:
     """The `clbench tune` command (see `cli.build_parser`)."""
     from clbench import config as cfg
-    from clbench.scenarios.manifests import load_scenario_manifest, training_for
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.settings import resolve_for_scenario
     from clbench.store import LazyStore, resolve_db_url
-    from clbench.strategies.registry import strategy_and_base
 
     axes = parse_grid(args.grid)
+    max_drop = getattr(args, "max_control_drop", None)
+    if max_drop is not None and not max_drop > 0:
+        raise UserError(f"--max-control-drop {max_drop:g}: expected a positive number of points",
+                        hint="for example --max-control-drop 3 (no control may lose more "
+                             "than 3 points)")
+    rule = RULE if max_drop is None else constrained_rule(max_drop)
     if not args.strategy:
         raise UserError("no strategy given", hint="pass --strategy NAME (`clbench list "
                         "strategies`)")
@@ -193,8 +235,7 @@ def run_tune(args, argv: list[str]) -> int:
     for point in points:
         for seed in seeds:
             raw = cfg.assemble([*base, {"seed": seed}, point_layer(point)])
-            config = cfg.resolve(raw, training_for(manifest, *strategy_and_base(
-                raw.get("strategy"))))
+            config = resolve_for_scenario(raw, manifest)
             preflight(config, data_root=args.data_root, scenario=False)
             point.configs[seed] = config
         point.config = point.configs[seeds[0]]
@@ -212,7 +253,7 @@ def run_tune(args, argv: list[str]) -> int:
         for seed in seeds:
             trial += 1
             extra = {"tuning": {"command": command, "grid": grid, "point": point.settings,
-                                "rule": RULE}}
+                                "rule": rule}}
             result = run(point.configs[seed], open_store, data_root=args.data_root,
                          progress=not args.no_progress, quiet=True,
                          evaluate_on="validation", purpose=PURPOSE, extra_config=extra)
@@ -221,9 +262,9 @@ def run_tune(args, argv: list[str]) -> int:
             print(f"  [{trial}/{total}] {point.label()} seed {seed}: balanced "
                   f"{_pts(s['balanced'])} (target {_pts(s['target_gain'])}, controls "
                   f"{_pts(s['control_change'])}) run {result.run_id[:12]}", flush=True)
-    chosen = choose(points)
+    chosen = choose(points, max_drop)
     print()
     print(results_table(points, chosen, seeds))
-    print(f"\nchosen: {chosen.label()} ({RULE})\n")
-    print(paste_block(chosen, points[0].config.strategy, command, seeds))
+    print(f"\nchosen: {chosen.label()} ({rule})\n")
+    print(paste_block(chosen, points[0].config.strategy, command, seeds, rule))
     return 0

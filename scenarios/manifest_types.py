@@ -54,7 +54,8 @@ class ScenarioManifest:
     # several of which may share a class, so a class can recur in later sessions
     session_by: str = "class"
     training: dict[str, Any] = field(default_factory=dict)
-    # strategy name -> training keys that override `training` for that strategy only
+    # strategy name -> training keys that override `training` for that strategy only, and
+    # under `strategy:` that strategy's own parameters (as `clbench tune` chose them)
     strategy_training: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     # the validation split carved from the target's training data (seeded by the run seed,
@@ -75,9 +76,22 @@ class ScenarioManifest:
     declaration: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+STRATEGY_PARAMS_KEY = "strategy"  # in a strategy_training entry: the strategy's own parameters
+
+
 def training_for(manifest: ScenarioManifest, *strategy_names: str) -> dict[str, Any]:
     """The scenario's training block with the per-strategy overrides of the first of
     `strategy_names` that has any (a caller passes a preset's base strategy after its name)."""
     own = next((manifest.strategy_training[n] for n in strategy_names
                 if n in manifest.strategy_training), {})
-    return {**manifest.training, **own}
+    training = {**manifest.training, **own}
+    training.pop(STRATEGY_PARAMS_KEY, None)
+    return training
+
+
+def strategy_params_for(manifest: ScenarioManifest, strategy_name: str) -> dict[str, Any]:
+    """The strategy parameters the scenario declares for exactly `strategy_name` (its
+    `strategy_training` entry's `strategy:` mapping). Unlike training keys they do not pass from
+    a strategy to its presets: a preset is a fixed set of parameters, which these would undo."""
+    entry = manifest.strategy_training.get(strategy_name, {})
+    return dict(entry.get(STRATEGY_PARAMS_KEY) or {})

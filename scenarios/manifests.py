@@ -51,8 +51,10 @@ from clbench.scenarios.loaders import get_kind
 from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
     BUILT_IN,
     DEFAULT_VALIDATION,
+    STRATEGY_PARAMS_KEY,
     DatasetManifest,
     ScenarioManifest,
+    strategy_params_for,
     training_for,
 )
 from clbench.yaml_files import deep_merge, load_yaml_file
@@ -412,10 +414,12 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     if not isinstance(training, dict):
         raise DeclarationError(f"{path}: 'training' must be a mapping")
     per_strategy = data.get("strategy_training", {}) or {}
-    if not isinstance(per_strategy, dict) or not all(isinstance(v, dict)
-                                                     for v in per_strategy.values()):
-        raise DeclarationError(f"{path}: 'strategy_training' must map strategy names to training keys, "
-                          "e.g. {lorsu: {lr: 3.0e-4}}")
+    if not isinstance(per_strategy, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get(STRATEGY_PARAMS_KEY, {}), dict)
+            for v in per_strategy.values()):
+        raise DeclarationError(f"{path}: 'strategy_training' must map strategy names to training "
+                               "keys (and, under 'strategy:', strategy parameters), e.g. "
+                               "{lorsu: {lr: 3.0e-4}, llu: {strategy: {lr: 1.0e-3}}}")
     return ScenarioManifest(
         name=_file_name_matches(data, path, from_catalog), target=target, protocol=protocol,
         eval_sets=_texts(data, "eval_sets", path), shots=shots, session_sizes=tuple(sizes),

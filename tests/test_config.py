@@ -71,3 +71,28 @@ def test_scenario_training_per_strategy_and_preset_fallback(tmp_path):
                     "strategy_training: {lorsu: 3.0e-4}\n")
     with pytest.raises(ConfigError, match="strategy_training"):
         load_scenario_manifest(str(path))
+
+
+def test_scenario_strategy_parameters_fill_only_unset_ones_of_the_named_strategy(tmp_path):
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.settings import resolve_for_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\ntraining: {lr: 1.0e-5}\n"
+                    "strategy_training: {llu: {lr: 2.0e-5, strategy: {lr: 3.0e-3}}}\n")
+    manifest = load_scenario_manifest(str(path))
+
+    def resolved(strategy: dict):
+        return resolve_for_scenario({"strategy": strategy, "scenario": str(path)}, manifest)
+
+    declared = resolved({"name": "llu"})
+    assert declared.strategy_params == {"lr": 3e-3} and declared.training.lr == 2e-5
+    assert resolved({"name": "llu", "lr": 1e-2}).strategy_params == {"lr": 1e-2}  # --set wins
+    # a preset takes its base's training keys but never its base's strategy parameters
+    preset = resolved({"name": "llu-literal"})
+    assert preset.strategy_params == {} and preset.training.lr == 2e-5
+    assert resolved({"name": "fft"}).strategy_params == {}
+    path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\n"
+                    "strategy_training: {llu: {strategy: 3.0e-3}}\n")
+    with pytest.raises(ConfigError, match="strategy_training"):
+        load_scenario_manifest(str(path))

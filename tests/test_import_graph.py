@@ -29,6 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "loop": ("clbench.loop", "clbench.evaluation", "clbench.loggers"),
     "store": ("clbench.store",),
     "run": ("clbench.runner", "clbench.report", "clbench.provenance", "clbench.tune",
+            "clbench.settings",
             "clbench.scenarios.proxy.pretrain"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
     "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.__main__",

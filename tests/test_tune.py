@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from clbench.cli import main
+from clbench.errors import UserError
 from clbench.store import Store
 from clbench.tune import Point, choose, expand, parse_grid
 
@@ -86,6 +87,42 @@ def test_choose_takes_the_best_mean_and_the_earlier_point_on_a_tie():
     assert choose([a, b, c]) is a  # tie at a mean of 0.2: the earlier point
     d = point(3, 0.3, 0.2)
     assert choose([a, b, c, d]) is d
+
+
+def test_a_control_bound_takes_the_largest_target_gain_among_the_points_within_it():
+    def point(i, target, worst):
+        p = Point(i, {"training.lr": str(i)})
+        p.scores = {0: {"balanced": target + worst, "target_gain": target,
+                        "worst_control": worst}}
+        return p
+
+    forgetful, careful, timid = point(0, 0.60, -0.06), point(1, 0.50, -0.03), point(2, 0.3, 0.0)
+    assert choose([forgetful, careful, timid]) is forgetful  # balanced: 0.54 > 0.47 > 0.30
+    assert choose([forgetful, careful, timid], max_control_drop=3) is careful  # -3.0 is within
+    assert choose([forgetful, careful, timid], max_control_drop=1) is timid
+    with pytest.raises(UserError, match=r"no grid point kept every control within -3 points.*"
+                       r"training.lr=1, worst control -3.1"):
+        choose([forgetful, point(1, 0.5, -0.031)], max_control_drop=3)
+
+
+def test_the_pasted_entry_declares_the_chosen_point_strategy_parameters_included(tmp_path):
+    """What tune prints, pasted into a scenario, makes `clbench run` use the chosen point."""
+    from clbench.config import assemble
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.settings import resolve_for_scenario
+    from clbench.tune import paste_block, point_layer
+
+    path = tmp_path / "s.yaml"
+    path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\ntraining: {lr: 1.0e-5}\n")
+    manifest = load_scenario_manifest(str(path))
+    chosen = expand(parse_grid(["training.lr=3e-4", "strategy.lr=3e-3"]))[0]
+    base = {"strategy": {"name": "llu"}, "scenario": str(path)}
+    chosen.config = resolve_for_scenario(assemble([base, point_layer(chosen)]), manifest)
+    block = yaml.safe_load(paste_block(chosen, "llu", "clbench tune ...", [0]))
+    assert block == {"strategy_training": {"llu": {"lr": 3e-4, "strategy": {"lr": 3e-3}}}}
+    path.write_text(path.read_text() + yaml.safe_dump(block))
+    pasted = resolve_for_scenario(base, load_scenario_manifest(str(path)))
+    assert pasted.training.lr == 3e-4 and pasted.strategy_params == {"lr": 3e-3}
 
 
 def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeypatch, capsys):
@@ -175,6 +212,8 @@ def test_tuning_runs_are_left_out_of_the_leaderboard(tune_world, tiny_scenario):
 @pytest.mark.parametrize("argv, message", [
     (["--grid", "training.lr=1e-5", "--set", "controls=[dalle]"], "'val' split"),
     (["--grid", "strategy.rank=8"], "strategy.rank"),
+    (["--grid", "training.lr=1e-5", "--max-control-drop", "0"], "--max-control-drop 0"),
+    (["--grid", "training.lr=1e-5", "--max-control-drop", "-3"], "--max-control-drop -3"),
 ])
 def test_tune_refusals_store_nothing(tune_world, argv, message, capsys):
     db = tune_world / "refused.db"

@@ -13,6 +13,9 @@ accuracy over all its classes after session i; T sessions):
 - last-row mean: mean_j A[T][j] (`average_accuracy`, Lopez-Paz & Ranzato's "ACC"; kept for
   stored runs and the leaderboard, but with sessions of equal size it equals the final
   accuracy restricted to the trained classes, so the run summary does not print it);
+- plasticity: mean_{j=1..T} A[j][j] - A[0][j], what a session's own classes gained right
+  after it was trained, against zero-shot (the accuracy matrix's diagonal); a method that
+  cannot learn the target scores about 0 whatever it keeps;
 - forgetting: mean over j < T of A[j][j] - A[T][j], and backward transfer BWT = -forgetting;
   these agree with Avalanche's `forgetting_metrics(stream=True)` / `bwt_metrics(stream=True)`
   on the same run (tested);
@@ -53,6 +56,7 @@ METRICS: dict[str, MetricSpec] = {
     "average_incremental_accuracy": MetricSpec("average incremental accuracy (Avg)", True),
     "transfer": MetricSpec("transfer to classes not yet trained", True),
     "average_accuracy": MetricSpec("last-row mean over sessions", True),
+    "plasticity": MetricSpec("plasticity (own session's gain right after it)", True),
     "forgetting": MetricSpec("forgetting", False),
     "bwt": MetricSpec("backward transfer (BWT)", True),
     "control_change": MetricSpec("control change vs zero-shot", True),
@@ -79,6 +83,16 @@ def forgetting(matrix: list[list[float | None]]) -> float | None:
     drops = [matrix[j][j] - matrix[last][j] for j in range(last)
              if matrix[j][j] is not None and matrix[last][j] is not None]
     return fmean(drops) if drops else None
+
+
+def plasticity(evaluations: Iterable[dict], eval_set: str, sessions: int) -> float | None:
+    """mean_{j=1..T} A[j][j] - A[0][j] over the sessions whose two cells were recorded (None if
+    none was: runs stored before session subsets were evaluated at zero-shot)."""
+    acc = _lookup(evaluations)
+    gains = [acc[(j, eval_set, f"session:{j}")] - acc[(0, eval_set, f"session:{j}")]
+             for j in range(1, sessions + 1)
+             if (j, eval_set, f"session:{j}") in acc and (0, eval_set, f"session:{j}") in acc]
+    return fmean(gains) if gains else None
 
 
 def balanced_score(target_gain: float | None,
@@ -138,6 +152,7 @@ def summarize(evaluations: list[dict], target: str, controls: list[str], session
     summary["transfer_by_session"] = transfer
     known = [t for t in transfer if t is not None]
     summary["transfer"] = fmean(known) if known else None
+    summary["plasticity"] = plasticity(evaluations, target, sessions)
     f = forgetting(matrix)
     summary["forgetting"] = f
     summary["bwt"] = -f if f is not None else None

@@ -73,6 +73,9 @@ def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
         lines.append(f"  average incremental accuracy {pct(summary.get('average_incremental_accuracy'))}%"
                      f", forgetting {pct(summary['forgetting'])} pts, BWT "
                      f"{pct(summary['bwt'], True)} pts")
+    if summary.get("plasticity") is not None and summary.get("forgetting") is not None:
+        lines.append(f"  plasticity (each session's classes right after it, vs zero-shot) "
+                     f"{pct(summary['plasticity'], True)} pts")
     if summary.get("transfer") is not None:
         per = " ".join(pct(t) for t in summary.get("transfer_by_session") or [])
         lines.append(f"  transfer (classes not yet trained) {pct(summary['transfer'])}% "

@@ -8,6 +8,7 @@ from clbench.metrics import (
     METRICS,
     average_incremental_accuracy,
     balanced_score,
+    plasticity,
     summarize,
     transfer_by_session,
 )
@@ -46,11 +47,20 @@ def test_transfer_is_the_accuracy_on_classes_not_yet_trained():
         pytest.approx(0.1), pytest.approx(0.15), pytest.approx(0.3)]
 
 
+def test_plasticity_is_the_diagonal_against_zero_shot():
+    # (A11 - A01) + (A22 - A02) + (A33 - A03) = 0.9 + 0.6 + 0.9, over 3 sessions
+    assert plasticity(evaluations(), "t", 3) == pytest.approx(0.8)
+    no_zero_shot_subsets = [e for e in evaluations()
+                            if not (e["after_session"] == 0 and e["subset"] != "all")]
+    assert plasticity(no_zero_shot_subsets, "t", 3) is None
+
+
 def test_summary_holds_every_metric():
     s = summarize(evaluations(), "t", ["c1", "c2"], 3)
     assert s["final_accuracy"] == pytest.approx(0.8)
     assert s["average_incremental_accuracy"] == pytest.approx(0.6)
     assert s["transfer"] == pytest.approx((0.1 + 0.15 + 0.3) / 3)
+    assert s["plasticity"] == pytest.approx(0.8)
     assert s["average_accuracy"] == pytest.approx((0.6 + 0.8 + 1.0) / 3)  # last-row mean
     # forgetting: (A11 - A31 + A22 - A32) / 2 = (0.3 + 0.0) / 2
     assert s["forgetting"] == pytest.approx(0.15) and s["bwt"] == pytest.approx(-0.15)

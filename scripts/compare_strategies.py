@@ -4,14 +4,15 @@
         --out docs/tuning/proxy-20shot.txt --workers 2
     # paste the printed strategy_training blocks into the scenario's YAML, then
     python scripts/compare_strategies.py compare --scenario proxy-20shot --seeds 0 1 2 \
-        --db comparison.db --workers 2 --set-for llu:strategy.lr=0.001
+        --db comparison.db --workers 2
 
 `tune` calls `clbench tune` once per strategy with that strategy's learning-rate grid (below),
 which scores every point on the scenario's validation split only and prints the chosen setting
 as a ready-to-paste `strategy_training` entry with its command. `compare` calls `clbench run`
 per strategy and seed (the scenario's declared settings apply, so what runs is what the YAML
-says) and prints one markdown table from the stored runs: mean ± std over seeds. Both resume:
-a (strategy, seed) already completed in `--db` with the same config is not run again.
+says) and prints one markdown table from the stored runs: mean ± std over seeds. `compare`
+resumes: a (strategy, seed) already completed in `--db` with the settings the scenario declares
+now is not run again.
 Each worker is a separate process with one intra-op thread (OMP_NUM_THREADS=1), so
 `--workers 2` uses two cores without oversubscribing them.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -27,19 +29,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # The strategies compared (presets are named readings of these; see `clbench list strategies`),
-# and the learning rates each is tuned over: parameter-efficient methods move fewer weights and
-# need larger rates, so one shared grid would tune some methods only at its edge.
+# and the grid each is tuned over: parameter-efficient methods move fewer weights and need larger
+# rates, so one shared grid would tune some methods only at its edge; where a first grid chose
+# its edge on either proxy target, it was widened by a point there. llu is tuned on its
+# adapters' own rate; joint-replay also on how much it replays.
 GRIDS: dict[str, list[str]] = {
     "fft": ["training.lr=1e-5,3e-5,1e-4"],
-    "ln": ["training.lr=1e-3,3e-3,1e-2"],
-    "lora": ["training.lr=3e-5,1e-4,3e-4"],
-    "dora": ["training.lr=3e-5,1e-4,3e-4"],
+    "ln": ["training.lr=3e-4,1e-3,3e-3,1e-2"],
+    "lora": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
+    "dora": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
     "gated-lora": ["training.lr=3e-5,1e-4,3e-4"],
     "gated-dora": ["training.lr=3e-5,1e-4,3e-4"],
     "spu": ["training.lr=1e-4,3e-4,1e-3"],
-    "lorsu": ["training.lr=1e-4,3e-4,1e-3"],
-    "llu": ["strategy.lr=1e-3,3e-3,1e-2"],
-    "joint-replay": ["training.lr=1e-5,3e-5,1e-4"],
+    "lorsu": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
+    "llu": ["strategy.lr=3e-4,1e-3,3e-3,1e-2"],
+    "joint-replay": ["training.lr=3e-6,1e-5,3e-5,1e-4,3e-4", "strategy.replay_ratio=1,3"],
 }
 COMPARED = ["zeroshot", *GRIDS]
 
@@ -50,18 +54,36 @@ def clbench(args: list[str]) -> subprocess.CompletedProcess:
                           capture_output=True)
 
 
+TRIAL = re.compile(r"\[\d+/\d+\] (?P<point>.+) seed \d+: balanced (?P<balanced>\S+) "
+                   r"\(target (?P<target>\S+), controls (?P<controls>\S+)\)")
+
+
+def tuning_rows(strategy: str, report: str) -> list[str]:
+    """Markdown rows (one per trial, the chosen point in bold) from a `clbench tune` report of
+    one seed."""
+    chosen = re.search(r"^chosen: (.+?) \(", report, re.M)
+    rows = []
+    for m in TRIAL.finditer(report):
+        mark = " **(chosen)**" if chosen and m["point"] == chosen[1] else ""
+        rows.append(f"| {strategy} | `{m['point']}`{mark} | {m['target']} | {m['controls']} | "
+                    f"{m['balanced']} |")
+    return rows
+
+
 def tune(args: argparse.Namespace) -> int:
-    def one(strategy: str) -> str:
+    def one(strategy: str) -> tuple[str, list[str]]:
         grid = [g for spec in GRIDS[strategy] for g in ("--grid", spec)]
         done = clbench(["tune", "--strategy", strategy, "--scenario", args.scenario, *grid,
                         "--db", args.db, "--no-progress"])
         if done.returncode:
-            return f"## {strategy}: FAILED\n{done.stderr.strip()}\n"
-        return f"## {strategy}\n{done.stdout.strip()}\n"
+            return f"## {strategy}: FAILED\n{done.stderr.strip()}\n", []
+        return f"## {strategy}\n{done.stdout.strip()}\n", tuning_rows(strategy, done.stdout)
 
     with ThreadPoolExecutor(args.workers) as pool:
         reports = list(pool.map(one, [s for s in GRIDS if s in args.strategies]))
-    text = "\n".join(reports)
+    text = "\n".join(report for report, _ in reports)
+    text += ("\n| strategy | grid point | target Δ | mean control Δ | balanced |\n"
+             "|---|---|---|---|---|\n" + "\n".join(r for _, rows in reports for r in rows) + "\n")
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +91,25 @@ def tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def declared(scenario: str, strategy: str, seed: int) -> dict:
+    """The training and strategy settings `clbench run` would use now (the scenario YAML as it
+    is), in the form a stored run records them."""
+    import dataclasses
+
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.settings import resolve_for_scenario
+    from clbench.strategies import registry
+
+    config = resolve_for_scenario({"strategy": {"name": strategy}, "scenario": scenario,
+                                   "seed": seed}, load_scenario_manifest(scenario))
+    params = registry.resolved_params(registry.create(strategy, config.strategy_params))
+    return {"training": dataclasses.asdict(config.training),
+            "strategy": {"name": strategy, **params}}
+
+
 def completed(db: str, scenario: str) -> dict[tuple[str, int], dict]:
+    """Completed non-tuning runs of `scenario` whose settings are the ones the scenario declares
+    now, by (strategy, seed): a run made before the YAML changed is not reused."""
     from clbench.store import Store, resolve_db_url
 
     url = resolve_db_url(db)
@@ -77,9 +117,14 @@ def completed(db: str, scenario: str) -> dict[tuple[str, int], dict]:
         return {}
     store = Store(url, create=False)
     out = {}
-    for run in store.list_runs():
-        if run["status"] == "completed" and run["scenario"] == scenario:
-            out[(run["strategy"], run["seed"])] = store.get_run(run["id"])
+    for listed in store.list_runs():
+        if listed["status"] != "completed" or listed["scenario"] != scenario:
+            continue
+        run = store.get_run(listed["id"])
+        now = declared(scenario, run["strategy"], run["seed"])
+        if run["config"].get("purpose", "result") == "result" and all(
+                run["config"][k] == v for k, v in now.items()):
+            out[(run["strategy"], run["seed"])] = run
     return out
 
 
@@ -89,10 +134,8 @@ def compare(args: argparse.Namespace) -> int:
 
     def one(item: tuple[str, int]) -> str:
         strategy, seed = item
-        extra = [f for spec in args.set_for if spec.startswith(strategy + ":")
-                 for f in ("--set", spec.split(":", 1)[1])]
         done = clbench(["run", "--strategy", strategy, "--scenario", args.scenario, "--seed",
-                        str(seed), "--db", args.db, "--quiet", "--no-progress", *extra])
+                        str(seed), "--db", args.db, "--quiet", "--no-progress"])
         status = "ok" if done.returncode == 0 else f"FAILED: {done.stderr.strip()}"
         print(f"{strategy} seed {seed}: {status}", flush=True)
         return status
@@ -118,7 +161,7 @@ def table(runs: dict[tuple[str, int], dict], strategies: list[str], seeds: list[
     first = next(r for rs in rows.values() for r in rs)
     controls = list(first["summary"]["controls"])
     head = ["strategy", "setting", "seeds", "balanced", "target final %", "target Δ",
-            *[f"{c} Δ" for c in controls], "avg incr. %", "diagonal Δ", "trainable %",
+            *[f"{c} Δ" for c in controls], "avg incr. %", "plasticity", "trainable %",
             "s / run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, rs in rows.items():
@@ -133,22 +176,22 @@ def table(runs: dict[tuple[str, int], dict], strategies: list[str], seeds: list[
                mean_std([x["target_gain"] for x in s])]
         row += [mean_std([x["controls"][c]["change"] for x in s]) for c in controls]
         row += [mean_std([x.get("average_incremental_accuracy") for x in s]),
-                mean_std([diagonal_gain(r) for r in rs]),
+                mean_std([plasticity(r) for r in rs]),
                 mean_std([x["trainable_percent"] for x in s], scale=1.0, digits=2),
                 mean_std([r["total_time_s"] for r in rs], scale=1.0, digits=0)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def diagonal_gain(run: dict) -> float | None:
-    """Mean over sessions j of A[j][j] - A[0][j]: what a session's own classes gained right
-    after it was trained, against zero-shot (plasticity)."""
-    acc = {(e["after_session"], e["subset"]): e["accuracy"] for e in run["evaluations"]
-           if e["eval_set"] == run["summary"]["target"]}
-    gains = [acc[(j, f"session:{j}")] - acc[(0, f"session:{j}")]
-             for j in range(1, len(run["sessions"]) + 1)
-             if (j, f"session:{j}") in acc and (0, f"session:{j}") in acc]
-    return statistics.fmean(gains) if gains else None
+def plasticity(run: dict) -> float | None:
+    """The summary's plasticity (diagonal vs zero-shot), computed for runs stored before the
+    summary held it."""
+    from clbench.metrics import plasticity as from_evaluations
+
+    summary = run["summary"]
+    if "plasticity" in summary:
+        return summary["plasticity"]
+    return from_evaluations(run["evaluations"], summary["target"], len(run["sessions"]))
 
 
 def main() -> int:
@@ -160,9 +203,6 @@ def main() -> int:
     parser.add_argument("--db", default="comparison.db")
     parser.add_argument("--out", help="tune: also write the report to this file")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--set-for", nargs="*", default=[], metavar="STRATEGY:KEY=VALUE",
-                        help="compare: a tuned strategy parameter, which no scenario key holds "
-                        "(e.g. llu:strategy.lr=0.001)")
     args = parser.parse_args()
     return tune(args) if args.action == "tune" else compare(args)
 

@@ -42,9 +42,10 @@ only: the target's validation split (drawn from its training images, disjoint fr
 the scenario's `validation:` key) and each control's `val` split. No test split is loaded. The
 point with the highest mean balanced score (target change + mean control change) wins; a tie
 goes to the earlier grid point. With --max-control-drop PTS the highest target change wins among
-the points whose worst control lost at most PTS points (none such: exit 2). Every trial is stored as a run marked `tuning`, which the
-leaderboard never ranks. The chosen setting is printed as a `strategy_training` entry to paste
-into the scenario YAML, with this command as a comment.
+the points whose worst control lost at most PTS points (none such: exit 2). Every trial is
+stored as a run marked `tuning`, which the leaderboard never ranks. The chosen setting is
+printed as a `strategy_training` entry to paste into the scenario YAML, with this command as a
+comment.
 """
 
 

@@ -33,13 +33,14 @@ from clbench.metrics import TUNING, balanced_score
 RULE = ("highest mean balanced score (target change + mean control change, in points, on "
         "validation data) over the tuning seeds; a tie goes to the earlier grid point")
 
+TUNABLE_SECTIONS = ("training", "strategy")
+PURPOSE = TUNING
+
 
 def constrained_rule(max_control_drop: float) -> str:
     return (f"highest mean target change among the points whose worst control change is no "
             f"worse than -{max_control_drop:g} points (on validation data, mean over the tuning "
             f"seeds); a tie goes to the earlier grid point")
-TUNABLE_SECTIONS = ("training", "strategy")
-PURPOSE = TUNING
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,14 @@ from pathlib import Path
 # adapters' own rate; joint-replay also on how much it replays.
 GRIDS: dict[str, list[str]] = {
     "fft": ["training.lr=1e-5,3e-5,1e-4"],
-    "ln": ["training.lr=3e-4,1e-3,3e-3,1e-2"],
+    "ln": ["training.lr=1e-4,3e-4,1e-3,3e-3,1e-2"],
     "lora": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
     "dora": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
     "gated-lora": ["training.lr=3e-5,1e-4,3e-4"],
     "gated-dora": ["training.lr=3e-5,1e-4,3e-4"],
     "spu": ["training.lr=1e-4,3e-4,1e-3"],
     "lorsu": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
-    "llu": ["strategy.lr=3e-4,1e-3,3e-3,1e-2"],
+    "llu": ["strategy.lr=3e-5,1e-4,3e-4,1e-3,3e-3,1e-2"],
     "joint-replay": ["training.lr=3e-6,1e-5,3e-5,1e-4,3e-4", "strategy.replay_ratio=1,3"],
 }
 COMPARED = ["zeroshot", *GRIDS]

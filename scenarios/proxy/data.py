@@ -60,9 +60,12 @@ def _glyphs(classes, per_class, seed) -> SplitSpec:
 _HAND = {s: SplitSpec("hand", DIGIT_CLASSES) for s in ("train", "val", "test")}
 
 # dataset -> split -> how to make it. Seeds are distinct across all rendered splits.
-# The controls' val splits are as large as their test splits: `clbench tune` compares control
-# changes of a few points, which 240 images do not resolve (proxy-glyphs at 10 per class showed
-# -2.1 points on val where test showed -5.2, for joint-replay on proxy-hand-offline).
+# The glyph controls' train splits (the replay pool) hold 2,000 digits and 2,400 letters, so
+# that joint-replay on proxy-hand-offline (about 1,000 scans, replay_ratio up to 3) draws each
+# replayed image at most once instead of cycling 1,200. The controls' val splits are as large
+# as their test splits: `clbench tune` compares control changes of a few points, which 240
+# images do not resolve (proxy-glyphs at 10 per class showed -2.1 points on val where test
+# showed -5.2, for joint-replay on proxy-hand-offline).
 _SPLITS: dict[str, dict[str, SplitSpec]] = {
     "proxy": {
         "train": _shapes(TARGET_CLASSES, CAMERA, 100, 1001),
@@ -81,12 +84,12 @@ _SPLITS: dict[str, dict[str, SplitSpec]] = {
     },
     "proxy-hand": _HAND,
     "proxy-printed": {
-        "train": _glyphs(DIGIT_CLASSES, 60, 4001),  # replayed by joint-replay only
+        "train": _glyphs(DIGIT_CLASSES, 200, 4001),  # replayed by joint-replay only
         "val": _glyphs(DIGIT_CLASSES, 60, 4003),
         "test": _glyphs(DIGIT_CLASSES, 60, 4002),
     },
     "proxy-glyphs": {
-        "train": _glyphs(LETTER_CLASSES, 25, 5001),  # replayed by joint-replay only
+        "train": _glyphs(LETTER_CLASSES, 100, 5001),  # replayed by joint-replay only
         "val": _glyphs(LETTER_CLASSES, 25, 5003),
         "test": _glyphs(LETTER_CLASSES, 25, 5002),
     },

@@ -99,12 +99,15 @@ def declared(scenario: str, strategy: str, seed: int) -> dict:
     from clbench.scenarios.manifests import load_scenario_manifest
     from clbench.settings import resolve_for_scenario
     from clbench.strategies import registry
+    from clbench.strategies.base import effective_training
 
     config = resolve_for_scenario({"strategy": {"name": strategy}, "scenario": scenario,
                                    "seed": seed}, load_scenario_manifest(scenario))
-    params = registry.resolved_params(registry.create(strategy, config.strategy_params))
-    return {"training": dataclasses.asdict(config.training),
-            "strategy": {"name": strategy, **params}}
+    plugin = registry.create(strategy, config.strategy_params)
+    # as the runner stores it: with the loss the strategy prescribes (llu: cross-entropy)
+    training = effective_training(config.training, [plugin])
+    return {"training": dataclasses.asdict(training),
+            "strategy": {"name": strategy, **registry.resolved_params(plugin)}}
 
 
 def completed(db: str, scenario: str) -> dict[tuple[str, int], dict]:

@@ -6,7 +6,7 @@
     python scripts/compare_strategies.py compare --scenario proxy-20shot --seeds 0 1 2 \
         --db comparison.db --workers 2
 
-`tune` calls `clbench tune` once per strategy with that strategy's learning-rate grid (below),
+`tune` calls `clbench tune` once per strategy with that strategy's grid (`GRIDS`, below),
 which scores every point on the scenario's validation split only and prints the chosen setting
 as a ready-to-paste `strategy_training` entry with its command. `compare` calls `clbench run`
 per strategy and seed (the scenario's declared settings apply, so what runs is what the YAML

@@ -377,3 +377,22 @@ def test_file_index_error_texts_carry_no_absolute_paths(tmp_path, capsys):
     (unreadable,) = json.loads(text)["info"]["skipped"]["unreadable"]
     assert unreadable.startswith("Walk_p03_r00_v00_c01.mp4: ")
     assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text
+
+
+@pytest.mark.parametrize("scenario", ["proxy-20shot", "proxy-hand-20shot"])
+def test_every_tuned_entry_names_the_grid_the_comparison_script_tunes(scenario):
+    """Each strategy_training entry's command is the one `scripts/compare_strategies.py tune`
+    runs, so `tune` reproduces the declared settings."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "compare_strategies.py"
+    spec = importlib.util.spec_from_file_location("compare_strategies", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    manifest = load_scenario_manifest(scenario)
+    declared = Path(manifest.path).read_text()
+    for strategy, grids in script.GRIDS.items():
+        command = f"# clbench tune --strategy {strategy} --scenario {scenario} " + " ".join(
+            f"--grid {g}" for g in grids)
+        assert command in declared, command
+        assert strategy in manifest.strategy_training

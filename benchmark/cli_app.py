@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +63,22 @@ def cmd_app(args: argparse.Namespace) -> int:
     command = streamlit_command(args)
     print(f"leaderboard on http://{args.address or 'localhost'}:{args.port} "
           f"(database {command[-1]}, read-only); Ctrl-C stops it", file=sys.stderr)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    return serve(command)
+
+
+def serve(command: list[str]) -> int:
+    """Run the server so that stopping `clbench app` stops it. On POSIX the server replaces this
+    process (exec): one process, which SIGINT and SIGTERM reach directly. Elsewhere it runs as a
+    child to which both signals are forwarded, and this process waits for it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(command[0], command)  # does not return
+    child = subprocess.Popen(command)
+
+    def forward(signum, frame):
+        child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    return child.wait()

@@ -132,3 +132,44 @@ def test_app_without_streamlit_says_what_to_install(monkeypatch, capsys):
 def test_bad_port_is_a_user_error(capsys):
     assert main(["app", "--port", "0"]) == 2
     assert "--port must be between" in capsys.readouterr().err
+
+
+def test_stopping_clbench_app_stops_the_server(tmp_path):
+    """SIGTERM to `clbench app` closes the port and leaves no process behind (the server is
+    the command's own process, not an orphaned child)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "clbench", "app", "--db",
+                             str(tmp_path / "r.db"), "--port", str(port), "--address",
+                             "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"clbench app exited with {proc.returncode}"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.3)
+        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the port still answers"
+        time.sleep(0.5)
+        assert not [p for p in family if psutil.pid_exists(p)
+                    and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

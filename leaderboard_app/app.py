@@ -132,8 +132,11 @@ def curves_page(data: Data, f: tables.Filters) -> None:
     chosen = st.multiselect("Eval sets", sets, default=sets, key="curve_sets")
     if runs.empty:
         st.info("No completed run passes the filters.")
+    targets = set(runs["target"].dropna()) if "target" in runs else set()
     for eval_set in chosen:
-        show_figure(figures.forgetting_curves(runs, data.evals, eval_set), f"curves-{eval_set}")
+        role = "target" if eval_set in targets else "control"
+        show_figure(figures.forgetting_curves(runs, data.evals, eval_set, role),
+                    f"curves-{eval_set}")
 
 
 def run_label(runs, run_id: str) -> str:

@@ -41,9 +41,11 @@ def curve_data(runs: pd.DataFrame, evals: pd.DataFrame, eval_set: str) -> pd.Dat
     return stats[columns]
 
 
-def forgetting_curves(runs: pd.DataFrame, evals: pd.DataFrame, eval_set: str) -> go.Figure:
+def forgetting_curves(runs: pd.DataFrame, evals: pd.DataFrame, eval_set: str,
+                      role: str | None = None) -> go.Figure:
     """Accuracy on one eval set after each session, a line per strategy preset, a band of
-    ± one std over seeds."""
+    ± one std over seeds, and the zero-shot accuracy (session 0, mean over the runs shown) as a
+    dashed reference line. `role` ("target" or "control") is named in the title."""
     data = curve_data(runs, evals, eval_set)
     fig = go.Figure()
     colors = _colors(data["group"].unique().tolist())
@@ -51,17 +53,24 @@ def forgetting_curves(runs: pd.DataFrame, evals: pd.DataFrame, eval_set: str) ->
         g = g.sort_values("after_session")
         std = g["std"].fillna(0.0)
         x = g["after_session"].tolist()
-        fig.add_trace(go.Scatter(
+        fig.add_trace(go.Scatter(  # the band: a filled outline, no markers at its corners
             x=x + x[::-1], y=(g["mean"] + std).tolist() + (g["mean"] - std).tolist()[::-1],
-            fill="toself", fillcolor=_rgba(colors[group], 0.15), line={"width": 0},
-            hoverinfo="skip", showlegend=False, legendgroup=group, name=f"{group} band"))
+            mode="lines", fill="toself", fillcolor=_rgba(colors[group], 0.15),
+            line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=group,
+            name=f"{group} band"))
         fig.add_trace(go.Scatter(
             x=x, y=g["mean"], mode="lines+markers", name=group, legendgroup=group,
             line={"color": colors[group]},
             customdata=g[["std", "seeds"]].to_numpy(),
             hovertemplate="%{fullData.name}<br>after session %{x}: %{y:.1f}%"
                           " ± %{customdata[0]:.1f} (%{customdata[1]} seeds)<extra></extra>"))
-    fig.update_layout(title=f"{eval_set}: accuracy after each session (0 = zero-shot)",
+    zero_shot = data.loc[data["after_session"] == 0, "mean"]
+    if not zero_shot.empty:
+        fig.add_hline(y=float(zero_shot.mean()), line={"dash": "dash", "color": "#555"},
+                      annotation_text=f"zero-shot {zero_shot.mean():.1f}%",
+                      annotation_position="bottom right")
+    named = f"{eval_set} ({role})" if role else eval_set
+    fig.update_layout(title=f"{named}: accuracy after each session (0 = zero-shot)",
                       xaxis_title="after session", yaxis_title="accuracy %",
                       xaxis={"dtick": 1}, legend_title="strategy", template="plotly_white")
     return fig

@@ -170,7 +170,12 @@ def test_forgetting_curves_mean_and_band(data):
     lines = [t for t in fig.data if t.mode == "lines+markers"]
     assert sorted(t.name for t in lines) == ["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta"]
     bands = [t for t in fig.data if t.fill == "toself"]
-    assert len(bands) == 3
+    assert len(bands) == 3 and all(t.mode == "lines" for t in bands)  # no corner markers
+    zero_shot = stats.loc[stats["after_session"] == 0, "mean"].mean()
+    (reference,) = fig.layout.shapes
+    assert reference.line.dash == "dash" and reference.y0 == pytest.approx(zero_shot)
+    assert figures.forgetting_curves(runs, data.evals, "syn", "target").layout.title.text \
+        .startswith("syn (target):")
     band = next(t for t in bands if t.legendgroup == "alpha (lr=0.0001)")
     assert max(band.y) == pytest.approx(62.0)  # mean + one std after the last session
     control = figures.forgetting_curves(runs, data.evals, "ctrl-a")

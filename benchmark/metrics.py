@@ -46,21 +46,24 @@ def is_tuning(summary: dict | None) -> bool:
 class MetricSpec:
     label: str
     higher_is_better: bool
-    unit: str = "%"
+    unit: str = "%"  # accuracies in %; differences of accuracies in percentage points
+
+
+POINTS = "points"
 
 
 METRICS: dict[str, MetricSpec] = {
-    "balanced": MetricSpec("balanced score (target Δ + mean control Δ)", True),
+    "balanced": MetricSpec("balanced score (target Δ + mean control Δ)", True, POINTS),
     "final_accuracy": MetricSpec("final target accuracy", True),
-    "target_gain": MetricSpec("target change vs zero-shot", True),
+    "target_gain": MetricSpec("target change vs zero-shot", True, POINTS),
     "average_incremental_accuracy": MetricSpec("average incremental accuracy (Avg)", True),
     "transfer": MetricSpec("transfer to classes not yet trained", True),
     "average_accuracy": MetricSpec("last-row mean over sessions", True),
-    "plasticity": MetricSpec("plasticity (own session's gain right after it)", True),
-    "forgetting": MetricSpec("forgetting", False),
-    "bwt": MetricSpec("backward transfer (BWT)", True),
-    "control_change": MetricSpec("control change vs zero-shot", True),
-    "trainable_percent": MetricSpec("trainable parameters", False),
+    "plasticity": MetricSpec("plasticity (own session's gain right after it)", True, POINTS),
+    "forgetting": MetricSpec("forgetting", False, POINTS),
+    "bwt": MetricSpec("backward transfer (BWT)", True, POINTS),
+    "control_change": MetricSpec("control change vs zero-shot", True, POINTS),
+    "trainable_percent": MetricSpec("trainable parameters", False, "% of the vision encoder"),
     "time_per_session_s": MetricSpec("train time per session", False, "s"),
 }
 

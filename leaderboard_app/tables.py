@@ -94,10 +94,15 @@ class Column:
     label: str
     metric: str
     scale: float = 100.0  # fractions shown in %
+    unit: str | None = None  # when it differs from the metric's (a control's accuracy: %)
 
     @property
     def higher_is_better(self) -> bool:
         return METRICS[self.metric].higher_is_better
+
+    @property
+    def unit_text(self) -> str:
+        return self.unit or METRICS[self.metric].unit
 
     @property
     def header(self) -> str:
@@ -111,7 +116,8 @@ def metric_columns(controls: list[str]) -> list[Column]:
             Column("target_gain", METRICS["target_gain"].label, "target_gain")]
     for name in controls:
         # a control's accuracy and its change against zero-shot: both better when higher
-        cols.append(Column(f"control:{name}:final", f"{name} accuracy", "control_change"))
+        cols.append(Column(f"control:{name}:final", f"{name} accuracy", "control_change",
+                           unit="%"))
         cols.append(Column(f"control:{name}:change", f"{name} change vs zero-shot",
                            "control_change"))
     cols += [Column("average_accuracy", METRICS["average_accuracy"].label, "average_accuracy"),
@@ -212,15 +218,17 @@ def with_std_text(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_csv(table: pd.DataFrame, controls: list[str]) -> bytes:
-    """The table as CSV with headers that carry units and directions."""
+    """The table as CSV with headers that carry units (accuracies in %, changes in points) and
+    directions."""
     out = table.drop(columns=["group"], errors="ignore").copy()
     renamed = {}
     for c in metric_columns(controls):
-        unit = METRICS[c.metric].unit
+        unit = c.unit_text
+        label = c.label.removesuffix(" %") if unit.startswith("%") else c.label
         if c.name in out:
-            renamed[c.name] = f"{c.label} ({unit}, {'higher' if c.higher_is_better else 'lower'}"\
+            renamed[c.name] = f"{label} ({unit}, {'higher' if c.higher_is_better else 'lower'}"\
                               " is better)"
-            renamed[c.name + " ±"] = f"{c.label} std over seeds ({unit})"
+            renamed[c.name + " ±"] = f"{label} std over seeds ({unit})"
     return out.rename(columns=renamed).to_csv(index=False, float_format="%.4f").encode()
 
 

@@ -155,8 +155,12 @@ def test_csv_export_has_directions_and_rows(data):
     csv = tables.export_csv(table, ["ctrl-a", "ctrl-b"]).decode()
     lines = csv.strip().splitlines()
     assert len(lines) == 1 + len(table)
-    assert "forgetting (%, lower is better)" in lines[0]
+    assert "forgetting (points, lower is better)" in lines[0]
     assert "final target accuracy (%, higher is better)" in lines[0]
+    assert "ctrl-a change vs zero-shot (points, higher is better)" in lines[0]
+    assert "ctrl-a accuracy (%, higher is better)" in lines[0]
+    assert "trainable (% of the vision encoder, lower is better)" in lines[0]
+    assert "(%…" not in lines[0] and "% (%" not in lines[0]
 
 
 def test_forgetting_curves_mean_and_band(data):

@@ -86,7 +86,7 @@ class Data:
 
 RUN_METRICS = ("final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
                "forgetting", "bwt", "trainable_percent", "balanced",
-               "average_incremental_accuracy", "transfer")
+               "average_incremental_accuracy", "transfer", "plasticity")
 
 
 def _flat_params(strategy_config: dict | None, training_config: dict | None) -> dict:

@@ -20,6 +20,7 @@ ZERO_SHOT = "zero-shot (reference)"
 # bound): placed by the ranking metric but never given a rank among the methods. The same set
 # as `clbench.strategies.registry.REFERENCE` (a test checks; tables import nothing above core).
 REFERENCE_STRATEGIES: frozenset[str] = frozenset({"zeroshot", "joint-replay"})
+ZERO_SHOT_STRATEGY = "zeroshot"  # its runs are summed up by the zero-shot reference row
 REFERENCE_SUFFIX = " (reference)"
 
 
@@ -120,7 +121,11 @@ def metric_columns(controls: list[str]) -> list[Column]:
                            unit="%"))
         cols.append(Column(f"control:{name}:change", f"{name} change vs zero-shot",
                            "control_change"))
-    cols += [Column("average_accuracy", METRICS["average_accuracy"].label, "average_accuracy"),
+    # the last-row mean ("average accuracy") is left out: with sessions of equal size it is
+    # the final accuracy again; Avg and plasticity say what it does not
+    cols += [Column("average_incremental_accuracy", METRICS["average_incremental_accuracy"].label,
+                    "average_incremental_accuracy"),
+             Column("plasticity", METRICS["plasticity"].label, "plasticity"),
              Column("forgetting", METRICS["forgetting"].label, "forgetting"),
              Column("trainable_percent", "trainable %", "trainable_percent", 1.0),
              Column("time_per_session_s", "train s / session", "time_per_session_s", 1.0)]
@@ -154,7 +159,7 @@ def zero_shot_row(population: pd.DataFrame, controls: list[str]) -> dict:
     frame = pd.DataFrame({"seed": population.get("seed", pd.Series(dtype=float))})
     if not population.empty:
         frame["final_accuracy"] = population["zero_shot_accuracy"]
-        frame["average_accuracy"] = population["zero_shot_accuracy"]
+        frame["average_incremental_accuracy"] = population["zero_shot_accuracy"]
         for name in controls:
             column = f"control:{name}:zero_shot"
             frame[f"control:{name}:final"] = population.get(column)
@@ -183,15 +188,19 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
     Sorted by `rank_by` in the direction METRICS declares for it (missing values last); the
     reference row is placed by the same rule, so one can see which presets beat zero-shot.
     Presets run on fewer than `min_seeds` seeds are left out (a lucky single seed should not
-    top a ranking); the reference row never is. Rows of a reference strategy (`references`:
-    zero-shot runs, the joint-replay upper bound) are placed by the same rule, shown as
-    "<strategy> (reference)", and have no rank: the methods are numbered among themselves.
+    top a ranking); the reference row never is. Runs of the `zeroshot` strategy get no row of
+    their own: the reference row already holds them (one zero-shot row). Rows of another
+    reference strategy (`references`: the joint-replay upper bound) are placed by the same rule,
+    shown as "<strategy> (reference)", and have no rank: the methods are numbered among
+    themselves.
     """
     population = context(runs, f)
     controls = control_names(population) if not population.empty else []
     cols = metric_columns(controls)
     parts = [pd.DataFrame([zero_shot_row(population, controls)])]
+    # zero-shot runs are the reference row already (every run's session 0): no second row
     chosen = filter_runs(runs, f)
+    chosen = chosen[chosen["strategy"] != ZERO_SHOT_STRATEGY] if not chosen.empty else chosen
     if not chosen.empty:
         stats = seed_stats(chosen, cols)
         names = chosen.drop_duplicates("group").set_index("group")[["strategy", "preset"]]

@@ -313,3 +313,13 @@ def test_unreachable_url_explains():
         open_store("postgresql+psycopg2://nobody@127.0.0.1:1/nowhere")
     assert info.value.title == "Cannot open the results database"
     assert "clbench app --db URL" in info.value.todo
+
+
+def test_zeroshot_runs_make_no_second_zero_shot_row(data):
+    runs = data.runs.copy()
+    runs.loc[runs["strategy"] == "beta", "strategy"] = "zeroshot"
+    table = tables.leaderboard(runs, FOUR_SHOT)
+    assert "beta" not in table["group"].tolist()
+    assert table["group"].tolist().count(tables.ZERO_SHOT) == 1
+    assert "average_accuracy" not in table  # the last-row mean repeats the final accuracy
+    assert {"average_incremental_accuracy", "plasticity"} <= set(table.columns)

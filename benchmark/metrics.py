@@ -47,24 +47,49 @@ class MetricSpec:
     label: str
     higher_is_better: bool
     unit: str = "%"  # accuracies in %; differences of accuracies in percentage points
+    definition: str = ""  # one sentence, for tooltips (the module docstring has the formulas)
 
 
 POINTS = "points"
 
 
 METRICS: dict[str, MetricSpec] = {
-    "balanced": MetricSpec("balanced score (target Δ + mean control Δ)", True, POINTS),
-    "final_accuracy": MetricSpec("final target accuracy", True),
-    "target_gain": MetricSpec("target change vs zero-shot", True, POINTS),
-    "average_incremental_accuracy": MetricSpec("average incremental accuracy (Avg)", True),
-    "transfer": MetricSpec("transfer to classes not yet trained", True),
-    "average_accuracy": MetricSpec("last-row mean over sessions", True),
-    "plasticity": MetricSpec("plasticity (own session's gain right after it)", True, POINTS),
-    "forgetting": MetricSpec("forgetting", False, POINTS),
-    "bwt": MetricSpec("backward transfer (BWT)", True, POINTS),
-    "control_change": MetricSpec("control change vs zero-shot", True, POINTS),
-    "trainable_percent": MetricSpec("trainable parameters", False, "% of the vision encoder"),
-    "time_per_session_s": MetricSpec("train time per session", False, "s"),
+    "balanced": MetricSpec(
+        "balanced score (target Δ + mean control Δ)", True, POINTS,
+        "target change plus the mean change of the controls, both against zero-shot: "
+        "improved the target without destroying what the model knew"),
+    "final_accuracy": MetricSpec(
+        "final target accuracy", True, definition="target accuracy over all its classes "
+        "after the last session"),
+    "target_gain": MetricSpec(
+        "target change vs zero-shot", True, POINTS,
+        "final target accuracy minus the zero-shot model's"),
+    "average_incremental_accuracy": MetricSpec(
+        "average incremental accuracy (Avg)", True, definition="mean over sessions of the "
+        "target accuracy over all its classes after each session"),
+    "transfer": MetricSpec(
+        "transfer to classes not yet trained", True, definition="mean over sessions of the "
+        "accuracy on the classes of later sessions (MTIL's Transfer)"),
+    "average_accuracy": MetricSpec(
+        "last-row mean over sessions", True, definition="mean over sessions j of the "
+        "accuracy on session j's classes after the last session"),
+    "plasticity": MetricSpec(
+        "plasticity (own session's gain right after it)", True, POINTS,
+        "mean over sessions of the accuracy on a session's classes right after it, minus "
+        "zero-shot's on them"),
+    "forgetting": MetricSpec(
+        "forgetting", False, POINTS, "mean over all but the last session of the accuracy on "
+        "a session's classes right after it minus after the last session"),
+    "bwt": MetricSpec("backward transfer (BWT)", True, POINTS, "minus the forgetting"),
+    "control_change": MetricSpec(
+        "control change vs zero-shot", True, POINTS,
+        "a control set's accuracy after the last session minus the zero-shot model's"),
+    "trainable_percent": MetricSpec(
+        "trainable parameters", False, "% of the vision encoder",
+        "share of the vision encoder's parameters the strategy trains"),
+    "time_per_session_s": MetricSpec(
+        "train time per session", False, "s", "wall-clock training time per session on the "
+        "machine the run used (see its provenance)"),
 }
 
 

@@ -112,7 +112,7 @@ def leaderboard_page(data: Data, f: tables.Filters) -> None:
               "seeds": st.column_config.NumberColumn("seeds"), "runs": None}
     for c in cols:
         digits = "%.2f" if c.metric == "trainable_percent" else "%.1f"
-        config[c.name] = st.column_config.NumberColumn(c.header, format=digits)
+        config[c.name] = st.column_config.NumberColumn(c.header, format=digits, help=c.tooltip)
         config[c.name + " ±"] = st.column_config.TextColumn("±")
     st.dataframe(tables.with_std_text(table), column_config=config, hide_index=True,
                  key="leaderboard")

@@ -106,6 +106,16 @@ class Column:
         return self.unit or METRICS[self.metric].unit
 
     @property
+    def tooltip(self) -> str:
+        """The column's definition, unit and direction (the table's hover help)."""
+        spec = METRICS[self.metric]
+        definition = spec.definition
+        if self.name.startswith("control:") and self.name.endswith(":final"):
+            definition = "this control set's accuracy after the last session"
+        better = "higher" if self.higher_is_better else "lower"
+        return f"{definition} ({self.unit_text}; {better} is better)"
+
+    @property
     def header(self) -> str:
         return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
 

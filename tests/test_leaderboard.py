@@ -323,3 +323,13 @@ def test_zeroshot_runs_make_no_second_zero_shot_row(data):
     assert table["group"].tolist().count(tables.ZERO_SHOT) == 1
     assert "average_accuracy" not in table  # the last-row mean repeats the final accuracy
     assert {"average_incremental_accuracy", "plasticity"} <= set(table.columns)
+
+
+def test_every_column_has_a_tooltip_with_its_definition_unit_and_direction():
+    for column in tables.metric_columns(["ctrl-a"]):
+        tip = column.tooltip
+        assert not tip.startswith(" (") and len(tip) > 30, (column.name, tip)
+        assert tip.endswith(f"({column.unit_text}; "
+                            f"{'higher' if column.higher_is_better else 'lower'} is better)")
+    forgetting = next(c for c in tables.metric_columns([]) if c.name == "forgetting")
+    assert forgetting.tooltip.endswith("(points; lower is better)")

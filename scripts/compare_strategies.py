@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 # The strategies compared (presets are named readings of these; see `clbench list strategies`),
@@ -91,6 +92,7 @@ def tune(args: argparse.Namespace) -> int:
     return 0
 
 
+@cache  # asked once per stored run; the answer depends only on these three
 def declared(scenario: str, strategy: str, seed: int) -> dict:
     """The training and strategy settings `clbench run` would use now (the scenario YAML as it
     is), in the form a stored run records them."""

@@ -139,29 +139,15 @@ def test_stopping_clbench_app_stops_the_server(tmp_path):
     the command's own process, not an orphaned child)."""
     import signal
     import socket
-    import subprocess
-    import sys
     import time
-    import urllib.request
 
     import psutil
+    from app_server import free_port, start_app, wait_healthy
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "clbench", "app", "--db",
-                             str(tmp_path / "r.db"), "--port", str(port), "--address",
-                             "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc = start_app(tmp_path / "r.db", port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"clbench app exited with {proc.returncode}"
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server never answered"
-                time.sleep(0.3)
+        wait_healthy(port, proc)
         family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from app_server import free_port, start_app, wait_healthy
 from leaderboard_seed import seed_store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,25 +34,6 @@ def _need_browser() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"clbench app exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"the app did not answer on port {port} in {timeout:.0f} s")
 
 
 def _wait_for_table(driver, timeout: float) -> None:
@@ -81,9 +60,7 @@ def screenshot_leaderboard(db: Path, out: Path, timeout: float = 60) -> tuple[fl
     from selenium.webdriver.chrome.service import Service
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "clbench", "app", "--db", str(db), "--port",
-                             str(port), "--address", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_app(db, port)
     profile = tempfile.mkdtemp(prefix="clbench-chromium-")
     driver = None
     try:

@@ -180,6 +180,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
                             [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))
         summary["trainable_percent"] = 100.0 * max_trainable / max(1, total_params)
         summary["evaluated_on"] = evaluate_on
+        summary["seeds_required"] = scenario.manifest.seeds  # what the leaderboard asks of a row
         if purpose:
             summary["purpose"] = purpose
         elapsed = time.perf_counter() - start

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from clbench.hashing import canonical_hash
-from clbench.metrics import TUNING, balanced_score, is_tuning
+from clbench.metrics import DEFAULT_SEEDS, TUNING, balanced_score, is_tuning
 from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
@@ -102,18 +102,21 @@ def _fmt_value(value: object) -> str:
 
 def preset_labels(runs: pd.DataFrame) -> pd.Series:
     """A short label per run naming the settings that set its preset apart from the other
-    presets of the same strategy ("lr=0.0001"); empty where a strategy has one preset."""
-    presets = runs.drop_duplicates("preset_key")
-    labels: dict[str, str] = {}
-    for _, group in presets.groupby("strategy", sort=False):
+    presets of the same strategy in the same scenario ("lr=0.0001"; a row never mixes
+    scenarios, so settings that differ only between scenarios are left out); empty where a
+    strategy has one preset in a scenario."""
+    presets = runs.drop_duplicates(["scenario", "preset_key"])
+    labels: dict[tuple[str, str], str] = {}
+    for (scenario, _), group in presets.groupby(["scenario", "strategy"], sort=False):
         params = {key: _flat_params(sc, tc) for key, sc, tc in zip(
             group["preset_key"], group["strategy_config"], group["training_config"])}
         keys = sorted({k for p in params.values() for k in p})
         differ = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str)
                                           for p in params.values()}) > 1]
         for key, p in params.items():
-            labels[key] = ", ".join(f"{k}={_fmt_value(p.get(k))}" for k in differ)
-    return runs["preset_key"].map(labels).fillna("")
+            labels[(scenario, key)] = ", ".join(f"{k}={_fmt_value(p.get(k))}" for k in differ)
+    return pd.Series([labels.get(k, "") for k in zip(runs["scenario"], runs["preset_key"])],
+                     index=runs.index)
 
 
 def runs_frame(rows: list[dict]) -> pd.DataFrame:
@@ -135,6 +138,8 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
                                             r.get("training_config")])
         rec["target"] = summary.get("target")
         rec["n_sessions"] = summary.get("sessions")
+        # what the run's scenario asked of a result (runs stored before it: the default)
+        rec["seeds_required"] = summary.get("seeds_required") or DEFAULT_SEEDS
         for key in RUN_METRICS:
             rec[key] = summary.get(key)
         if rec["balanced"] is None:  # runs stored before the score: the same definition

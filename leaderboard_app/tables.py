@@ -1,9 +1,12 @@
 """Leaderboard tables as pure functions of the loaded runs (pandas in, pandas out).
 
 Only completed runs reach these functions (`data.load` drops failed and running ones). A row
-stands for one strategy preset: per seed the runs are averaged first, then mean and sample std
-are taken over seeds, and the seed count is shown, so a preset run on more seeds is not
-mistaken for a better one. Each metric's direction comes from `clbench.metrics.METRICS`.
+stands for one strategy preset: per seed the runs are averaged first, then the mean over seeds
+and its 95% confidence interval (Student t, `clbench.metrics.ci95_halfwidth`) are taken, and
+the seed count is shown, so a preset run on more seeds is not mistaken for a better one.
+Presets run on fewer seeds than their scenario declares (`seeds:`, 3 by default) are left out
+unless asked for (`Filters.show_few_seeds`), on every page alike. Each metric's direction
+comes from `clbench.metrics.METRICS`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import date
 
 import pandas as pd
 
-from clbench.metrics import METRICS
+from clbench.metrics import METRICS, ci95_halfwidth
 
 ZERO_SHOT = "zero-shot (reference)"
 # Strategies whose runs are reference rows (the zero-shot strategy, the joint-replay upper
@@ -35,13 +38,15 @@ class Filters:
     since: date | None = None
     until: date | None = None
     commit: str = "any"  # "any", "clean" (committed code), "dirty" (uncommitted or unknown)
+    # presets run on fewer seeds than their scenario declares: hidden unless this is set
+    show_few_seeds: bool = False
 
 
 def control_names(runs: pd.DataFrame) -> list[str]:
-    """Control eval sets in the order they first appear in the runs' summaries (the
-    `control:<name>:final` columns of `data.runs_frame`)."""
+    """Control eval sets of these runs, in the order they first appear in the summaries (the
+    `control:<name>:final` columns of `data.runs_frame` that hold a value)."""
     names = [c.split(":")[1] for c in runs.columns if c.startswith("control:")
-             and c.endswith(":final")]
+             and c.endswith(":final") and runs[c].notna().any()]  # other scenarios' controls
     return list(dict.fromkeys(names))
 
 
@@ -68,7 +73,36 @@ def context(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
 
 
 def filter_runs(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
-    """Runs that pass every filter."""
+    """Runs that pass every filter, the seed count included: a preset with fewer seeds (among
+    the runs the other filters keep) than its scenario declares is dropped unless
+    `f.show_few_seeds`."""
+    runs = _pass_filters(runs, f)
+    if runs.empty or f.show_few_seeds:
+        return runs
+    seeds = seed_counts(runs)
+    return runs[runs["group"].map(seeds["seeds"] >= seeds["seeds_required"])]
+
+
+def seed_counts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per group: distinct seeds run and seeds required (the most any of its runs' scenario
+    declared)."""
+    by_group = runs.groupby("group", sort=True)
+    return pd.DataFrame({"seeds": by_group["seed"].nunique(),
+                         "seeds_required": by_group["seeds_required"].max()})
+
+
+def few_seed_groups(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """Presets that pass the filters but have fewer seeds than required (what the seed filter
+    hides): columns seeds and seeds_required, indexed by group."""
+    passing = _pass_filters(runs, f)
+    if passing.empty:
+        return pd.DataFrame(columns=["seeds", "seeds_required"])
+    passing = passing[passing["strategy"] != ZERO_SHOT_STRATEGY]
+    seeds = seed_counts(passing)
+    return seeds[seeds["seeds"] < seeds["seeds_required"]]
+
+
+def _pass_filters(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
     runs = context(runs, f)
     if runs.empty:
         return runs
@@ -92,10 +126,11 @@ class Column:
     """A leaderboard metric column: where it comes from, its METRICS entry and its scale."""
 
     name: str
-    label: str
+    label: str  # full name (CSV headers)
     metric: str
     scale: float = 100.0  # fractions shown in %
     unit: str | None = None  # when it differs from the metric's (a control's accuracy: %)
+    short: str | None = None  # the table header, narrow enough for many columns at 1600 px
 
     @property
     def higher_is_better(self) -> bool:
@@ -117,35 +152,51 @@ class Column:
 
     @property
     def header(self) -> str:
-        return f"{self.label} {'↑' if self.higher_is_better else '↓'}"
+        return f"{self.short or self.label} {'↑' if self.higher_is_better else '↓'}"
+
+
+MEAN_CONTROL_CHANGE = "control_change"  # per run: the mean change over the chosen controls
 
 
 def metric_columns(controls: list[str]) -> list[Column]:
     """The leaderboard's metric columns in display order."""
-    cols = [Column("balanced", METRICS["balanced"].label, "balanced"),
-            Column("final_accuracy", METRICS["final_accuracy"].label, "final_accuracy"),
-            Column("target_gain", METRICS["target_gain"].label, "target_gain")]
+    cols = [Column("balanced", METRICS["balanced"].label, "balanced", short="balanced"),
+            Column("target_gain", METRICS["target_gain"].label, "target_gain",
+                   short="target Δ"),
+            Column(MEAN_CONTROL_CHANGE, "mean control change vs zero-shot", "control_change",
+                   short="controls Δ"),
+            Column("final_accuracy", METRICS["final_accuracy"].label, "final_accuracy",
+                   short="target acc.")]
     for name in controls:
         # a control's accuracy and its change against zero-shot: both better when higher
         cols.append(Column(f"control:{name}:final", f"{name} accuracy", "control_change",
-                           unit="%"))
+                           unit="%", short=f"{name} acc."))
         cols.append(Column(f"control:{name}:change", f"{name} change vs zero-shot",
-                           "control_change"))
+                           "control_change", short=f"{name} Δ"))
     # the last-row mean ("average accuracy") is left out: with sessions of equal size it is
     # the final accuracy again; Avg and plasticity say what it does not
     cols += [Column("average_incremental_accuracy", METRICS["average_incremental_accuracy"].label,
-                    "average_incremental_accuracy"),
-             Column("plasticity", METRICS["plasticity"].label, "plasticity"),
-             Column("forgetting", METRICS["forgetting"].label, "forgetting"),
-             Column("trainable_percent", "trainable %", "trainable_percent", 1.0),
-             Column("time_per_session_s", "train s / session", "time_per_session_s", 1.0)]
+                    "average_incremental_accuracy", short="Avg"),
+             Column("plasticity", METRICS["plasticity"].label, "plasticity",
+                    short="plasticity"),
+             Column("forgetting", METRICS["forgetting"].label, "forgetting", short="forgetting"),
+             Column("trainable_percent", "trainable %", "trainable_percent", 1.0,
+                    short="trainable %"),
+             Column("time_per_session_s", "train s / session", "time_per_session_s", 1.0,
+                    short="train s/session")]
     return cols
 
 
+# shown before the column chooser is touched: the question's four numbers (with rank,
+# strategy, preset and seeds, which are always shown)
+DEFAULT_COLUMNS = ("balanced", "target_gain", MEAN_CONTROL_CHANGE, "trainable_percent")
+
+
 def seed_stats(frame: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
-    """Per `group`: runs averaged per seed, then mean and sample std over seeds of every metric
-    column (std NaN with one seed), with the counts of seeds and runs. Vectorised: one groupby
-    for all groups, as 1,000 runs must rank fast."""
+    """Per `group`: runs averaged per seed, then the mean over seeds of every metric column and
+    the half-width of its 95% confidence interval in "<column> ±" (NaN with one seed), with
+    the counts of seeds and runs. Vectorised: one groupby for all groups, as 1,000 runs must
+    rank fast."""
     names = [c.name for c in cols if c.name in frame]
     per_seed = frame.groupby(["group", "seed"], sort=False)[names].mean()
     by_group = per_seed.groupby(level="group", sort=True)
@@ -156,7 +207,17 @@ def seed_stats(frame: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
     for c in cols:
         present = c.name in mean
         out[c.name] = mean[c.name] * c.scale if present else float("nan")
-        out[c.name + " ±"] = std[c.name] * c.scale if present else float("nan")
+        out[c.name + " ±"] = (ci95_halfwidth(std[c.name] * c.scale, out["seeds"]) if present
+                              else float("nan"))
+    return out
+
+
+def with_mean_control_change(runs: pd.DataFrame, controls: list[str]) -> pd.DataFrame:
+    """`runs` with MEAN_CONTROL_CHANGE: per run, the mean change over `controls` (before the
+    seed statistics, so that its interval is that of the mean, not a mean of intervals)."""
+    changes = [f"control:{c}:change" for c in controls if f"control:{c}:change" in runs]
+    out = runs.copy()
+    out[MEAN_CONTROL_CHANGE] = runs[changes].mean(axis=1) if changes else float("nan")
     return out
 
 
@@ -173,17 +234,19 @@ def zero_shot_row(population: pd.DataFrame, controls: list[str]) -> dict:
         for name in controls:
             column = f"control:{name}:zero_shot"
             frame[f"control:{name}:final"] = population.get(column)
-    for c in cols:
-        if c.name not in frame:
-            frame[c.name] = 0.0
+    zeros = [c.name for c in cols if c.name not in frame]
+    for name in zeros:
+        frame[name] = 0.0
     frame["group"] = ZERO_SHOT
-    row = {"strategy": ZERO_SHOT, "preset": "", "group": ZERO_SHOT}
+    row = {"strategy": ZERO_SHOT, "preset": "", "group": ZERO_SHOT, "seeds_required": 0}
     stats = seed_stats(frame, cols)
     if stats.empty:  # no run of this scenario and backbone: the reference is unknown
         row.update({"seeds": 0, "runs": 0})
         row.update({name: float("nan") for c in cols for name in (c.name, c.name + " ±")})
     else:
         row.update(stats.iloc[0].to_dict())
+        for name in zeros:  # a change against itself is 0 by definition: no interval
+            row[name + " ±"] = float("nan")
     return row
 
 
@@ -191,18 +254,19 @@ DEFAULT_RANK = "balanced"  # the one score for "improved the target without dest
 
 
 def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
-                min_seeds: int = 1,
+                mean_of: list[str] | None = None,
                 references: frozenset[str] = REFERENCE_STRATEGIES) -> pd.DataFrame:
     """One row per strategy preset passing the filters, plus the zero-shot reference row.
 
     Sorted by `rank_by` in the direction METRICS declares for it (missing values last); the
     reference row is placed by the same rule, so one can see which presets beat zero-shot.
-    Presets run on fewer than `min_seeds` seeds are left out (a lucky single seed should not
-    top a ranking); the reference row never is. Runs of the `zeroshot` strategy get no row of
-    their own: the reference row already holds them (one zero-shot row). Rows of another
-    reference strategy (`references`: the joint-replay upper bound) are placed by the same rule,
-    shown as "<strategy> (reference)", and have no rank: the methods are numbered among
-    themselves.
+    Presets run on fewer seeds than their scenario declares are left out unless
+    `f.show_few_seeds` (then `few_seeds` marks them); the reference row never is. Runs of the
+    `zeroshot` strategy get no row of their own: the reference row already holds them (one
+    zero-shot row). Rows of another reference strategy (`references`: the joint-replay upper
+    bound) are placed by the same rule, shown as "<strategy> (reference)", and have no rank:
+    the methods are numbered among themselves. The mean control change averages the controls
+    in `mean_of` (default: all of them).
     """
     population = context(runs, f)
     controls = control_names(population) if not population.empty else []
@@ -212,28 +276,107 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
     chosen = filter_runs(runs, f)
     chosen = chosen[chosen["strategy"] != ZERO_SHOT_STRATEGY] if not chosen.empty else chosen
     if not chosen.empty:
+        chosen = with_mean_control_change(chosen, controls if mean_of is None else mean_of)
         stats = seed_stats(chosen, cols)
+        stats["seeds_required"] = seed_counts(chosen)["seeds_required"]
         names = chosen.drop_duplicates("group").set_index("group")[["strategy", "preset"]]
         stats = names.join(stats, how="right").rename_axis("group").reset_index()
-        parts.append(stats[stats["seeds"] >= min_seeds])
+        parts.append(stats)
     table = pd.concat(parts, ignore_index=True)
-    table[["seeds", "runs"]] = table[["seeds", "runs"]].astype(int)
+    table[["seeds", "runs", "seeds_required"]] = table[["seeds", "runs", "seeds_required"]] \
+        .astype(int)
+    table["few_seeds"] = table["seeds"] < table["seeds_required"]
     by = next((c for c in cols if c.name == rank_by), cols[0])
     table = table.sort_values(by.name, ascending=not by.higher_is_better, na_position="last",
                               kind="stable").reset_index(drop=True)
-    reference = table["strategy"].isin(references)
+    reference = table["strategy"].isin(references) | (table["group"] == ZERO_SHOT)
     table.insert(0, "rank", (~reference).cumsum().where(~reference).astype("Int64"))
-    table.loc[reference, "strategy"] = table.loc[reference, "strategy"] + REFERENCE_SUFFIX
+    renamed = reference & (table["group"] != ZERO_SHOT)  # its name says "reference" already
+    table.loc[renamed, "strategy"] = table.loc[renamed, "strategy"] + REFERENCE_SUFFIX
     return table
 
 
-def with_std_text(table: pd.DataFrame) -> pd.DataFrame:
-    """The std columns as text ("±1.2"; empty with a single seed), for display only."""
-    out = table.copy()
-    for column in [c for c in out.columns if c.endswith(" ±")]:
-        out[column] = ["" if pd.isna(v) else f"±{v:.2f}" if abs(v) < 0.1 and v else f"±{v:.1f}"
-                       for v in out[column]]
+GOOD_RGB, BAD_RGB = (46, 160, 67), (214, 69, 65)
+REFERENCE_TINT = "background-color: rgba(128, 128, 128, 0.14)"
+
+
+def _digits(c: Column) -> int:
+    return 2 if c.metric == "trainable_percent" else 1
+
+
+def _interval(c: Column, half: float) -> float:
+    """The interval shown: none for the trainable share, which seeds do not change."""
+    return float("nan") if c.metric == "trainable_percent" else half
+
+
+def _cell_text(mean: float, half: float, digits: int, best: bool) -> str:
+    if pd.isna(mean):
+        return ""
+    text = f"{mean:.{digits}f}" + ("" if pd.isna(half) else f" ± {half:.{digits}f}")
+    return text + (" ★" if best else "")
+
+
+def _tint(share: float) -> str:
+    """Red (worst) through white to green (best) for a share in [0, 1] of a column's range."""
+    if pd.isna(share):
+        return ""
+    rgb, alpha = (GOOD_RGB, share - 0.5) if share >= 0.5 else (BAD_RGB, 0.5 - share)
+    return f"background-color: rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {0.8 * alpha:.2f})"
+
+
+def best_values(table: pd.DataFrame, cols: list[Column]) -> dict[str, float]:
+    """The best value of each metric column among the ranked methods (reference rows never
+    count), following the metric's direction."""
+    methods = table[table["rank"].notna()]
+    out = {}
+    for c in cols:
+        values = methods[c.name].dropna() if c.name in methods else pd.Series(dtype=float)
+        if not values.empty:
+            out[c.name] = values.max() if c.higher_is_better else values.min()
     return out
+
+
+def styled(table: pd.DataFrame, cols: list[Column], shown: list[str] | None = None):
+    """The table as shown (a pandas Styler; the numbers stay numbers, so clicking a header
+    still sorts by value): each metric cell reads "mean ± 95% CI" (no interval with one seed)
+    with ★ on the best method per column, methods tinted from red (worst) to green (best) by
+    the column's direction, reference rows grey, and the seed count of a preset short of its
+    scenario's seeds as "1 of 3 ⚠". Only the `shown` metric columns (default: all) get their
+    text, as formatting costs a third of a millisecond per call."""
+    best = best_values(table, cols)
+    methods = table["rank"].notna()
+    display = {c.name: [_cell_text(m, _interval(c, h), _digits(c), best.get(c.name) == m and r)
+                        for m, h, r
+                        in zip(table[c.name], table[c.name + " ±"], methods)]
+               for c in cols if c.name in table and (shown is None or c.name in shown)}
+    # reference rows: no rank, and "reference" in the preset column (the strategy column
+    # stays narrow enough for 1600 px)
+    display["strategy"] = [s.removesuffix(REFERENCE_SUFFIX) if m else s for s, m in
+                           zip(table["strategy"].replace({ZERO_SHOT: "zero-shot"}), ~methods)]
+    display["preset"] = [", ".join(filter(None, ["reference", p])) if not m else p for p, m in
+                         zip(table["preset"].fillna(""), methods)]
+    display["seeds"] = [f"{n} of {k} ⚠" if few else str(n) for n, k, few
+                        in zip(table["seeds"], table["seeds_required"], table["few_seeds"])]
+
+    def colour(column: pd.Series) -> list[str]:
+        c = next((c for c in cols if c.name == column.name), None)
+        if c is None:
+            return [REFERENCE_TINT if not m else "" for m in methods]
+        values = column.where(methods)
+        low, high = values.min(), values.max()
+        spread = (values - low) / (high - low) if high > low else values * 0 + 0.5
+        share = spread if c.higher_is_better else 1 - spread
+        return [_tint(v) if m else REFERENCE_TINT for v, m in zip(share, methods)]
+
+    styler = table.style.apply(colour, axis=0)
+    for name, texts in display.items():
+        rows_by_text: dict[str, list] = {}
+        for row, text in zip(table.index, texts):
+            rows_by_text.setdefault(text, []).append(row)
+        # one call per distinct text: a cell's text depends on more than its own value
+        for text, rows in rows_by_text.items():
+            styler.format(lambda _v, text=text: text, subset=(rows, [name]))
+    return styler
 
 
 def export_csv(table: pd.DataFrame, controls: list[str]) -> bytes:
@@ -247,8 +390,99 @@ def export_csv(table: pd.DataFrame, controls: list[str]) -> bytes:
         if c.name in out:
             renamed[c.name] = f"{label} ({unit}, {'higher' if c.higher_is_better else 'lower'}"\
                               " is better)"
-            renamed[c.name + " ±"] = f"{label} std over seeds ({unit})"
+            renamed[c.name + " ±"] = f"{label} 95% CI half-width over seeds ({unit})"
     return out.rename(columns=renamed).to_csv(index=False, float_format="%.4f").encode()
+
+
+def drawn_groups(table: pd.DataFrame, top: int, highlight: list[str]) -> list[str]:
+    """The presets a plot draws: the first `top` methods of the ranked table, the highlighted
+    ones and the reference bounds (so that 50 presets do not become an illegible pile)."""
+    methods = table["rank"].notna()
+    first = table.loc[methods, "group"].head(top).tolist()
+    references = table.loc[~methods & (table["group"] != ZERO_SHOT), "group"].tolist()
+    return list(dict.fromkeys([*first, *highlight, *references]))
+
+
+def without_zero_shot(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs minus those of the zeroshot strategy: plots draw zero-shot as their dashed
+    reference line, not as a preset of its own."""
+    return runs[runs["strategy"] != ZERO_SHOT_STRATEGY] if not runs.empty else runs
+
+
+def presets_side_by_side(table: pd.DataFrame, groups: list[str],
+                         controls: list[str]) -> pd.DataFrame:
+    """Leaderboard rows of `groups` side by side: one column per preset (named by strategy and
+    preset), one row per metric as "mean ± 95% CI" in its unit, plus seeds and the zero-shot
+    reference column."""
+    cols = metric_columns(controls)
+    rows = table.set_index("group")
+    out = {}
+    for group in [*groups, ZERO_SHOT]:
+        if group not in rows.index:
+            continue
+        row = rows.loc[group]
+        cells = {f"{c.header} ({c.unit_text})": _cell_text(
+            row[c.name], _interval(c, row[c.name + " ±"]), _digits(c), False) for c in cols}
+        seeds = f"{row['seeds']}" + (f" of {row['seeds_required']} ⚠" if row["few_seeds"]
+                                     else "")
+        out[group] = {"seeds": seeds, **cells}
+    return pd.DataFrame(out)
+
+
+def run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """run id -> "strategy (preset) · seed 1 · 1a2b3c4d5e6f" (pickers and compare columns)."""
+    return {i: f"{g} · seed {s} · {i[:12]}" for i, g, s in zip(runs["id"], runs["group"],
+                                                                runs["seed"])}
+
+
+def runs_list(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs behind presets: one line each with its headline numbers (in % and points)."""
+    out = pd.DataFrame({
+        "preset": runs["group"], "seed": runs["seed"], "run": runs["id"].str[:12],
+        "created": runs["created_at"].dt.strftime("%Y-%m-%d %H:%M"),
+        "code": ["clean" if c else "dirty" for c in runs["clean"]],
+        "target acc. %": runs["final_accuracy"] * 100,
+        "target Δ (points)": runs["target_gain"] * 100,
+        "balanced (points)": runs["balanced"] * 100,
+        "run s": runs["total_time_s"]})
+    return out.sort_values(["preset", "seed"]).round(1)
+
+
+PERCENT_KEYS = frozenset({"final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
+                          "average_incremental_accuracy", "transfer", "plasticity", "forgetting",
+                          "bwt", "balanced", "final", "zero_shot", "change",
+                          "transfer_by_session"})
+
+
+def in_percent(summary: dict) -> dict:
+    """A run summary with its accuracies (fractions) in % and changes in points, as every page
+    shows them; counts, names and the trainable share stay as they are."""
+    def convert(key: str, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: convert(k, v) for k, v in value.items()}
+        if key in PERCENT_KEYS and isinstance(value, list):
+            return [None if v is None else round(100 * v, 2) for v in value]
+        if key in PERCENT_KEYS and isinstance(value, (int, float)) and not isinstance(value,
+                                                                                       bool):
+            return 100 * value
+        return value
+    return {k: convert(k, v) for k, v in summary.items()}
+
+
+def headline(run: dict) -> dict[str, str]:
+    """The numbers a run is judged by, as text for st.metric."""
+    summary = in_percent(run.get("summary") or {})
+    controls = summary.get("controls") or {}
+
+    def fmt(value, unit):
+        return "–" if value is None else f"{value:+.1f} {unit}" if unit == "pts" \
+            else f"{value:.1f}{unit}"
+    out = {"target accuracy": fmt(summary.get("final_accuracy"), "%"),
+           "target Δ": fmt(summary.get("target_gain"), "pts")}
+    for name, c in controls.items():
+        out[f"{name} Δ"] = fmt(c.get("change"), "pts")
+    out["balanced"] = fmt(summary.get("balanced"), "pts")
+    return out
 
 
 def flatten(value: object, prefix: str = "") -> dict:
@@ -261,8 +495,15 @@ def flatten(value: object, prefix: str = "") -> dict:
     return {prefix: value}
 
 
-def compare_runs(runs: list[dict]) -> pd.DataFrame:
-    """Runs side by side: one column per run, one row per config/summary/provenance key, and a
+def key_values(nested: dict) -> pd.DataFrame:
+    """A nested dict as a two-column table (setting, value), instead of raw JSON."""
+    flat = flatten(nested)
+    return pd.DataFrame({"key": list(flat), "value": [_cell(v) for v in flat.values()]})
+
+
+def compare_runs(runs: list[dict], labels: list[str] | None = None) -> pd.DataFrame:
+    """Runs side by side: one column per run (named by `labels`, default the id's prefix), one
+    row per config/summary/provenance key (accuracies in %, changes in points), and a
     `differs` flag so that what sets the runs apart can be shown first."""
     flat = []
     for run in runs:
@@ -270,11 +511,12 @@ def compare_runs(runs: list[dict]) -> pd.DataFrame:
                  "status": run.get("status"), "git_sha": run.get("git_sha"),
                  "git_dirty": run.get("git_dirty"), "total_time_s": run.get("total_time_s")}
         entry.update(flatten(run.get("config") or {}, "config"))
-        entry.update(flatten(run.get("summary") or {}, "summary"))
+        entry.update(flatten(in_percent(run.get("summary") or {}), "summary"))
         flat.append(entry)
     keys = list(dict.fromkeys(k for e in flat for k in e))
-    table = pd.DataFrame({run["id"][:12]: [_cell(e.get(k)) for k in keys]
-                          for run, e in zip(runs, flat)}, index=keys)
+    names = labels or [run["id"][:12] for run in runs]
+    table = pd.DataFrame({name: [_cell(e.get(k)) for k in keys]
+                          for name, e in zip(names, flat)}, index=keys)
     table.insert(0, "differs", [table.loc[k].nunique(dropna=False) > 1 for k in keys])
     return table.sort_values("differs", ascending=False, kind="stable")
 
@@ -282,6 +524,8 @@ def compare_runs(runs: list[dict]) -> pd.DataFrame:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
     return "" if value is None else str(value)
 
 

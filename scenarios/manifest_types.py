@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clbench.metrics import DEFAULT_SEEDS
+
 BUILT_IN = "built-in"
 
 # the validation split of a scenario that does not declare one, per protocol
@@ -68,6 +70,9 @@ class ScenarioManifest:
     # training data) only by a strategy that asks for it (`StrategyPlugin.needs_replay`, e.g.
     # the `joint-replay` reference); () when the scenario declares none
     replay: tuple[str, ...] = ()
+    # how many seeds a result needs: the leaderboard marks and hides, by default, presets run
+    # on fewer (the papers report means over 3 seeds)
+    seeds: int = DEFAULT_SEEDS
     hash: str = ""
     path: str = ""
     origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)

@@ -50,6 +50,7 @@ from clbench.names import unknown_name_message
 from clbench.scenarios.loaders import get_kind
 from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
     BUILT_IN,
+    DEFAULT_SEEDS,
     DEFAULT_VALIDATION,
     STRATEGY_PARAMS_KEY,
     DatasetManifest,
@@ -314,7 +315,7 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
 
 
 _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "sessions", "eval_sets",
-                  "training", "strategy_training", "validation", "replay"}
+                  "training", "strategy_training", "validation", "replay", "seeds"}
 
 
 def _validation(data: dict, protocol: str, path: Path) -> dict[str, Any] | None:
@@ -420,6 +421,9 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         raise DeclarationError(f"{path}: 'strategy_training' must map strategy names to training "
                                "keys (and, under 'strategy:', strategy parameters), e.g. "
                                "{lorsu: {lr: 3.0e-4}, llu: {strategy: {lr: 1.0e-3}}}")
+    seeds = data.get("seeds", DEFAULT_SEEDS)
+    if not _is_int(seeds) or seeds < 1:
+        raise _fail(path, "seeds", "a positive integer (how many seeds a result needs)", seeds)
     return ScenarioManifest(
         name=_file_name_matches(data, path, from_catalog), target=target, protocol=protocol,
         eval_sets=_texts(data, "eval_sets", path), shots=shots, session_sizes=tuple(sizes),
@@ -427,5 +431,5 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
         description=_text(data, "description", path),
         validation=_validation(data, protocol, path), replay=_replay(data, target, path),
-        hash=resolved.hash, path=str(path),
+        seeds=seeds, hash=resolved.hash, path=str(path),
         origin=origin, includes=resolved.includes, declaration=data)

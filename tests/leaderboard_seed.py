@@ -20,6 +20,26 @@ GAMMA = Spec("gamma", gain=0.9, drop=0.0)  # only failed and running runs: never
 ALPHA_8SHOT = Spec("alpha", gain=0.4, drop=0.1, scenario="syn-8shot", shots=8)
 
 
+# The question's trap: the method with the highest target gain forgets most of the controls.
+# Balanced scores (target change + mean control change): middle 40 - 10 = 30, careful
+# 30 - 2 = 28, forgetful 60 - 45 = 15; ranked by target gain, forgetful would come first.
+TRADEOFF = (Spec("forgetful", gain=0.6, drop=0.45, trainable=1_000_000),
+            Spec("careful", gain=0.3, drop=0.02, trainable=5_000),
+            Spec("middle", gain=0.4, drop=0.1, trainable=20_000))
+TRADEOFF_ORDER = ["middle", "careful", "forgetful"]
+
+
+def seed_tradeoff_store(path: Path) -> Path:
+    """Three methods on three seeds each (what the scenario asks for), plus one single-seed
+    run that the leaderboard hides by default."""
+    with Store(f"sqlite:///{path}") as store:
+        for spec in TRADEOFF:
+            for seed in (0, 1, 2):
+                add_run(store, spec, seed)
+        add_run(store, Spec("lucky", gain=0.9, drop=0.0), 0)
+    return path
+
+
 def dead_pid() -> int:
     """The pid of a process that has exited (for a run whose process died)."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

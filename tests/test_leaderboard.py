@@ -11,13 +11,16 @@ import pytest
 from leaderboard_seed import old_schema_store, seed_store
 from sqlalchemy import create_engine, text
 
-from clbench.leaderboard_app import figures, tables
+from clbench.leaderboard_app import tables
 from clbench.leaderboard_app.data import StoreProblem, load, open_store
 from clbench.metrics import METRICS
 from clbench.store import StoreError
 from clbench.store.location import read_only_url
 
-FOUR_SHOT = tables.Filters(scenario="syn-4shot", backbone="ViT-B-16@openai")
+# presets run on fewer seeds than required shown, as the numbers below check every preset
+FOUR_SHOT = tables.Filters(scenario="syn-4shot", backbone="ViT-B-16@openai", show_few_seeds=True)
+# what a user sees first: the seed rule on (3 seeds, the default every synthetic run declares)
+FOUR_SHOT_DEFAULT = tables.Filters(scenario="syn-4shot", backbone="ViT-B-16@openai")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,8 @@ def test_only_completed_runs_are_loaded(data, seeded):
 def test_shots_and_presets_are_derived(data):
     runs = data.runs.set_index("id")
     assert sorted(runs["shots"].unique().tolist()) == [4, 8]
-    assert set(runs["group"]) == {"alpha (lr=0.0001)", "alpha (lr=0.001)", "beta"}
+    # presets are told apart within a scenario: the 8-shot alpha is alone in its own
+    assert set(runs["group"]) == {"alpha (lr=0.0001)", "alpha (lr=0.001)", "beta", "alpha"}
     assert runs["clean"].sum() == len(runs) - 1  # the one dirty beta run
 
 
@@ -65,7 +69,8 @@ def test_leaderboard_rows_means_and_seed_counts(data):
     # the failed alpha seed 3 is not counted: 3 seeds, final = 10 + 50 + {0, 1, 2}
     assert alpha["seeds"] == 3
     assert alpha["final_accuracy"] == pytest.approx(61.0)
-    assert alpha["final_accuracy ±"] == pytest.approx(1.0)
+    # 95% CI of the mean of 3 seeds with std 1: t(0.975, 2) / sqrt(3)
+    assert alpha["final_accuracy ±"] == pytest.approx(4.302653 / 3 ** 0.5)
     assert alpha["target_gain"] == pytest.approx(50.0)
     assert alpha["control:ctrl-a:change"] == pytest.approx(-10.0)
     assert alpha["control:ctrl-b:final"] == pytest.approx(50.0)
@@ -103,15 +108,46 @@ def test_zero_shot_reference_row_is_always_there(data):
     assert nothing.iloc[0]["final_accuracy"] == pytest.approx(11.0)
 
 
-def test_minimum_seeds_hides_presets_but_not_the_reference(data):
-    table = tables.leaderboard(data.runs, FOUR_SHOT, min_seeds=2)
-    assert sorted(table["group"]) == sorted(["alpha (lr=0.0001)", "beta", tables.ZERO_SHOT])
-    assert tables.leaderboard(data.runs, FOUR_SHOT, min_seeds=9)["group"].tolist() == [
+def test_presets_short_of_seeds_are_hidden_by_default_and_marked_when_shown(data):
+    hidden = tables.leaderboard(data.runs, FOUR_SHOT_DEFAULT)
+    assert sorted(hidden["group"]) == sorted(["alpha (lr=0.0001)", "beta", tables.ZERO_SHOT])
+    assert not hidden["few_seeds"].any()
+    short = tables.few_seed_groups(data.runs, FOUR_SHOT_DEFAULT)
+    assert short.to_dict("index") == {"alpha (lr=0.001)": {"seeds": 1, "seeds_required": 3}}
+    # the same rule on every page: the runs the plots draw come from filter_runs
+    assert "alpha (lr=0.001)" not in set(tables.filter_runs(data.runs, FOUR_SHOT_DEFAULT)["group"])
+    shown = tables.leaderboard(data.runs, FOUR_SHOT).set_index("group")
+    assert shown.loc["alpha (lr=0.001)", "few_seeds"]
+    assert pd.isna(shown.loc["alpha (lr=0.001)", "final_accuracy ±"])  # no interval of 1 seed
+    # a scenario asking for 4 seeds hides the 3-seed presets too; the reference row stays
+    stricter = data.runs.assign(seeds_required=4)
+    assert tables.leaderboard(stricter, FOUR_SHOT_DEFAULT)["group"].tolist() == [
         tables.ZERO_SHOT]
-    shown = tables.with_std_text(table).set_index("group")
-    assert shown.loc["alpha (lr=0.0001)", "final_accuracy ±"] == "±1.0"
-    single = tables.with_std_text(tables.leaderboard(data.runs, FOUR_SHOT)).set_index("group")
-    assert single.loc["alpha (lr=0.001)", "final_accuracy ±"] == ""
+
+
+def test_shown_table_marks_best_ci_and_short_seeds(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    cols = tables.metric_columns(["ctrl-a", "ctrl-b"])
+    html = tables.styled(table, cols).to_html()
+    row = {g: i for i, g in enumerate(table["group"])}
+    cell = _shown_cells(html)
+    balanced = table.columns.get_loc("balanced")
+    # alpha lr=1e-4: balanced 40 on every seed (interval 0), the best method: starred
+    assert cell[(row["alpha (lr=0.0001)"], balanced)] == "40.0 ± 0.0 ★"
+    assert cell[(row["alpha (lr=0.001)"], balanced)] == "25.0"  # one seed: no interval
+    assert "★" not in cell[(row[tables.ZERO_SHOT], balanced)]  # references are never "best"
+    assert cell[(row["alpha (lr=0.001)"], table.columns.get_loc("seeds"))] == "1 of 3 ⚠"
+    styles = tables.styled(table, cols)._compute().ctx
+    best, worst = styles[(row["alpha (lr=0.0001)"], balanced)], styles[(row["beta"], balanced)]
+    assert "46, 160, 67" in str(best) and "214, 69, 65" in str(worst)  # green best, red worst
+
+
+def _shown_cells(html: str) -> dict[tuple[int, int], str]:
+    """(row, column) -> the text a Styler's HTML shows in that body cell."""
+    import re
+
+    cells = re.findall(r'<td id="T_\w+_row(\d+)_col(\d+)"[^>]*>([^<]*)</td>', html)
+    return {(int(r), int(c)): text.strip() for r, c, text in cells}
 
 
 def test_ranking_follows_metric_direction(data):
@@ -119,7 +155,8 @@ def test_ranking_follows_metric_direction(data):
     by_forgetting = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="forgetting")
     assert by_forgetting["group"].tolist() == [tables.ZERO_SHOT, "beta", "alpha (lr=0.001)",
                                                "alpha (lr=0.0001)"]
-    assert by_forgetting["rank"].tolist() == [1, 2, 3, 4]
+    # the zero-shot row is placed, never numbered
+    assert by_forgetting["rank"].tolist() == [pd.NA, 1, 2, 3]
     by_control = tables.leaderboard(data.runs, FOUR_SHOT, rank_by="control:ctrl-a:change")
     assert by_control["group"].iloc[0] == tables.ZERO_SHOT  # no change beats any drop
     assert by_control["group"].iloc[-1] == "beta"
@@ -129,12 +166,14 @@ def test_ranking_follows_metric_direction(data):
 
 
 @pytest.mark.parametrize(("filters", "groups"), [
-    (tables.Filters(scenario="syn-8shot", backbone="ViT-B-16@openai"), ["alpha (lr=0.0001)"]),
+    (tables.Filters(scenario="syn-8shot", backbone="ViT-B-16@openai", show_few_seeds=True),
+     ["alpha"]),  # alone in its scenario: no preset label
     (tables.Filters(scenario="syn-4shot", shots=[8]), []),
     (tables.Filters(scenario="syn-4shot", strategies=["beta"]), ["beta"]),
     (tables.Filters(scenario="syn-4shot", since=date.today() + timedelta(days=1)), []),
-    (tables.Filters(scenario="syn-4shot", until=date.today()), ["alpha (lr=0.0001)",
-                                                                "alpha (lr=0.001)", "beta"]),
+    (tables.Filters(scenario="syn-4shot", until=date.today(), show_few_seeds=True),
+     ["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta"]),
+    (tables.Filters(scenario="syn-4shot", until=date.today()), ["alpha (lr=0.0001)", "beta"]),
 ])
 def test_filters(data, filters, groups):
     table = tables.leaderboard(data.runs, filters)
@@ -143,9 +182,14 @@ def test_filters(data, filters, groups):
 
 
 def test_commit_filter(data):
-    clean = tables.leaderboard(data.runs, tables.Filters(scenario="syn-4shot", commit="clean"))
+    clean = tables.leaderboard(data.runs, tables.Filters(scenario="syn-4shot", commit="clean",
+                                                         show_few_seeds=True))
     assert _row(clean, "beta")["seeds"] == 2
-    dirty = tables.leaderboard(data.runs, tables.Filters(scenario="syn-4shot", commit="dirty"))
+    # seeds are counted among the runs the other filters keep: 2 clean beta seeds are too few
+    assert "beta" not in set(tables.leaderboard(
+        data.runs, tables.Filters(scenario="syn-4shot", commit="clean"))["group"])
+    dirty = tables.leaderboard(data.runs, tables.Filters(scenario="syn-4shot", commit="dirty",
+                                                         show_few_seeds=True))
     assert _row(dirty, "beta")["seeds"] == 1
     assert set(dirty["group"]) == {"beta", tables.ZERO_SHOT}
 
@@ -163,70 +207,6 @@ def test_csv_export_has_directions_and_rows(data):
     assert "(%…" not in lines[0] and "% (%" not in lines[0]
 
 
-def test_forgetting_curves_mean_and_band(data):
-    runs = tables.filter_runs(data.runs, FOUR_SHOT)
-    stats = figures.curve_data(runs, data.evals, "syn")
-    alpha = stats[stats["group"] == "alpha (lr=0.0001)"].set_index("after_session")
-    assert alpha.loc[0, "mean"] == pytest.approx(11.0)
-    assert alpha.loc[3, "mean"] == pytest.approx(61.0)
-    assert alpha.loc[3, "std"] == pytest.approx(1.0) and alpha.loc[3, "seeds"] == 3
-    fig = figures.forgetting_curves(runs, data.evals, "syn")
-    lines = [t for t in fig.data if t.mode == "lines+markers"]
-    assert sorted(t.name for t in lines) == ["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta"]
-    bands = [t for t in fig.data if t.fill == "toself"]
-    assert len(bands) == 3 and all(t.mode == "lines" for t in bands)  # no corner markers
-    zero_shot = stats.loc[stats["after_session"] == 0, "mean"].mean()
-    (reference,) = fig.layout.shapes
-    assert reference.line.dash == "dash" and reference.y0 == pytest.approx(zero_shot)
-    assert figures.forgetting_curves(runs, data.evals, "syn", "target").layout.title.text \
-        .startswith("syn (target):")
-    band = next(t for t in bands if t.legendgroup == "alpha (lr=0.0001)")
-    assert max(band.y) == pytest.approx(62.0)  # mean + one std after the last session
-    control = figures.forgetting_curves(runs, data.evals, "ctrl-a")
-    beta = next(t for t in control.data if t.name == "beta")
-    assert list(beta.y) == pytest.approx([80.0, 70.0, 60.0, 50.0])
-
-
-def test_session_bars_and_heatmap(data, seeded):
-    runs = tables.filter_runs(data.runs, FOUR_SHOT)
-    fig = figures.session_bars(runs, data.evals, "syn")
-    assert fig.layout.barmode == "group"
-    assert len(fig.data) == 3 and all(len(t.x) == 4 for t in fig.data)
-    path, ids = seeded
-    store = open_store(str(path))
-    run = store.get_run(ids["completed"][0])  # alpha seed 0: gain 0.5, forget 0.2, T = 3
-    store.close()
-    heat = figures.accuracy_heatmap(run, "syn").data[0]
-    z = heat.z
-    assert z[0][0] == pytest.approx(60.0) and z[2][0] == pytest.approx(10 + 50 * (1 - 0.2 * 2 / 3))
-    assert z[0][1] is None  # session 2's classes are not evaluated after session 1
-
-
-def test_pareto_front_uses_directions():
-    points = pd.DataFrame({"control_change": [-10.0, -2.0, -20.0, -5.0],
-                           "target_gain": [50.0, 20.0, 40.0, 10.0]})
-    front = figures.pareto_front(points, "control_change", "target_gain", "control_change",
-                                 "target_gain")
-    assert front.tolist() == [True, True, False, False]
-    # forgetting is lower-is-better: the smallest forgetting with the highest gain wins
-    points = pd.DataFrame({"forgetting": [1.0, 5.0], "target_gain": [30.0, 30.0]})
-    assert figures.pareto_front(points, "forgetting", "target_gain", "forgetting",
-                                "target_gain").tolist() == [True, False]
-
-
-def test_tradeoff_plot(data):
-    table = tables.leaderboard(data.runs, FOUR_SHOT)
-    points = figures.tradeoff_data(table, ["ctrl-a", "ctrl-b"]).set_index("group")
-    assert points.loc["alpha (lr=0.0001)", "control_change"] == pytest.approx(-10.0)
-    assert points.loc[tables.ZERO_SHOT, "pareto"]  # nothing loses less than zero-shot
-    assert not points.loc["beta", "pareto"]  # alpha gains more and loses less
-    fig = figures.tradeoff_plot(table, ["ctrl-a", "ctrl-b"])
-    sizes = dict(zip(fig.data[0].text, fig.data[0].marker.size))
-    assert sizes["beta"] > sizes["alpha (lr=0.0001)"]  # 50% trainable vs 1%
-    html = figures.to_html(fig)
-    assert b"<html>" in html[:100] and b"Pareto front" in html
-
-
 def test_run_detail_and_compare(data, seeded):
     path, ids = seeded
     store = open_store(str(path))
@@ -237,9 +217,25 @@ def test_run_detail_and_compare(data, seeded):
     sessions = tables.sessions_table(runs[0])
     assert sessions["samples"].tolist() == [8, 8, 8]
     assert sessions["active_blocks"].tolist() == [1, 2, 3]
-    compared = tables.compare_runs(runs)
+    compared = tables.compare_runs(runs, ["first", "second"])
+    assert list(compared.columns) == ["differs", "first", "second"]
     assert compared.loc["seed", "differs"] and not compared.loc["strategy", "differs"]
     assert compared["differs"].iloc[0]  # what differs is listed first
+    # accuracies in %, as on every other page: alpha seed 0 ends at 10 + 50 = 60 %
+    assert float(compared.loc["summary.final_accuracy", "first"]) == pytest.approx(60.0)
+    assert float(compared.loc["summary.controls.ctrl-a.change", "first"]) == pytest.approx(-10)
+    settings = tables.key_values(runs[0]["config"]).set_index("key")["value"]
+    assert settings["strategy.name"] == "alpha"
+
+
+def test_presets_side_by_side_and_drawn_groups(data):
+    table = tables.leaderboard(data.runs, FOUR_SHOT)
+    side = tables.presets_side_by_side(table, ["beta", "alpha (lr=0.0001)"], ["ctrl-a"])
+    assert list(side.columns) == ["beta", "alpha (lr=0.0001)", tables.ZERO_SHOT]
+    assert side.loc["balanced ↑ (points)", "beta"].startswith("-10.0 ± ")
+    assert side.loc["seeds", "alpha (lr=0.0001)"] == "3"
+    assert tables.drawn_groups(table, 1, []) == ["alpha (lr=0.0001)"]
+    assert tables.drawn_groups(table, 1, ["beta"]) == ["alpha (lr=0.0001)", "beta"]
 
 
 def test_bulk_reads_match_get_run(seeded):

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from clbench.cli import main
 from clbench.cli_app import app_script, streamlit_command
 from clbench.leaderboard_app.app import PAGES
+from clbench.leaderboard_app.data import load, open_store
 from clbench.leaderboard_app.tables import ZERO_SHOT
 from clbench.store import Store
 
@@ -23,12 +24,22 @@ def seeded(tmp_path_factory):
     return path
 
 
-def start(db, monkeypatch) -> AppTest:
+def start(db, monkeypatch, **query: str) -> AppTest:
     monkeypatch.setenv("CLBENCH_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)  # what a shared link would carry
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def completed_ids(db) -> dict[str, str]:
+    """A run id per preset of the store's 4-shot scenario (the seed-0 run)."""
+    store = open_store(str(db))
+    runs = load(store).runs
+    store.close()
+    first = runs[(runs["seed"] == 0) & (runs["scenario"] == "syn-4shot")]
+    return dict(zip(first["group"], first["id"]))
 
 
 def board_groups(at: AppTest) -> list[str]:
@@ -45,20 +56,40 @@ def test_every_page_renders(seeded, monkeypatch):
         assert not at.error, (page, [e.value for e in at.error])
         assert at.header[0].value == page
         counts[page] = len(at.get("plotly_chart"))
-    # three eval sets -> three curves; bars + heatmap; one trade-off plot
-    assert counts == {"Leaderboard": 0, "Forgetting curves": 3, "Per-session comparison": 2,
-                      "Trade-off": 1, "Run detail and compare": 0}
-    at.multiselect(key="compare_runs").set_value(at.multiselect(key="compare_runs").options[:2])
-    at.run()
+    # the trade-off beside the table; small multiples in one figure; the preset's curves and
+    # its matrix; the run's curves
+    assert counts == {"Leaderboard": 1, "Forgetting curves": 1, "Per-session comparison": 1,
+                      "Trade-off": 1, "Presets": 2, "Runs": 1}
+    tables_before = len(at.dataframe)  # settings, provenance, sessions
+    ids = completed_ids(seeded)
+    at.multiselect(key="compare_runs").set_value([ids["alpha (lr=0.0001)"], ids["beta"]]).run()
     assert not at.exception
-    assert len(at.dataframe) == 2  # sessions table and the comparison
+    assert len(at.dataframe) == tables_before + 1
+    compared = at.dataframe[-1].value
+    assert all(" · seed " in c for c in compared.columns[1:])  # named by preset and seed
+
+
+def test_presets_page_compares_presets(seeded, monkeypatch):
+    at = start(seeded, monkeypatch, page="Presets", preset="beta")
+    assert at.selectbox(key="preset").value == "beta"
+    at.multiselect(key="compare").set_value(["alpha (lr=0.0001)"]).run()
+    assert not at.exception
+    side = at.dataframe[0].value
+    assert list(side.columns) == ["beta", "alpha (lr=0.0001)", ZERO_SHOT]
+    runs = at.dataframe[1].value
+    assert sorted(set(runs["preset"])) == ["alpha (lr=0.0001)", "beta"] and len(runs) == 6
 
 
 def test_filters_change_the_row_count(seeded, monkeypatch):
     at = start(seeded, monkeypatch)
+    # alpha at lr 1e-3 has one seed of the three its scenario asks for: hidden, and said so
+    assert sorted(board_groups(at)) == sorted(["alpha (lr=0.0001)", "beta", ZERO_SHOT])
+    assert "alpha (lr=0.001)" in at.warning[0].value
+    assert "2 failed, 1 running runs are never counted" in at.caption[0].value
+    at.button(key="show_few").click().run()  # one click shows them, marked
     assert sorted(board_groups(at)) == sorted(["alpha (lr=0.0001)", "alpha (lr=0.001)", "beta",
                                                ZERO_SHOT])
-    assert "2 failed, 1 running runs are never counted" in at.caption[0].value
+    assert at.sidebar.checkbox(key="few").value
     at.sidebar.multiselect(key="strategies").set_value(["beta"]).run()
     assert sorted(board_groups(at)) == ["beta", ZERO_SHOT]
     at.sidebar.multiselect(key="strategies").set_value([]).run()
@@ -66,16 +97,37 @@ def test_filters_change_the_row_count(seeded, monkeypatch):
     assert sorted(board_groups(at)) == ["beta", ZERO_SHOT]
     at.sidebar.radio(key="commit").set_value("any").run()
     at.sidebar.selectbox(key="scenario").set_value("syn-8shot").run()
-    assert sorted(board_groups(at)) == ["alpha (lr=0.0001)", ZERO_SHOT]
+    # alone in its scenario, alpha needs no preset label there
+    assert sorted(board_groups(at)) == ["alpha", ZERO_SHOT]
 
 
 def test_rank_by_reorders(seeded, monkeypatch):
     at = start(seeded, monkeypatch)
-    assert board_groups(at)[0] == "alpha (lr=0.0001)"  # highest final accuracy
-    at.selectbox(key="rank_by").set_value("forgetting").run()
-    assert board_groups(at)[:2] == [ZERO_SHOT, "beta"]  # lowest forgetting first
-    at.number_input(key="min_seeds").set_value(2).run()
-    assert "alpha (lr=0.001)" not in board_groups(at) and len(board_groups(at)) == 3
+    # the balanced score: beta gains 20 target points but loses 30 on each control
+    assert board_groups(at) == ["alpha (lr=0.0001)", ZERO_SHOT, "beta"]
+    at.sidebar.selectbox(key="rank").set_value("forgetting").run()
+    assert board_groups(at) == [ZERO_SHOT, "beta", "alpha (lr=0.0001)"]  # least first
+
+
+def test_state_lives_in_the_url(seeded, monkeypatch):
+    """A link opens the page, filters and ranking it names; leaving a page keeps its choices."""
+    at = start(seeded, monkeypatch, page="Trade-off", rank="forgetting", few="1",
+               strategies="beta")
+    assert at.header[0].value == "Trade-off"
+    assert at.sidebar.selectbox(key="rank").value == "forgetting"
+    assert at.sidebar.checkbox(key="few").value
+    assert at.sidebar.multiselect(key="strategies").value == ["beta"]
+    at.sidebar.radio(key="page").set_value("Leaderboard").run()
+    assert at.query_params["page"] == "Leaderboard" and at.query_params["rank"] == "forgetting"
+    at.multiselect(key="columns").set_value(["balanced", "forgetting"]).run()
+    at.sidebar.radio(key="page").set_value("Runs").run()
+    at.sidebar.radio(key="page").set_value("Leaderboard").run()
+    assert at.multiselect(key="columns").value == ["balanced", "forgetting"]
+    assert at.query_params["columns"] == ["balanced", "forgetting"]
+    # a hand-edited link with unknown values falls back to the defaults, without an error
+    broken = start(seeded, monkeypatch, page="Nowhere", rank="nothing", top="0")
+    assert broken.header[0].value == "Leaderboard"
+    assert broken.sidebar.selectbox(key="rank").value == "balanced"
 
 
 def test_missing_database_page(tmp_path, monkeypatch):

@@ -298,7 +298,7 @@ def presets_page(v: View) -> None:
 
 def runs_page(v: View, db: str | None) -> None:
     st.header("Runs")
-    runs = v.runs
+    runs = tables.in_ranking_order(v.runs, v.table)
     if runs.empty:
         st.info("No completed run passes the filters.")
         return

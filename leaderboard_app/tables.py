@@ -429,6 +429,15 @@ def presets_side_by_side(table: pd.DataFrame, groups: list[str],
     return pd.DataFrame(out)
 
 
+def in_ranking_order(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Runs ordered as their presets rank (then by seed), zero-shot runs last: a run picker
+    opens on the best preset, not on whichever run came first."""
+    place = {g: i for i, g in enumerate(table["group"])}
+    key = runs["group"].map(place).fillna(len(place))
+    return runs.assign(_place=key).sort_values(["_place", "seed"], kind="stable") \
+        .drop(columns="_place")
+
+
 def run_labels(runs: pd.DataFrame) -> dict[str, str]:
     """run id -> "strategy (preset) · seed 1 · 1a2b3c4d5e6f" (pickers and compare columns)."""
     return {i: f"{g} · seed {s} · {i[:12]}" for i, g, s in zip(runs["id"], runs["group"],

@@ -59,6 +59,7 @@ def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
         e["accuracy"] for e in evals if (e["after_session"], e["eval_set"], e["subset"])
         == (3, "proxy", "all"))
     assert set(summary["controls"]) == {"proxy-clean"}
+    assert summary["seeds_required"] == 3  # the scenario's `seeds:` (the leaderboard's rule)
 
     assert main(["runs", "--json", "--db", str(db_path)]) == 0
     listed = json.loads(capsys.readouterr().out)

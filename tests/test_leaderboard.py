@@ -236,6 +236,10 @@ def test_presets_side_by_side_and_drawn_groups(data):
     assert side.loc["seeds", "alpha (lr=0.0001)"] == "3"
     assert tables.drawn_groups(table, 1, []) == ["alpha (lr=0.0001)"]
     assert tables.drawn_groups(table, 1, ["beta"]) == ["alpha (lr=0.0001)", "beta"]
+    ordered = tables.in_ranking_order(tables.filter_runs(data.runs, FOUR_SHOT), table)
+    assert ordered["group"].tolist()[:3] == ["alpha (lr=0.0001)"] * 3  # the best preset first
+    assert ordered["seed"].tolist()[:3] == [0, 1, 2]
+    assert ordered["group"].iloc[-1] == "beta"  # ranked below zero-shot, last
 
 
 def test_bulk_reads_match_get_run(seeded):

@@ -68,8 +68,8 @@ def _wait_for_table(driver, timeout: float) -> None:
 class Browser:
     """`clbench app` on `db` and a headless Chromium looking at it (a context manager)."""
 
-    def __init__(self, db: Path, timeout: float = 60):
-        self.db, self.timeout = db, timeout
+    def __init__(self, db: Path, timeout: float = 60, size: tuple[int, int] = (1600, 1000)):
+        self.db, self.timeout, self.size = db, timeout, size
 
     def __enter__(self) -> Browser:
         from selenium import webdriver
@@ -86,6 +86,7 @@ class Browser:
             for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={self.profile}"):
                 options.add_argument(flag)
             self.driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+            self.driver.set_window_size(*self.size)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -155,11 +156,13 @@ class Browser:
         return path
 
 
-def screenshot_pages(db: Path, out: Path, pages: dict[str, str]) -> dict[str, Path]:
-    """Each page (name -> extra query) of the app on `db` saved as `out/leaderboard-<page>.png`."""
+def screenshot_pages(db: Path, out: Path, pages: dict[str, str],
+                     size: tuple[int, int] = (1600, 1000)) -> dict[str, Path]:
+    """Each page (name -> extra query) of the app on `db` saved as `out/leaderboard-<page>.png`,
+    the browser window `size` pixels large."""
     out.mkdir(parents=True, exist_ok=True)
     saved = {}
-    with Browser(db) as browser:
+    with Browser(db, size=size) as browser:
         for page, query in pages.items():
             browser.open(page, query)
             name = page.lower().replace(" ", "-")

@@ -236,6 +236,8 @@ def test_missing_or_empty_user_folder(tmp_path, monkeypatch, capsys):
      "unknown key 'sesions' (did you mean 'sessions'?)"),
     (b"name: other\ntarget: proxy\nshots: 2\nsessions: {sizes: [2]}\n",
      "name 'other' differs from the file name 'bad'"),
+    (b"target: proxy\nshots: 2\nsessions: {sizes: [2]}\nseeds: 0\n",
+     "seeds must be a positive integer (how many seeds a result needs), got 0"),
 ])
 def test_bad_user_scenario_is_a_one_line_error_naming_file_and_key(tmp_path, capsys, text,
                                                                     message):
@@ -396,3 +398,12 @@ def test_every_tuned_entry_names_the_grid_the_comparison_script_tunes(scenario):
             f"--grid {g}" for g in grids)
         assert command in declared, command
         assert strategy in manifest.strategy_training
+
+
+def test_seeds_a_result_needs_default_to_three_and_can_be_declared(tmp_path):
+    from clbench.scenarios.manifests import load_scenario_manifest
+
+    assert load_scenario_manifest("proxy-20shot").seeds == 3
+    folder = user_folder(tmp_path / "m", {"five": "include: proxy-20shot\nseeds: 5\n"})
+    use_manifest_dirs([str(folder)])
+    assert load_scenario_manifest("five").seeds == 5

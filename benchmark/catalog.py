@@ -20,16 +20,26 @@ def _strategies(verbose: bool) -> list[dict]:
     from clbench.strategies import registry
 
     rows = []
-    for name, info in sorted(registry.available().items()):
-        row = {"name": name, "summary": info.summary, "source": info.source}
+    infos = registry.available()
+    for name in registry.listed_names(infos):
+        info = infos[name]
+        row = {"name": name, "summary": info.summary, "source": info.origin}
         if info.preset:
             row["preset"] = info.preset
+        if info.claims:
+            row["claims"] = info.claims
         if verbose:
+            from clbench.errors import UserError
             from clbench.options import describe_fields
 
-            cls = registry.load_class(name)
-            row["params"] = [{"name": n, "type": t, "default": d, "help": h}
-                             for n, t, d, h in describe_fields(cls.config_class)]
+            try:  # a plugin that does not import is listed as broken; the others still are
+                cls = registry.load_class(name)
+            except UserError as err:
+                row["broken"] = str(err)
+                row["params"] = []
+            else:
+                row["params"] = [{"name": n, "type": t, "default": d, "help": h}
+                                 for n, t, d, h in describe_fields(cls.config_class)]
         rows.append(row)
     return rows
 
@@ -95,6 +105,8 @@ def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
         for r in rows:
             lines.append(f"{r['name']:<18} {r['summary']}"
                          + (f"  [{r['source']}]" if r["source"] != "built-in" else ""))
+            if r.get("broken"):
+                lines.append(f"    BROKEN: {r['broken']}")
             for p in r.get("params", []):
                 lines.append(f"    {p['name']:<16} {p['type']:<24} default {p['default']!r}: "
                              f"{p['help']}")

@@ -221,6 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         "(`clbench list scenarios`)")
     manifest = load_scenario_manifest(str(raw["scenario"]))
     config = resolve_for_scenario(raw, manifest)
+    _note_claimants(config.strategy)
     url = resolve_db_url(args.db)
     open_store = LazyStore(url)  # checked now; created once the run passes every check
 
@@ -238,6 +239,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(format_summary(result.run_id, result.summary, result.total_time_s))
     return 0
+
+
+def _note_claimants(strategy: str) -> None:
+    """Say so when an installed plugin claims the name of the built-in about to run: the
+    built-in runs, never silently in the plugin's place (or the other way round)."""
+    from clbench.strategies import registry
+
+    for other in registry.claimants(strategy):
+        print(f"note: the installed package {other.distribution} also registers a strategy "
+              f"'{strategy}'; this run uses the built-in one. Run the plugin as "
+              f"'{other.name}'.", file=sys.stderr)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -264,7 +276,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         keys = ("id", "status", "strategy", "scenario", "model", "seed", "created_at",
                 "purpose")
-        print(json.dumps([{k: r.get(k) for k in keys} for r in runs], indent=2))
+        print(json.dumps([{**{k: r.get(k) for k in keys},
+                           "source": (r.get("strategy_source") or {}).get("source", "built-in")}
+                          for r in runs], indent=2))
     else:
         print(format_runs(runs))
     return 0

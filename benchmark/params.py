@@ -32,14 +32,21 @@ def paper_numbers(arch: str, strategy: str) -> tuple[float, float] | None:
 
 
 def trainable_table(arch: str, strategies: list[str] | None = None) -> dict[str, dict]:
+    from clbench.errors import UserError
     from clbench.strategies import registry
 
-    names = strategies or sorted(registry.available())
+    names = strategies or registry.listed_names(registry.available())
     base = build_on_meta(arch)
     total = sum(p.numel() for p in base.visual.parameters())
     table = {}
     for name in names:
-        plugin = registry.create(name)
+        try:
+            plugin = registry.create(name)
+        except UserError as err:
+            if strategies:  # asked for by name: its error is the answer
+                raise
+            table[name] = {"broken": str(err), "total": int(total)}  # the others still count
+            continue
         trainable = plugin.planned_trainable(copy.deepcopy(base))  # a copy: adapters attach
         paper = paper_numbers(arch, name)
         table[name] = {"trainable": int(trainable), "total": int(total),
@@ -52,7 +59,8 @@ def trainable_table(arch: str, strategies: list[str] | None = None) -> dict[str,
 def format_table(arch: str, table: dict[str, dict]) -> str:
     from clbench.report import table as render
 
-    rows = [[name, f"{t['trainable'] / 1e6:.2f} M", f"{t['percent']:.2f}%",
+    rows = [[name, "broken", t["broken"], ""] if "broken" in t else
+            [name, f"{t['trainable'] / 1e6:.2f} M", f"{t['percent']:.2f}%",
              "" if t.get("paper_percent") is None
              else f"{t['paper_trainable_m']:g} M ({t['paper_percent']:.2f}%)"]
             for name, t in table.items()]

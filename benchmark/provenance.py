@@ -11,6 +11,7 @@ the run loop, which has torch loaded anyway, adds the device facts with `hardwar
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -90,6 +91,52 @@ def git_state(source_dir: Path) -> tuple[str | None, bool | None]:
     status = _git(["status", "--porcelain", "--untracked-files=no"], source_dir)
     dirty = None if status is None else bool(status.strip())
     return sha, dirty
+
+
+def strategy_source(name: str) -> dict[str, Any]:
+    """Where a strategy's code comes from, stored with each run (`config.strategy_source`):
+    built-in, or the third-party distribution, its version, the entry point's target, whether
+    it is an editable install and, for a plugin imported from a git checkout, that checkout's
+    commit and dirty flag (a number is traceable to the plugin's code as to clbench's)."""
+    from clbench.strategies import registry
+
+    entry = registry.info(name)
+    if entry.source == registry.BUILT_IN:
+        return {"source": registry.BUILT_IN}
+    record: dict[str, Any] = {"source": registry.THIRD_PARTY,
+                              "distribution": entry.distribution, "version": entry.version,
+                              "entry_point": entry.target,
+                              "editable": _editable(entry.distribution)}
+    origin = _module_dir(entry.target.partition(":")[0])
+    record["git_sha"], record["git_dirty"] = git_state(origin) if origin else (None, None)
+    return record
+
+
+def _editable(distribution: str | None) -> bool | None:
+    """Whether pip installed the distribution in editable mode (its direct_url.json says so)."""
+    if not distribution:
+        return None
+    try:
+        text = metadata.distribution(distribution).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    if not text:
+        return False
+    try:
+        return bool(json.loads(text).get("dir_info", {}).get("editable", False))
+    except ValueError:
+        return None
+
+
+def _module_dir(module: str) -> Path | None:
+    """The folder of an importable module's file (found without importing it)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(module)
+    except Exception:  # noqa: BLE001 - finding a submodule imports its package, which may raise
+        return None
+    return Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:

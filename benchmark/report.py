@@ -27,6 +27,14 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def strategy_label(strategy: str, source: dict | None) -> str:
+    """The strategy's name, marked when a third-party package provided it."""
+    if not source or source.get("source") != "third-party":
+        return strategy
+    return f"{strategy} (third-party: {source.get('distribution')} {source.get('version') or ''}" \
+        .rstrip() + ")"
+
+
 def format_runs(runs: list[dict]) -> str:
     if not runs:
         return "no runs stored yet (start one with `clbench run --strategy fft --scenario " \
@@ -35,7 +43,9 @@ def format_runs(runs: list[dict]) -> str:
     for r in runs:
         summary = r.get("summary") or {}
         status = r["status"] + (" (tuning)" if r.get("purpose") == TUNING else "")
-        rows.append([r["id"][:12], status, r["strategy"], r["scenario"], r["model"],
+        rows.append([r["id"][:12], status, strategy_label(r["strategy"],
+                                                          r.get("strategy_source")),
+                     r["scenario"], r["model"],
                      r["seed"], pct(summary.get("final_accuracy")),
                      f"{r['total_time_s']:.0f}s" if r.get("total_time_s") else "-",
                      (r.get("created_at") or "")[:19]])
@@ -102,7 +112,8 @@ def format_run(run: dict) -> str:
     mark = ", tuning: evaluated on validation data" if purpose(run) == TUNING else ""
     lines = [
         f"run {run['id']}  [{run['status']}{mark}]",
-        f"  strategy {run['strategy']}  scenario {run['scenario']}  model {model}  "
+        f"  strategy {strategy_label(run['strategy'], (run.get('config') or {}).get('strategy_source'))}"
+        f"  scenario {run['scenario']}  model {model}  "
         f"seed {run['seed']}",
         f"  created {run.get('created_at')}  finished {run.get('finished_at') or '-'}  "
         f"time {run['total_time_s']:.0f}s" if run.get("total_time_s") else
@@ -154,6 +165,7 @@ def run_json(run: dict) -> dict:
                                    "trainable_params", "total_params")}
     out["config"] = run.get("config")
     out["provenance"] = {k: run.get(k) for k in PROVENANCE_KEYS}
+    out["provenance"]["strategy_source"] = (run.get("config") or {}).get("strategy_source")
     out["summary"] = run.get("summary")
     out["sessions"] = run.get("sessions", [])
     keys = ("after_session", "eval_set", "subset", "accuracy", "n")

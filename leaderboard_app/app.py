@@ -113,6 +113,11 @@ def sidebar(data: Data) -> tuple[str, View]:
     commit = sb.radio("Code", ["any", "clean", "dirty"], key="commit", horizontal=True,
                       help="clean: run from a committed git tree; dirty: uncommitted changes "
                       "or no git information")
+    origins = ["any", "built-in", "third-party"]
+    url_state.restore("origin", "any", origins)
+    origin = sb.radio("Strategies from", origins, key="origin", horizontal=True,
+                      help="built-in: clbench's own strategies; third-party: strategies from "
+                      "plugin packages (marked †; their package and version are in Runs)")
     url_state.restore("few", False, kind=bool)
     few = sb.checkbox("Show presets with fewer seeds than required", key="few",
                       help="a scenario declares how many seeds a result needs (`seeds:`, 3 by "
@@ -120,7 +125,7 @@ def sidebar(data: Data) -> tuple[str, View]:
                       "ticked, and marked ⚠ when shown")
     f = tables.Filters(scenario=scenario, backbone=backbone, shots=shots or None,
                        strategies=strategies or None, since=since, until=until, commit=commit,
-                       show_few_seeds=few)
+                       show_few_seeds=few, origin=origin)
     cols = tables.metric_columns(control_names(tables.context(runs, f)))
     names = [c.name for c in cols]
     headers = {c.name: c.header for c in cols}
@@ -175,8 +180,8 @@ def leaderboard_page(v: View) -> None:
     st.caption(f"{counted} completed runs pass the filters" + (f" ({skipped} runs are never "
                "counted)" if skipped else "") + ". Mean over seeds ± 95% confidence interval; "
                "accuracies in %, changes in points against zero-shot; ↑ higher is better, ↓ "
-               "lower is better; ★ best method per column; hover a header for its definition. "
-               "Click a row to open its preset.")
+               "lower is better; ★ best method per column; † a third-party strategy (a plugin "
+               "package); hover a header for its definition. Click a row to open its preset.")
     hidden = tables.few_seed_groups(v.data.runs, v.f)
     if not v.f.show_few_seeds and not hidden.empty:
         left, right = st.columns([4, 1])

@@ -19,6 +19,7 @@ from clbench.metrics import DEFAULT_SEEDS, TUNING, balanced_score, is_tuning
 from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
+THIRD_PARTY = "third-party"  # `config.strategy_source.source` of a plugin package's run
 
 
 class StoreProblem(Exception):
@@ -134,6 +135,7 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
         rec["backbone"] = (f"{r['model_arch']}@{r['model_pretrained']}"
                            if r.get("model_pretrained") else r["model_arch"])
         rec["clean"] = bool(r.get("git_sha")) and r.get("git_dirty") is False
+        rec["third_party"] = r.get("strategy_source") == THIRD_PARTY  # a plugin package's code
         rec["preset_key"] = canonical_hash([r["strategy"], r.get("strategy_config_hash"),
                                             r.get("training_config")])
         rec["target"] = summary.get("target")

@@ -40,6 +40,7 @@ class Filters:
     commit: str = "any"  # "any", "clean" (committed code), "dirty" (uncommitted or unknown)
     # presets run on fewer seeds than their scenario declares: hidden unless this is set
     show_few_seeds: bool = False
+    origin: str = "any"  # "any", "built-in", "third-party" (strategies from plugin packages)
 
 
 def control_names(runs: pd.DataFrame) -> list[str]:
@@ -118,6 +119,10 @@ def _pass_filters(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
         keep &= runs["clean"]
     elif f.commit == "dirty":
         keep &= ~runs["clean"]
+    if f.origin == "built-in":
+        keep &= ~runs["third_party"]
+    elif f.origin == "third-party":
+        keep &= runs["third_party"]
     return runs[keep]
 
 
@@ -280,11 +285,14 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
         stats = seed_stats(chosen, cols)
         stats["seeds_required"] = seed_counts(chosen)["seeds_required"]
         names = chosen.drop_duplicates("group").set_index("group")[["strategy", "preset"]]
+        names["third_party"] = chosen.groupby("group")["third_party"].any()
         stats = names.join(stats, how="right").rename_axis("group").reset_index()
         parts.append(stats)
     table = pd.concat(parts, ignore_index=True)
     table[["seeds", "runs", "seeds_required"]] = table[["seeds", "runs", "seeds_required"]] \
         .astype(int)
+    table["third_party"] = table.get("third_party", pd.Series(False, index=table.index)) \
+        .fillna(False).astype(bool)
     table["few_seeds"] = table["seeds"] < table["seeds_required"]
     by = next((c for c in cols if c.name == rank_by), cols[0])
     table = table.sort_values(by.name, ascending=not by.higher_is_better, na_position="last",
@@ -297,6 +305,7 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
 
 
 GOOD_RGB, BAD_RGB = (46, 160, 67), (214, 69, 65)
+THIRD_PARTY_MARK = " †"  # after a strategy a plugin package provides
 REFERENCE_TINT = "background-color: rgba(128, 128, 128, 0.14)"
 
 
@@ -351,8 +360,10 @@ def styled(table: pd.DataFrame, cols: list[Column], shown: list[str] | None = No
                for c in cols if c.name in table and (shown is None or c.name in shown)}
     # reference rows: no rank, and "reference" in the preset column (the strategy column
     # stays narrow enough for 1600 px)
-    display["strategy"] = [s.removesuffix(REFERENCE_SUFFIX) if m else s for s, m in
-                           zip(table["strategy"].replace({ZERO_SHOT: "zero-shot"}), ~methods)]
+    display["strategy"] = [s.removesuffix(REFERENCE_SUFFIX) if not m else
+                           s + THIRD_PARTY_MARK if third else s for s, m, third in
+                           zip(table["strategy"].replace({ZERO_SHOT: "zero-shot"}), methods,
+                               table["third_party"])]
     display["preset"] = [", ".join(filter(None, ["reference", p])) if not m else p for p, m in
                          zip(table["preset"].fillna(""), methods)]
     display["seeds"] = [f"{n} of {k} ⚠" if few else str(n) for n, k, few

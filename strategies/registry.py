@@ -5,6 +5,12 @@ import paths, and third-party strategies join through the `clbench.strategies` e
 (`name = "package.module:PluginClass"` in their pyproject). A preset is a named set of parameter
 overrides of a strategy (`lorsu-official`); it is listed and run like a strategy.
 An unknown name answers with the closest known names.
+
+A third-party strategy is always reachable as `DISTRIBUTION:NAME` (`clbench-wiseft:wiseft`) and
+also as plain `NAME` when no built-in, preset or other plugin claims that name: a plugin never
+shadows a built-in silently, it is listed with the name it claims and run under its qualified
+one. A plugin that fails to import is reported with its one-line error by the commands that
+import it (`list strategies -v`, `params`, a run of that strategy) and never breaks the others.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
 
 ENTRY_POINT_GROUP = "clbench.strategies"
+BUILT_IN = "built-in"
+THIRD_PARTY = "third-party"
 
 
 @dataclass(frozen=True)
@@ -25,10 +33,23 @@ class StrategyInfo:
     name: str
     target: str  # "module:Class"
     summary: str
-    source: str = "built-in"
+    source: str = BUILT_IN  # or THIRD_PARTY
     preset: dict[str, Any] = field(default_factory=dict)
     # a reference row (zero-shot, the joint-replay upper bound), never ranked among methods
     reference: bool = False
+    # third-party strategies: the installed distribution that registers it, and its version
+    distribution: str | None = None
+    version: str | None = None
+    # the plain name a plugin claims when another strategy holds it (it runs as dist:name)
+    claims: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """Where it comes from, for listings: "built-in" or "third-party (dist 1.0)"."""
+        if self.source == BUILT_IN:
+            return BUILT_IN
+        return f"{THIRD_PARTY} ({self.distribution or 'unknown package'}" \
+            + (f" {self.version})" if self.version else ")")
 
 
 BUILTIN: dict[str, tuple[str, str]] = {
@@ -104,14 +125,50 @@ def available() -> dict[str, StrategyInfo]:
              for name, (target, summary) in BUILTIN.items()}
     for preset, (base, params, summary) in PRESETS.items():
         infos[preset] = StrategyInfo(preset, BUILTIN[base][0], summary, preset=dict(params))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in infos:
-            continue  # a built-in name cannot be shadowed by a plugin package
-        dist = getattr(ep, "dist", None)
-        source = f"plugin ({dist.name})" if dist is not None else "plugin"
-        infos[ep.name] = StrategyInfo(ep.name, ep.value, f"third-party strategy ({ep.value})",
-                                      source=source)
+    plugins = [_plugin_info(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    claimed: dict[str, int] = {}
+    for plugin in plugins:
+        claimed[plugin.name] = claimed.get(plugin.name, 0) + 1
+    for plugin in plugins:
+        qualified = f"{plugin.distribution}:{plugin.name}"
+        if plugin.name in infos or claimed[plugin.name] > 1:  # taken: only the qualified name
+            infos[qualified] = StrategyInfo(
+                qualified, plugin.target, f"{plugin.summary}; claims the name '{plugin.name}', "
+                f"which {_holder(plugin.name, infos, claimed)}: run it as '{qualified}'",
+                source=THIRD_PARTY, distribution=plugin.distribution, version=plugin.version,
+                claims=plugin.name)
+        else:
+            infos[plugin.name] = plugin
+            infos[qualified] = plugin  # the explicit form always works
     return infos
+
+
+def _plugin_info(ep) -> StrategyInfo:
+    dist = getattr(ep, "dist", None)
+    name = dist.name if dist is not None else "unknown"
+    version = dist.version if dist is not None else None
+    return StrategyInfo(ep.name, ep.value, f"third-party strategy ({ep.value})",
+                        source=THIRD_PARTY, distribution=name, version=version)
+
+
+def _holder(name: str, infos: dict[str, StrategyInfo], claimed: dict[str, int]) -> str:
+    if name in BUILTIN:
+        return "is a built-in strategy"
+    if name in PRESETS:
+        return "is a built-in preset"
+    return f"{claimed.get(name, 0)} installed packages claim"
+
+
+def listed_names(infos: dict[str, StrategyInfo]) -> list[str]:
+    """Names to list: each strategy once (a plugin under its plain name when it has one)."""
+    plain = {i.target for n, i in infos.items() if i.source == THIRD_PARTY and ":" not in n}
+    return sorted(n for n, i in infos.items()
+                  if not (":" in n and i.claims is None and i.target in plain))
+
+
+def claimants(name: str) -> list[StrategyInfo]:
+    """Plugins that claim `name` but run under their qualified name (a built-in holds it)."""
+    return [i for i in available().values() if i.claims == name]
 
 
 def strategy_and_base(strategy: Any) -> tuple[str, ...]:
@@ -137,9 +194,14 @@ def load_class(name: str) -> type:
     module_name, _, attr = entry.target.partition(":")
     try:
         cls = getattr(import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise UserError(f"strategy '{name}' could not be loaded from {entry.target}: {err}",
-                        hint="is the plugin package installed in this environment?") from None
+    except Exception as err:  # noqa: BLE001 - a plugin may raise anything at import
+        what = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+        hint = (f"the package {entry.distribution} {entry.version or ''} is installed but its "
+                f"strategy does not import: fix or uninstall it (pip uninstall "
+                f"{entry.distribution}); other strategies are not affected"
+                if entry.source == THIRD_PARTY else "reinstall clbench")
+        raise UserError(f"strategy '{name}' could not be loaded from {entry.target}: {what}",
+                        hint=hint) from None
     from clbench.strategies.base import StrategyPlugin
 
     if not (isinstance(cls, type) and issubclass(cls, StrategyPlugin)):

@@ -25,6 +25,9 @@ ZERO_TARGET = 0.10
 CONTROLS = {"ctrl-a": 0.80, "ctrl-b": 0.60}
 SEED_STEP = 0.01
 TOTAL_PARAMS = 1_000_000
+PLUGIN_SOURCE = {"source": "third-party", "distribution": "clbench-synthetic-plugin",
+                 "version": "1.0", "entry_point": "synthetic_plugin:Plugin", "editable": False,
+                 "git_sha": None, "git_dirty": None}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Spec:
     shots: int = 4
     sessions: int = 3
     git_dirty: bool = False
+    third_party: bool = False  # stored as a plugin package's strategy
 
 
 def _clip(x: float) -> float:
@@ -75,7 +79,8 @@ def add_run(store: Store, spec: Spec, seed: int, status: str = "completed") -> s
         model_pretrained=spec.model_pretrained, model_checkpoint_sha256=None, seed=seed,
         config={"strategy": {"name": spec.strategy, **strategy_config},
                 "scenario": spec.scenario, "seed": seed, "training": training,
-                "dataset_manifest_hashes": {"syn": "synthetic"}},
+                "dataset_manifest_hashes": {"syn": "synthetic"},
+                "strategy_source": PLUGIN_SOURCE if spec.third_party else {"source": "built-in"}},
         config_hash=f"{spec.strategy}-{spec.lr}-{seed}", training_config=training,
         provenance={"git_sha": "0" * 40, "git_dirty": spec.git_dirty,
                     "packages": {"clbench": "synthetic"}, "hardware": {"cpu": "synthetic"}})

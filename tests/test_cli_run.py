@@ -65,7 +65,8 @@ def test_run_stores_sessions_and_evaluations(tiny_scenario, db_path, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["id"] == run["id"]
     assert set(listed[0]) == {"id", "status", "strategy", "scenario", "model", "seed",
-                              "created_at", "purpose"}
+                              "created_at", "purpose", "source"}
+    assert listed[0]["source"] == "built-in"
     assert listed[0]["purpose"] is None  # a run, not a tuning trial
     validation = run["config"]["data"]["validation"]
     assert validation["rule"] == {"per_class": 10} and validation["evaluated_on"] == "test"

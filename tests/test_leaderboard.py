@@ -333,3 +333,46 @@ def test_every_column_has_a_tooltip_with_its_definition_unit_and_direction():
                             f"{'higher' if column.higher_is_better else 'lower'} is better)")
     forgetting = next(c for c in tables.metric_columns([]) if c.name == "forgetting")
     assert forgetting.tooltip.endswith("(points; lower is better)")
+
+
+def test_third_party_strategies_are_marked_and_filtered(tmp_path, capsys):
+    from leaderboard_synthetic import Spec, add_run
+
+    from clbench.cli import main
+    from clbench.store import Store
+
+    path = tmp_path / "plugins.db"
+    with Store(f"sqlite:///{path}") as store:
+        for seed in (0, 1, 2):
+            add_run(store, Spec("wiseft", gain=0.4, drop=0.05, third_party=True), seed)
+            add_run(store, Spec("fft", gain=0.5, drop=0.3), seed)
+    store = open_store(str(path))
+    runs = load(store).runs
+    store.close()
+    assert runs.groupby("strategy")["third_party"].all().to_dict() == {"fft": False,
+                                                                       "wiseft": True}
+    f = tables.Filters(scenario="syn-4shot")
+    table = tables.leaderboard(runs, f)
+    assert _row(table, "wiseft")["third_party"] and not _row(table, "fft")["third_party"]
+    html = tables.styled(table, tables.metric_columns(["ctrl-a", "ctrl-b"])).to_html()
+    assert "wiseft †" in html and "fft †" not in html
+    only = {o: sorted(g for g in tables.leaderboard(
+        runs, tables.Filters(scenario="syn-4shot", origin=o))["group"] if g != tables.ZERO_SHOT)
+        for o in ("built-in", "third-party")}
+    assert only == {"built-in": ["fft"], "third-party": ["wiseft"]}
+    # the command line says so too
+    assert main(["runs", "--db", str(path)]) == 0
+    assert "wiseft (third-party: clbench-synthetic-plugin 1.0)" in capsys.readouterr().out
+    assert main(["runs", "--json", "--db", str(path)]) == 0
+    import json
+
+    listed = json.loads(capsys.readouterr().out)
+    assert {r["strategy"]: r["source"] for r in listed} == {"wiseft": "third-party",
+                                                            "fft": "built-in"}
+    wiseft = next(r["id"] for r in listed if r["strategy"] == "wiseft")
+    assert main(["show", wiseft, "--db", str(path)]) == 0
+    assert "strategy wiseft (third-party: clbench-synthetic-plugin 1.0)" in \
+        capsys.readouterr().out
+    assert main(["show", wiseft, "--json", "--db", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["provenance"]["strategy_source"]["distribution"] == "clbench-synthetic-plugin"

@@ -62,6 +62,7 @@ def list_runs(session: DbSession, limit: int | None = None) -> list[dict]:
             "total_time_s": run.total_time_s,
             "error": run.error,
             "summary": run.summary,
+            "strategy_source": (run.config or {}).get("strategy_source"),
         }
         for run in session.scalars(query).all()
     ]
@@ -94,11 +95,14 @@ def run_detail(session: DbSession, run_id_or_prefix: str, where: str) -> dict:
 
 
 def runs_overview_query(statuses: Iterable[str] | None) -> tuple[Any, list[str]]:
-    query = select(*[Run.__table__.c[k] for k in OVERVIEW_COLUMNS]).order_by(
+    table = Run.__table__
+    # where the strategy's code came from, out of the (heavy) config: built-in or third-party
+    source = table.c.config["strategy_source"]["source"].as_string()
+    query = select(*[table.c[k] for k in OVERVIEW_COLUMNS], source).order_by(
         Run.created_at, Run.id)
     if statuses is not None:
         query = query.where(Run.status.in_(list(statuses)))
-    return query, OVERVIEW_COLUMNS
+    return query, [*OVERVIEW_COLUMNS, "strategy_source"]
 
 
 def evaluations_query(statuses: Iterable[str] | None) -> tuple[Any, list[str]]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clbench import __version__, cli_app, cli_data
+from clbench import __version__, cli_app, cli_data, cli_results
 from clbench.errors import UserError
 
 EPILOG_RUN = """examples:
@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="YAML file with run configuration keys")
     run.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                      help="override one config key, e.g. training.lr=1e-4 (repeatable)")
+    from clbench.extra_plugins import PluginOption
+
+    run.add_argument("--plugin", metavar="SPEC", action=PluginOption, dest="plugins",
+                     help="add an Avalanche plugin to the strategy (repeatable): "
+                     "avalanche:ClassName (e.g. avalanche:EWCPlugin) or package.module:ClassName; "
+                     "its arguments with --set plugin.KEY=VALUE (several plugins: "
+                     "plugin.CLASS.KEY=VALUE); stored in the run's config and preset")
     run.add_argument("--data-root", metavar="DIR", help="root of local datasets "
                      "(default: $CLBENCH_DATA, else ./data)")
     run.add_argument("--controls", metavar="SET[,SET...]", help="control eval sets instead of "
@@ -120,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "point's score is its mean over them (default: 0)")
     tune.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                       dest="overrides", help="fixed config key for every point (repeatable)")
+    tune.add_argument("--plugin", metavar="SPEC", action=PluginOption, dest="plugins",
+                      help="add an Avalanche plugin to the strategy at every point (repeatable; "
+                      "as in `clbench run`; its arguments with --set plugin.KEY=VALUE)")
     tune.add_argument("--max-control-drop", type=float, metavar="PTS", help="instead of the "
                       "balanced score: the highest target change among the points whose worst "
                       "control loses at most PTS points (for a bound such as joint-replay's)")
@@ -184,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--no-progress", action="store_true", help="no progress bar")
     cli_app.add_parser(sub)
     cli_data.add_parser(sub)
+    cli_results.add_parsers(sub, _add_db)
     return parser
 
 
@@ -288,7 +299,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from clbench.report import format_run, run_json
     from clbench.store import Store, resolve_db_url
 
-    run = Store(resolve_db_url(args.db), create=False).get_run(args.run_id)
+    store = Store(resolve_db_url(args.db), create=False)
+    run = store.get_run(args.run_id)
+    run["verifications"] = store.verifications_of(run["id"])  # `clbench reproduce` records
     print(json.dumps(run_json(run), indent=2, default=str) if args.json else format_run(run))
     return 0
 
@@ -319,7 +332,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "tune": cmd_tune, "runs": cmd_runs, "show": cmd_show, "list": cmd_list,
             "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app,
-            "data": cli_data.cmd_data}
+            "data": cli_data.cmd_data, "export": cli_results.cmd_export,
+            "import": cli_results.cmd_import, "reproduce": cli_results.cmd_reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:

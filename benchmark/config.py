@@ -5,7 +5,8 @@ built-in defaults, the scenario manifest's `training:` block (the paper's per-da
 LoRSU paper appendix B), a YAML file (`--config`), the CLI flags, and `--set key=value`
 overrides. Unknown keys and bad values raise `ConfigError` naming the key. The resolved config is
 hashed (`RunConfig.hash()`) and stored with the run, so two runs with the same hash ran the same
-protocol.
+protocol. Avalanche plugins added to the strategy (`plugins:`, their arguments in `plugin:`;
+`clbench.extra_plugins`) are part of it: a run with EWC hashes differently from one without.
 
 This module must stay light: the quick CLI commands import it without torch.
 """
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from clbench.errors import ConfigError
+from clbench.extra_plugins import normalise as normalise_plugins
 from clbench.hashing import canonical_hash
 from clbench.names import closest
 from clbench.options import build_dataclass, coerce, option
@@ -74,6 +76,10 @@ class RunConfig:
     device: str = "auto"
     # control eval sets replacing the scenario's (e.g. the fast ImageNet subset); None: its own
     controls: list[str] | None = None
+    # Avalanche plugins added to the strategy, [{class, args}]: as given until the runner
+    # resolves them (`clbench.extra_plugins.create_all`), then the class's public path and its
+    # full arguments, the form that is hashed and stored
+    plugins: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -86,6 +92,9 @@ class RunConfig:
         }
         if self.controls is not None:  # only when set, so earlier configs keep their hashes
             out["controls"] = list(self.controls)
+        if self.plugins:  # likewise
+            out["plugins"] = [{"class": p["class"], "args": dict(p["args"])}
+                              for p in self.plugins]
         return out
 
     def hash(self) -> str:
@@ -124,7 +133,8 @@ def load_yaml_config(path: str | Path) -> dict[str, Any]:
     return read_yaml_mapping(path, "config file")
 
 
-TOP_LEVEL_KEYS = ("strategy", "scenario", "seed", "device", "model", "training", "controls")
+TOP_LEVEL_KEYS = ("strategy", "scenario", "seed", "device", "model", "training", "controls",
+                  "plugins", "plugin")
 
 
 def assemble(layers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -190,6 +200,7 @@ def resolve(raw: dict[str, Any], scenario_training: dict[str, Any] | None = None
                           f"{controls!r}",
                           hint="for example --controls dalle,imagenet-10pc")
     params = {**(scenario_strategy or {}), **{k: v for k, v in strategy.items() if k != "name"}}
+    plugins = normalise_plugins(raw.get("plugins"), raw.get("plugin"))
     return RunConfig(strategy=str(strategy["name"]), scenario=str(scenario),
                      strategy_params=params, model=model, training=training, seed=seed,
-                     device=device, controls=controls)
+                     device=device, controls=controls, plugins=plugins)

@@ -10,7 +10,7 @@ The values go to the loggers (the results store, the console) through Avalanche'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from avalanche.evaluation import PluginMetric
@@ -28,10 +28,20 @@ class SubsetAccuracy:
     subset: str  # "all" or "session:<j>"
     accuracy: float
     n: int
+    # on the "all" row: the predicted class index and the true label of every sample, in the
+    # eval set's order (stored, so any metric can be recomputed and a bundle checked)
+    predicted: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+    labels: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     def as_row(self) -> dict:
         return {"after_session": self.after_session, "eval_set": self.eval_set,
                 "subset": self.subset, "accuracy": self.accuracy, "n": self.n}
+
+    def predictions_row(self) -> dict | None:
+        if self.predicted is None:
+            return None
+        return {"after_session": self.after_session, "eval_set": self.eval_set,
+                "predicted": list(self.predicted), "labels": list(self.labels or ())}
 
 
 @torch.no_grad()
@@ -58,7 +68,7 @@ def subset_accuracies(preds: torch.Tensor, labels: torch.Tensor, after_session: 
                       eval_set: str, session_classes: list[list[int]] | None) -> list:
     correct = preds == labels
     rows = [SubsetAccuracy(after_session, eval_set, "all", correct.float().mean().item(),
-                           len(labels))]
+                           len(labels), tuple(preds.tolist()), tuple(labels.tolist()))]
     for j, classes in enumerate(session_classes or [], start=1):
         mask = torch.isin(labels, torch.tensor(classes))
         if mask.any():

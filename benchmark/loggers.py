@@ -41,7 +41,13 @@ class StoreLogger(_CollectingLogger):
     def before_training(self, strategy, metric_values) -> None:
         rows = self.take()
         if rows:
-            self.store.add_evaluations(self.run_id, [r.as_row() for r in rows])
+            self._write(rows)
+
+    def _write(self, rows: list[SubsetAccuracy]) -> None:
+        self.store.add_evaluations(self.run_id, [r.as_row() for r in rows])
+        predictions = [p for p in (r.predictions_row() for r in rows) if p is not None]
+        if predictions:
+            self.store.add_predictions(self.run_id, predictions)
 
     def after_training_exp(self, strategy, metric_values) -> None:
         index = strategy.experience.current_experience + 1
@@ -52,7 +58,7 @@ class StoreLogger(_CollectingLogger):
             train_time_s=record["train_time_s"], peak_memory_mb=record["peak_memory_mb"],
             final_loss=record["final_loss"], trainable_params=record["trainable_params"],
             facts=self.strategy_plugin.session_facts())
-        self.store.add_evaluations(self.run_id, [r.as_row() for r in self.take()])
+        self._write(self.take())
 
 
 def _pct(value: float | None) -> str:

@@ -9,6 +9,19 @@ error instead of training on garbage. With nothing trainable (zero-shot) the ses
 Strategies read a few of its attributes (Avalanche's `model`, `device`, `train_mb_size`,
 `adapted_dataset`, plus `training`, `template_generator`, `use_amp`, `amp_dtype`) and enter its
 `autocast()` context to score parameters exactly as training computes the loss.
+
+Avalanche plugins added to the strategy (`extra_plugins`: EWC, LwF, replay, SI, MAS, ...) run
+right after it, so they see the trainable set it chose, and get what Avalanche's own template
+gives them: `mb_x`, `mb_y`, `mb_output` (during training too, the logits over the target's
+classes; without added plugins it is left as the image features the loss needs, which is
+cheaper), `loss` (the term each one adds is measured and stored per session as a fact),
+`_criterion` (cross-entropy on the logits: the classifier's likelihood, which EWC's importances
+use), `optimizer`, `experience`, `clock`, and experiences whose samples are all in task 0 (LwF
+and the replay buffers read task labels; `in_one_task`). A penalty on named parameters (EWC,
+SI, MAS) is refused when the strategy replaced the tensors it trains between sessions (merged
+adapters), and a plugin whose whole effect is its loss term stops the run when it added exactly
+nothing in a session after the first: either would store the strategy alone under the plugin's
+name.
 """
 
 from __future__ import annotations
@@ -21,7 +34,8 @@ import torch
 from avalanche.training.templates import SupervisedTemplate
 
 from clbench.config import TrainingConfig
-from clbench.errors import TrainingDiverged
+from clbench.errors import TrainingDiverged, UserError
+from clbench.extra_plugins import acts_through_loss, regularises_parameters
 from clbench.schedules import warmup_cosine
 from clbench.strategies.base import StrategyPlugin, effective_training
 
@@ -33,6 +47,27 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def in_one_task(benchmark):
+    """`benchmark` with every sample labelled task 0 (a class-incremental stream is one task),
+    as Avalanche's own benchmarks label theirs: plugins read `targets_task_labels` and
+    `task_set` of an experience's dataset (LwF's record of the classes seen, the replay
+    buffers). clbench's loop itself ignores task labels, so runs without added plugins keep
+    the unlabelled datasets."""
+    # _make_taskaware_classification_dataset: what Avalanche's own benchmark generators label
+    # tasks with (exported by its module)
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+    from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
+    from avalanche.benchmarks.utils.classification_dataset import (
+        _make_taskaware_classification_dataset,
+    )
+
+    def labelled(stream):
+        return [_make_taskaware_classification_dataset(e.dataset, task_labels=0) for e in stream]
+
+    return with_classes_timeline(benchmark_from_datasets(
+        train=labelled(benchmark.train_stream), test=labelled(benchmark.test_stream)))
+
+
 class SessionTrainer(SupervisedTemplate):
     """Avalanche's `SupervisedTemplate` (subclassed) running one clbench session per `train()`."""
 
@@ -40,12 +75,25 @@ class SessionTrainer(SupervisedTemplate):
     builds_optimizer_after_plugins = True
 
     def __init__(self, *, model, training: TrainingConfig, device: torch.device, seed: int,
-                 plugins=None, evaluator=None):
+                 plugins=None, evaluator=None, extra_plugins=()):
         placeholder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+        # added Avalanche plugins go right after the strategy (which chooses what trains when
+        # a session starts) and before clbench's progress bar and evaluator
+        ordered = list(plugins or [])
+        after = max((i + 1 for i, p in enumerate(ordered) if isinstance(p, StrategyPlugin)),
+                    default=0)
+        ordered[after:after] = list(extra_plugins)
         super().__init__(model=model, optimizer=placeholder, criterion=torch.nn.CrossEntropyLoss(),
                          train_mb_size=training.batch_size, train_epochs=training.epochs,
-                         eval_mb_size=training.eval_batch_size, device=device, plugins=plugins,
+                         eval_mb_size=training.eval_batch_size, device=device, plugins=ordered,
                          evaluator=evaluator)
+        self.extra_plugins = list(extra_plugins)
+        # per added plugin: the sum of what it added to the loss this session, and the batches
+        self._plugin_terms: dict[str, torch.Tensor] = {}
+        self._plugin_batches = 0
+        self.plugin_facts: dict[str, dict[str, float]] = {}
+        # the tensors that trained in the previous session (kept only for a parameter penalty)
+        self._trained_before: list[torch.nn.Parameter] | None = None
         self.training = effective_training(training, plugins or [])
         # draws the prompt template of each image's caption for the FLYP loss
         self.template_generator = torch.Generator().manual_seed(seed)
@@ -99,7 +147,52 @@ class SessionTrainer(SupervisedTemplate):
         self.model.invalidate_text_cache()
         super()._before_training_exp(**kwargs)  # the strategy plugin configures the model here
         self.model.invalidate_text_cache()  # the strategy may have changed the text side
+        self._check_parameter_penalties()
+        self._plugin_terms, self._plugin_batches = {}, 0
         self.make_optimizer()
+
+    def _record_plugin_terms(self) -> None:
+        """Each added plugin's mean loss term per batch this session (the session's facts);
+        a plugin whose whole effect is its loss term (EWC, SI, MAS, LwF) and that added exactly
+        nothing in a session after the first did nothing: the run stops rather than be stored
+        as the combination."""
+        batches = max(1, self._plugin_batches)
+        self.plugin_facts = {}
+        for plugin in self.extra_plugins:
+            name = type(plugin).__name__
+            total = float(self._plugin_terms.get(name, torch.zeros(())))
+            self.plugin_facts[name] = {"loss_term": total / batches}
+            if (total == 0.0 and self._plugin_batches and self.clock.train_exp_counter > 0
+                    and acts_through_loss(plugin)):
+                raise UserError(
+                    f"{name} added nothing to the loss in session "
+                    f"{self.clock.train_exp_counter + 1}, so the run would be the strategy "
+                    "alone stored as its combination with the plugin",
+                    hint=f"check {name}'s weight (--set plugin.KEY=VALUE): at 0, or too small "
+                         "to change the loss, leave the plugin out")
+
+    def _check_parameter_penalties(self) -> None:
+        """Refuse a penalty on named parameters (EWC, SI, MAS) once the strategy has replaced
+        the tensors that trained in the previous session (LoRA-style adapters merged into the
+        weights and started afresh): its penalty would hold tensors that no longer train."""
+        before, self._trained_before = self._trained_before, None
+        if not before:
+            return
+        present = {id(p) for p in self.model.parameters()}
+        gone = sum(1 for p in before if id(p) not in present)
+        if not gone:
+            return
+        names = ", ".join(type(p).__name__ for p in self.extra_plugins
+                          if regularises_parameters(p))
+        strategy = ", ".join(type(p).__name__ for p in self.plugins
+                             if isinstance(p, StrategyPlugin))
+        raise UserError(
+            f"{names} penalises parameters by name, but the strategy ({strategy}) replaced "
+            f"{gone} of the {len(before)} tensors it trained in the previous session (merged "
+            "adapters), so the penalty would not reach what trains now",
+            hint="combine it with a strategy that keeps training the same tensors (fft, ln, "
+                 "lora, spu, llu), or use a plugin that acts on outputs or data (avalanche:"
+                 "LwFPlugin, avalanche:ReplayPlugin)")
 
     def _after_training_exp(self, **kwargs):
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad) - sum(
@@ -111,6 +204,10 @@ class SessionTrainer(SupervisedTemplate):
                            if self._epoch_losses else None),
             "trainable_params": trainable,
         }
+        if self.extra_plugins:
+            self._record_plugin_terms()
+        if any(regularises_parameters(p) for p in self.extra_plugins):
+            self._trained_before = [p for p in self.model.parameters() if p.requires_grad]
         self.model.invalidate_text_cache()  # evaluation must see this session's text side
         super()._after_training_exp(**kwargs)
 
@@ -131,6 +228,8 @@ class SessionTrainer(SupervisedTemplate):
         with self.autocast():
             if self.is_training:
                 self.mb_features = self.model.encode_image(self.mb_x)
+                if self.extra_plugins:  # Avalanche plugins read the logits (LwF distils them)
+                    return self.model.logits(self.mb_features)
                 return self.mb_features
             return self.model(self.mb_x)
 
@@ -152,6 +251,32 @@ class SessionTrainer(SupervisedTemplate):
                      "training.grad_clip")
         self._epoch_losses.append(loss.item())
         return loss
+
+    def _before_backward(self, **kwargs):
+        """The plugins' `before_backward`, where penalties join the loss; what each added
+        plugin adds is summed for the session's facts, and a term that is not finite stops
+        the run naming the plugin."""
+        if not self.extra_plugins:
+            return super()._before_backward(**kwargs)
+        added = {id(p) for p in self.extra_plugins}
+        for plugin in self.plugins:
+            if not hasattr(plugin, "before_backward"):
+                continue
+            if id(plugin) not in added:
+                plugin.before_backward(self, **kwargs)
+                continue
+            name = type(plugin).__name__
+            before = self.loss.detach().clone()
+            plugin.before_backward(self, **kwargs)
+            term = (self.loss.detach() - before).float()
+            self._plugin_terms[name] = self._plugin_terms.get(name, 0) + term
+            if not torch.isfinite(self.loss):
+                exp = self.experience.current_experience + 1 if self.experience else "?"
+                raise TrainingDiverged(
+                    f"the loss became {self.loss.item()} after {name} added its term in session "
+                    f"{exp}", hint=f"lower {name}'s weight (--set plugin.KEY=VALUE) or "
+                                   f"training.lr (now {self.training.lr:g})")
+        self._plugin_batches += 1
 
     def backward(self):
         if self.scaler is not None:

@@ -43,8 +43,19 @@ TUNING = "tuning"
 DEFAULT_SEEDS = 3
 
 
+# the `purpose` of a re-run by `clbench reproduce`: a check of another run, not a result
+REPRODUCTION = "reproduction"
+
+
 def is_tuning(summary: dict | None) -> bool:
     return (summary or {}).get("purpose") == TUNING
+
+
+def check_purpose(summary: dict | None) -> str | None:
+    """"tuning" or "reproduction" for a run that checks something rather than being a result
+    of its own (the leaderboard counts such runs apart); None for a result."""
+    purpose = (summary or {}).get("purpose")
+    return purpose if purpose in (TUNING, REPRODUCTION) else None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clbench.metrics import TUNING
+from clbench.metrics import REPRODUCTION, TUNING
 
 
 def purpose(run: dict) -> str | None:
@@ -42,7 +42,8 @@ def format_runs(runs: list[dict]) -> str:
     rows = []
     for r in runs:
         summary = r.get("summary") or {}
-        status = r["status"] + (" (tuning)" if r.get("purpose") == TUNING else "")
+        status = r["status"] + (f" ({r['purpose']})" if r.get("purpose") in (TUNING,
+                                                                            REPRODUCTION) else "")
         rows.append([r["id"][:12], status, strategy_label(r["strategy"],
                                                           r.get("strategy_source")),
                      r["scenario"], r["model"],
@@ -123,6 +124,17 @@ def format_run(run: dict) -> str:
     ]
     if run.get("error"):
         lines.append(f"  error: {run['error']}")
+    imported = (run.get("config") or {}).get("imported")
+    if imported:
+        who = ", ".join(f"{k} {v}" for k, v in (imported.get("submitter") or {}).items())
+        lines.append(f"  imported {imported.get('imported_at', '')[:19]} from "
+                     f"{imported.get('bundle')}" + (f" ({who})" if who else ""))
+    for v in run.get("verifications") or []:
+        verdict = ("verified" if v["within_tolerance"] and v["independent"] else
+                   "reproduced (same host)" if v["within_tolerance"] else "NOT reproduced")
+        lines.append(f"  {verdict}: largest difference {v['max_difference']:.4f} pts "
+                     f"(tolerance {v['tolerance']}) by {v['verifier']} on {v['host']}, "
+                     f"{(v['created_at'] or '')[:19]}")
     if run.get("strategy_config"):
         params = ", ".join(f"{k}={v}" for k, v in run["strategy_config"].items())
         lines.append(f"  strategy params: {params}")
@@ -167,6 +179,7 @@ def run_json(run: dict) -> dict:
     out["provenance"] = {k: run.get(k) for k in PROVENANCE_KEYS}
     out["provenance"]["strategy_source"] = (run.get("config") or {}).get("strategy_source")
     out["summary"] = run.get("summary")
+    out["verifications"] = run.get("verifications", [])
     out["sessions"] = run.get("sessions", [])
     keys = ("after_session", "eval_set", "subset", "accuracy", "n")
     out["evaluations"] = [{k: e[k] for k in keys} for e in run.get("evaluations", [])]

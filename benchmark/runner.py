@@ -59,10 +59,58 @@ def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: 
                     evaluate_on=evaluate_on, scenario=scenario)[3]
 
 
+def _merges_between_sessions(plugin) -> bool:
+    """Whether a strategy replaces the tensors it trains between sessions (its declaration,
+    `StrategyPlugin.replaces_trainable_tensors`; the training loop also checks it as it runs)."""
+    return bool(getattr(plugin, "replaces_trainable_tensors", False))
+
+
+def _extra_plugins(config: RunConfig, plugin, planned_trainable: int, device) -> list:
+    """The run's added Avalanche plugins, built and checked against its strategy."""
+    from clbench import extra_plugins
+    from clbench.errors import UserError
+    from clbench.strategies import registry
+    from clbench.strategies.base import StrategyPlugin
+
+    if not config.plugins:
+        return []
+    loaded = extra_plugins.create_all(config.plugins)
+    for extra in loaded:
+        if isinstance(extra.plugin, StrategyPlugin):
+            raise UserError(f"plugin {extra.key['class']}: a clbench strategy, not a plugin to "
+                            "add to one", hint="choose the strategy with --strategy NAME; "
+                            "--plugin adds an Avalanche plugin (e.g. avalanche:EWCPlugin)")
+    if registry.info(config.strategy).reference:
+        raise UserError(f"strategy {config.strategy} is a reference row (never ranked among "
+                        "the methods), not a method to combine with a plugin",
+                        hint="leave out --plugin, or choose a continual method (`clbench list "
+                             "strategies`)")
+    if planned_trainable == 0:
+        raise UserError(f"strategy {config.strategy} trains nothing, so "
+                        f"{', '.join(e.name for e in loaded)} would have nothing to act on",
+                        hint="leave out --plugin, or choose a strategy that trains")
+    penalties = [e.name for e in loaded if extra_plugins.regularises_parameters(e.plugin)]
+    if penalties and _merges_between_sessions(plugin):
+        raise UserError(
+            f"{', '.join(penalties)} penalises parameters by name, but strategy "
+            f"{config.strategy} merges its adapters into the weights after every session and "
+            "starts new ones, so the penalty would not reach what trains",
+            hint="combine it with a strategy that keeps training the same tensors (fft, ln, "
+                 "lora, spu, llu), or use a plugin that acts on outputs or data "
+                 "(avalanche:LwFPlugin, avalanche:ReplayPlugin)")
+    for extra in loaded:
+        problem = extra_plugins.device_problem(extra.plugin, device)
+        if problem:
+            raise UserError(problem, hint="run it on a GPU (--device cuda), or use another "
+                            "plugin (e.g. avalanche:EWCPlugin or avalanche:MASPlugin)")
+    return loaded
+
+
 def _checked(config: RunConfig, *, data_root: str | None, skip_corrupt: bool,
              evaluate_on: str, scenario: bool = True):
-    """(strategy plugin, effective training config, device, scenario or None): everything
-    that can fail on user input, checked before any weight is loaded or any run recorded."""
+    """(strategy plugin, effective training config, device, scenario or None, added plugins):
+    everything that can fail on user input, checked before any weight is loaded or any run
+    recorded."""
     from clbench.models.meta import build_on_meta
     from clbench.scenarios.stream import load_scenario
     from clbench.strategies import registry
@@ -73,13 +121,14 @@ def _checked(config: RunConfig, *, data_root: str | None, skip_corrupt: bool,
     device = pick_device(config.device)
     # settings that need the architecture (rank vs width, top-k vs heads): the strategy plans
     # its trainable set on a weightless copy
-    plugin.planned_trainable(build_on_meta(config.model.arch))
+    planned = plugin.planned_trainable(build_on_meta(config.model.arch))
+    extras = _extra_plugins(config, plugin, planned, device)
     if not scenario:
-        return plugin, training, device, None
+        return plugin, training, device, None, extras
     loaded = load_scenario(config.scenario, config.seed, data_root, skip_corrupt,
                            config.controls, evaluate_on=evaluate_on,
                            replay_for=config.strategy if plugin.needs_replay else None)
-    return plugin, training, device, loaded
+    return plugin, training, device, loaded, extras
 
 
 def give_replay(plugin, scenario, transform, seed: int) -> dict | None:
@@ -95,6 +144,26 @@ def give_replay(plugin, scenario, transform, seed: int) -> dict | None:
     return {**scenario.replay_record(), "joint_classes": len(class_names),
             "target_classes": len(scenario.train.class_names), "per_session": per_session,
             "replayed": sum(per_session)}
+
+
+class _SessionFacts:
+    """What the store logger records as a session's facts: the strategy's, and with added
+    plugins `plugins: {Class: {loss_term}}`, the mean term each added to the loss per batch
+    (0 where it adds none, as a replay plugin, or none yet, as EWC in the first session)."""
+
+    def __init__(self, strategy_plugin):
+        self.strategy_plugin = strategy_plugin
+        self.trainer = None
+
+    def session_facts(self) -> dict:
+        facts = self.strategy_plugin.session_facts()
+        extra = getattr(self.trainer, "plugin_facts", None)
+        return {**facts, "plugins": extra} if extra else facts
+
+    def __getattr__(self, name: str):  # anything else: the strategy's own
+        if name == "strategy_plugin":
+            raise AttributeError(name)
+        return getattr(self.strategy_plugin, name)
 
 
 def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
@@ -113,12 +182,13 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     from clbench.loggers import ConsoleLogger, ProgressBar, StoreLogger
     from clbench.metrics import summarize
     from clbench.models import load_model
-    from clbench.provenance import collect_provenance, hardware_with_torch
+    from clbench.provenance import collect_provenance, hardware_with_torch, strategy_source
     from clbench.strategies import registry
 
     # Everything that can fail on user input fails here, before a run is recorded.
-    plugin, config.training, device, scenario = _checked(
+    plugin, config.training, device, scenario, extras = _checked(
         config, data_root=data_root, skip_corrupt=skip_corrupt, evaluate_on=evaluate_on)
+    config.plugins = [e.key for e in extras]  # resolved: the class's public path, every argument
     seed_everything(config.seed)
     bundle = load_model(config.model)
     classifier = CLIPClassifier(bundle.clip, bundle.tokenizer)
@@ -136,8 +206,15 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     strategy_params = registry.resolved_params(plugin)
     resolved = config.to_dict()
     resolved["strategy"] = {"name": config.strategy, **strategy_params}
+    # added plugins: their class, arguments and version in the config; class and arguments
+    # (not the version, which is provenance) in the strategy's stored parameters as well, so
+    # that the preset (strategy + strategy_config_hash + training) tells EWC apart
+    strategy_config = dict(strategy_params)
+    if extras:
+        resolved["plugins"] = [e.record for e in extras]
+        strategy_config["plugins"] = [e.key for e in extras]
     run_id = store.create_run(
-        strategy=config.strategy, strategy_config=strategy_params, scenario=scenario.name,
+        strategy=config.strategy, strategy_config=strategy_config, scenario=scenario.name,
         scenario_manifest_hash=scenario.manifest.hash, model_arch=bundle.arch,
         model_pretrained=bundle.pretrained, model_checkpoint_sha256=bundle.checkpoint_sha256,
         seed=config.seed, config={**resolved, "dataset_manifest_hashes": scenario.dataset_hashes,
@@ -146,10 +223,13 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
                                            "validation": scenario.validation_record(),
                                            **({"replay": replay} if replay else {})},
                                   **({"purpose": purpose} if purpose else {}),
+                                  # built-in, or the plugin package, version and commit
+                                  "strategy_source": strategy_source(config.strategy),
                                   **(extra_config or {})},
         config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)
     if not quiet:
-        print(f"run {run_id[:12]}: {config.strategy} on {scenario.name} "
+        combined = "".join(f" + {e.label()}" for e in extras)
+        print(f"run {run_id[:12]}: {config.strategy}{combined} on {scenario.name} "
               f"({len(scenario.sessions)} session(s)), model {bundle.arch}, seed {config.seed}, "
               f"device {device}")
 
@@ -160,7 +240,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         evaluation = SessionEvaluation(
             scenario, bundle.transform, config.training.eval_batch_size, device,
             amp if device.type == "cuda" and config.training.precision != "fp32" else None)
-        loggers = [StoreLogger(store, run_id, scenario, plugin)]
+        facts = _SessionFacts(plugin)
+        loggers = [StoreLogger(store, run_id, scenario, facts)]
         if not quiet:
             loggers.append(ConsoleLogger(scenario))
         from clbench.loop import SessionTrainer
@@ -168,8 +249,14 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         trainer = SessionTrainer(
             model=classifier, training=config.training, device=device, seed=config.seed,
             plugins=[plugin, ProgressBar(len(scenario.sessions), progress and not quiet)],
-            evaluator=EvaluationPlugin(evaluation, loggers=loggers))
+            evaluator=EvaluationPlugin(evaluation, loggers=loggers),
+            extra_plugins=[e.plugin for e in extras])
+        facts.trainer = trainer
         benchmark = scenario.to_avalanche(bundle.transform)
+        if extras:  # what Avalanche's plugins expect of a dataset: task labels (all 0)
+            from clbench.loop import in_one_task
+
+            benchmark = in_one_task(benchmark)
         total_params = sum(p.numel() for p in classifier.clip.visual.parameters())
         max_trainable = 0
         for experience in benchmark.train_stream:

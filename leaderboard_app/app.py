@@ -118,6 +118,11 @@ def sidebar(data: Data) -> tuple[str, View]:
     origin = sb.radio("Strategies from", origins, key="origin", horizontal=True,
                       help="built-in: clbench's own strategies; third-party: strategies from "
                       "plugin packages (marked †; their package and version are in Runs)")
+    url_state.restore("verified", False, kind=bool)
+    verified = sb.checkbox("Verified only", key="verified",
+                           help="only runs that `clbench reproduce` re-ran within tolerance on "
+                           "another host, or imported from a bundle and reproduced here "
+                           "(marked ✓)")
     url_state.restore("few", False, kind=bool)
     few = sb.checkbox("Show presets with fewer seeds than required", key="few",
                       help="a scenario declares how many seeds a result needs (`seeds:`, 3 by "
@@ -125,7 +130,7 @@ def sidebar(data: Data) -> tuple[str, View]:
                       "ticked, and marked ⚠ when shown")
     f = tables.Filters(scenario=scenario, backbone=backbone, shots=shots or None,
                        strategies=strategies or None, since=since, until=until, commit=commit,
-                       show_few_seeds=few, origin=origin)
+                       show_few_seeds=few, origin=origin, verified_only=verified)
     cols = tables.metric_columns(control_names(tables.context(runs, f)))
     names = [c.name for c in cols]
     headers = {c.name: c.header for c in cols}
@@ -181,7 +186,7 @@ def leaderboard_page(v: View) -> None:
                "counted)" if skipped else "") + ". Mean over seeds ± 95% confidence interval; "
                "accuracies in %, changes in points against zero-shot; ↑ higher is better, ↓ "
                "lower is better; ★ best method per column; † a third-party strategy (a plugin "
-               "package); hover a header for its definition. Click a row to open its preset.")
+               "package); ✓ verified by a reproduction elsewhere; hover a header for its definition. Click a row to open its preset.")
     hidden = tables.few_seed_groups(v.data.runs, v.f)
     if not v.f.show_few_seeds and not hidden.empty:
         left, right = st.columns([4, 1])

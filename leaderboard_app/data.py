@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from clbench.hashing import canonical_hash
-from clbench.metrics import DEFAULT_SEEDS, TUNING, balanced_score, is_tuning
+from clbench.metrics import DEFAULT_SEEDS, balanced_score, check_purpose
 from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
@@ -101,6 +101,22 @@ def _fmt_value(value: object) -> str:
         if isinstance(value, (list, dict)) else str(value)
 
 
+def _fmt_plugins(plugins: object) -> str:
+    """Added Avalanche plugins (`--plugin`) as "+EWCPlugin(ewc_lambda=1000, mode=separate)":
+    the class name and the arguments that say something (unset ones left out)."""
+    if not isinstance(plugins, list):
+        return _fmt_value(plugins)
+    parts = []
+    for p in plugins:
+        if not isinstance(p, dict):
+            parts.append(_fmt_value(p))
+            continue
+        args = ", ".join(f"{k}={_fmt_value(v)}" for k, v in (p.get("args") or {}).items()
+                         if v not in (None, False))
+        parts.append(f"+{str(p.get('class', '?')).rsplit('.', 1)[-1]}({args})")
+    return " ".join(parts)
+
+
 def preset_labels(runs: pd.DataFrame) -> pd.Series:
     """A short label per run naming the settings that set its preset apart from the other
     presets of the same strategy in the same scenario ("lr=0.0001"; a row never mixes
@@ -115,7 +131,9 @@ def preset_labels(runs: pd.DataFrame) -> pd.Series:
         differ = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str)
                                           for p in params.values()}) > 1]
         for key, p in params.items():
-            labels[(scenario, key)] = ", ".join(f"{k}={_fmt_value(p.get(k))}" for k in differ)
+            labels[(scenario, key)] = ", ".join(
+                _fmt_plugins(p.get(k)) if k == "plugins" else f"{k}={_fmt_value(p.get(k))}"
+                for k in differ if not (k == "plugins" and not p.get(k)))
     return pd.Series([labels.get(k, "") for k in zip(runs["scenario"], runs["preset_key"])],
                      index=runs.index)
 
@@ -136,6 +154,11 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
                            if r.get("model_pretrained") else r["model_arch"])
         rec["clean"] = bool(r.get("git_sha")) and r.get("git_dirty") is False
         rec["third_party"] = r.get("strategy_source") == THIRD_PARTY  # a plugin package's code
+        rec["verified"] = False  # `load` marks the runs the store says were verified
+        # who submitted it, for a run imported from a results bundle (`clbench import`)
+        submitter = r.get("submitter") if isinstance(r.get("submitter"), dict) else {}
+        for key in ("name", "paper", "code"):
+            rec[f"submitter_{key}"] = submitter.get(key)
         rec["preset_key"] = canonical_hash([r["strategy"], r.get("strategy_config_hash"),
                                             r.get("training_config")])
         rec["target"] = summary.get("target")
@@ -165,16 +188,21 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
 
 def load(store: Store) -> Data:
     """Completed runs with their sessions (two queries; evaluations follow on first use).
-    Runs stored by `clbench tune` (scored on validation data) are never results: they are
-    counted under "tuning" with the failed and running ones, and left out of every table."""
+    Runs stored by `clbench tune` (scored on validation data) and re-runs by `clbench
+    reproduce` are never results: they are counted under "tuning" and "reproduction" with the
+    failed and running ones, and left out of every table. A run reproduced within tolerance
+    on another host (or imported and reproduced here) is `verified`."""
     rows = store.runs_overview()
-    completed = [r for r in rows if r["status"] == "completed" and not is_tuning(r["summary"])]
+    completed = [r for r in rows
+                 if r["status"] == "completed" and not check_purpose(r["summary"])]
     other: dict[str, int] = {}
     for r in rows:
-        if r["status"] != "completed" or is_tuning(r["summary"]):
-            status = TUNING if is_tuning(r["summary"]) else r["status"]
+        if r["status"] != "completed" or check_purpose(r["summary"]):
+            status = check_purpose(r["summary"]) or r["status"]
             other[status] = other.get(status, 0) + 1
     runs = runs_frame(completed)
+    if not runs.empty:
+        runs["verified"] = runs["id"].isin(store.verified_run_ids())
     sessions = pd.DataFrame.from_records(
         store.session_overview(["completed"]) if completed else [],
         columns=["run_id", "index", "n_classes", "n_samples", "train_time_s", "peak_memory_mb",

@@ -41,6 +41,7 @@ class Filters:
     # presets run on fewer seeds than their scenario declares: hidden unless this is set
     show_few_seeds: bool = False
     origin: str = "any"  # "any", "built-in", "third-party" (strategies from plugin packages)
+    verified_only: bool = False  # runs reproduced within tolerance elsewhere (`reproduce`)
 
 
 def control_names(runs: pd.DataFrame) -> list[str]:
@@ -119,6 +120,8 @@ def _pass_filters(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
         keep &= runs["clean"]
     elif f.commit == "dirty":
         keep &= ~runs["clean"]
+    if f.verified_only:
+        keep &= runs["verified"]
     if f.origin == "built-in":
         keep &= ~runs["third_party"]
     elif f.origin == "third-party":
@@ -285,14 +288,19 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
         stats = seed_stats(chosen, cols)
         stats["seeds_required"] = seed_counts(chosen)["seeds_required"]
         names = chosen.drop_duplicates("group").set_index("group")[["strategy", "preset"]]
-        names["third_party"] = chosen.groupby("group")["third_party"].any()
+        by_group = chosen.groupby("group")
+        names["third_party"] = by_group["third_party"].any()
+        names["verified"] = by_group["verified"].any()
+        for key in SUBMITTER_KEYS:  # a bundle's declared fields, the first run's that has them
+            names[key] = by_group[key].first()
         stats = names.join(stats, how="right").rename_axis("group").reset_index()
         parts.append(stats)
     table = pd.concat(parts, ignore_index=True)
     table[["seeds", "runs", "seeds_required"]] = table[["seeds", "runs", "seeds_required"]] \
         .astype(int)
-    table["third_party"] = table.get("third_party", pd.Series(False, index=table.index)) \
-        .fillna(False).astype(bool)
+    for flag in ("third_party", "verified"):
+        table[flag] = table.get(flag, pd.Series(False, index=table.index)) \
+            .fillna(False).astype(bool)
     table["few_seeds"] = table["seeds"] < table["seeds_required"]
     by = next((c for c in cols if c.name == rank_by), cols[0])
     table = table.sort_values(by.name, ascending=not by.higher_is_better, na_position="last",
@@ -306,6 +314,8 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
 
 GOOD_RGB, BAD_RGB = (46, 160, 67), (214, 69, 65)
 THIRD_PARTY_MARK = " †"  # after a strategy a plugin package provides
+VERIFIED_MARK = " ✓"  # after a preset with a run reproduced elsewhere within tolerance
+SUBMITTER_KEYS = ("submitter_name", "submitter_paper", "submitter_code")
 REFERENCE_TINT = "background-color: rgba(128, 128, 128, 0.14)"
 
 
@@ -361,9 +371,10 @@ def styled(table: pd.DataFrame, cols: list[Column], shown: list[str] | None = No
     # reference rows: no rank, and "reference" in the preset column (the strategy column
     # stays narrow enough for 1600 px)
     display["strategy"] = [s.removesuffix(REFERENCE_SUFFIX) if not m else
-                           s + THIRD_PARTY_MARK if third else s for s, m, third in
+                           s + (THIRD_PARTY_MARK if third else "") + (VERIFIED_MARK if ok else "")
+                           for s, m, third, ok in
                            zip(table["strategy"].replace({ZERO_SHOT: "zero-shot"}), methods,
-                               table["third_party"])]
+                               table["third_party"], table["verified"])]
     display["preset"] = [", ".join(filter(None, ["reference", p])) if not m else p for p, m in
                          zip(table["preset"].fillna(""), methods)]
     display["seeds"] = [f"{n} of {k} ⚠" if few else str(n) for n, k, few
@@ -436,7 +447,11 @@ def presets_side_by_side(table: pd.DataFrame, groups: list[str],
             row[c.name], _interval(c, row[c.name + " ±"]), _digits(c), False) for c in cols}
         seeds = f"{row['seeds']}" + (f" of {row['seeds_required']} ⚠" if row["few_seeds"]
                                      else "")
-        out[group] = {"seeds": seeds, **cells}
+        declared = {label: row.get(key) or "" for label, key in
+                    (("submitted by", "submitter_name"), ("paper", "submitter_paper"),
+                     ("code", "submitter_code"))}
+        out[group] = {"seeds": seeds, "verified": "yes" if row.get("verified") else "",
+                      **declared, **cells}
     return pd.DataFrame(out)
 
 

@@ -9,7 +9,8 @@ whose gradient is zero; see `masking.py`).
 
 A strategy is a dataclass config (every field with a help text and the paper's default) plus a
 subclass of `StrategyPlugin`; it joins the registry in one line (`registry.BUILTIN` or the
-`clbench.strategies` entry-point group for third-party packages).
+`clbench.strategies` entry-point group for third-party packages). The contract, the hook order
+and how to test a plugin: docs/writing-a-strategy.md in the repository.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ class StrategyPlugin(SupervisedPlugin):
     def __init__(self, config: StrategyConfig | None = None):
         super().__init__()
         self.config = config if config is not None else self.config_class()
+
+    @property
+    def replaces_trainable_tensors(self) -> bool:
+        """Whether the strategy merges what it trained into the weights after a session and
+        trains new tensors the next (LoRSU; LoRA with `merge_each_session`): a penalty on named
+        parameters added with `--plugin` (EWC, MAS, SI) could not follow it."""
+        return False
 
     # ---- what a strategy implements
     def configure(self, classifier: nn.Module, strategy: Any) -> None:

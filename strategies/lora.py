@@ -202,6 +202,10 @@ class LoRAPlugin(StrategyPlugin):
     dora = False
     gated = False
 
+    @property
+    def replaces_trainable_tensors(self) -> bool:
+        return bool(self.config.merge_each_session)
+
     def __init__(self, config: LoRAConfig | None = None):
         super().__init__(config)
         self.adapters: list[LowRankDelta] = []

@@ -182,6 +182,10 @@ def _qkv_biases(view: BlockView) -> list[nn.Parameter]:
 class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
     config_class = LoRSUConfig
 
+    @property
+    def replaces_trainable_tensors(self) -> bool:
+        return True  # its LoRA factors merge after every session (Table 9's layout)
+
     def __init__(self, config: LoRSUConfig | None = None):
         super().__init__(config)
         self.masks = MaskedUpdate()

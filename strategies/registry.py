@@ -144,10 +144,13 @@ def available() -> dict[str, StrategyInfo]:
 
 
 def _plugin_info(ep) -> StrategyInfo:
+    """A plugin's entry, read from its package metadata without importing it: the summary
+    is the package's own (`description` in its pyproject), else its entry point."""
     dist = getattr(ep, "dist", None)
     name = dist.name if dist is not None else "unknown"
     version = dist.version if dist is not None else None
-    return StrategyInfo(ep.name, ep.value, f"third-party strategy ({ep.value})",
+    summary = (dist.metadata.get("Summary") or "").strip() if dist is not None else ""
+    return StrategyInfo(ep.name, ep.value, summary or f"third-party strategy ({ep.value})",
                         source=THIRD_PARTY, distribution=name, version=version)
 
 

@@ -24,7 +24,8 @@ def fake_distribution(root: Path, dist: str, version: str, points: dict[str, str
         (root / f"{name}.py").write_text(source)
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+                                   f"Summary: {dist}'s strategies (test fixture)\n")
     (info / "entry_points.txt").write_text(
         "[clbench.strategies]\n" + "".join(f"{n} = {v}\n" for n, v in points.items()))
     if editable is not None:

@@ -26,13 +26,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("clbench.models",),
     "strategies": ("clbench.strategies",),
     "classifier": ("clbench.classifier",),
-    "loop": ("clbench.loop", "clbench.evaluation", "clbench.loggers"),
+    "loop": ("clbench.loop", "clbench.evaluation", "clbench.loggers",
+             "clbench.strategies.testing"),  # the strategy test kit runs the training loop
     "store": ("clbench.store",),
     "run": ("clbench.runner", "clbench.report", "clbench.provenance", "clbench.tune",
-            "clbench.settings",
+            "clbench.settings", "clbench.bundles", "clbench.reproduce",
             "clbench.scenarios.proxy.pretrain"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
-    "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.__main__",
+    "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.cli_results",
+            "clbench.__main__",
             "clbench.params", "clbench.catalog"),
     "app_pure": ("clbench.leaderboard_app.tables", "clbench.leaderboard_app.figures"),
     "app_io": ("clbench.leaderboard_app.data",),

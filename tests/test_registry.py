@@ -100,6 +100,7 @@ def test_a_plugin_claiming_a_built_in_name_never_shadows_it(tmp_path, monkeypatc
     listing = capsys.readouterr().out
     assert "evil-plug:lora" in listing and "claims the name 'lora'" in listing
     assert "[third-party (evil-plug 2.0)]" in listing
+    assert "evil-plug's strategies (test fixture)" in listing  # the package's own summary
     from clbench.cli import _note_claimants
 
     _note_claimants("lora")  # what `clbench run --strategy lora` prints before it starts

@@ -183,7 +183,8 @@ def test_list_runs_newest_first_with_listing_fields(store: Store):
     runs = store.list_runs()
     assert [r["id"] for r in runs] == ids[::-1]
     assert set(runs[0]) == {"id", "status", "strategy", "scenario", "model", "seed",
-                            "created_at", "finished_at", "total_time_s", "error", "summary"}
+                            "created_at", "finished_at", "total_time_s", "error", "summary",
+                            "strategy_source"}
     assert runs[0]["model"] == "ViT-B-16"  # no "@" without a pretrained tag
     assert runs[-1]["status"] == "failed" and runs[-1]["error"] == "boom"
     assert [r["id"] for r in store.list_runs(limit=2)] == ids[:0:-1]

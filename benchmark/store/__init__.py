@@ -214,6 +214,26 @@ class Store:
             reads.run_by_id(session, run_id, self._where)
             session.add_all(records)
 
+    def add_predictions(self, run_id: str, rows: Iterable[dict]) -> None:
+        """Record per-sample predictions {after_session, eval_set, predicted, labels}."""
+        records = writes.prediction_records(run_id, rows)
+        with self._write(f"record predictions of run {run_id}") as session:
+            reads.run_by_id(session, run_id, self._where)
+            session.add_all(records)
+
+    def add_verification(self, run_id: str, **fields: Any) -> None:
+        """Record a reproduction of a run (`Verification`'s fields)."""
+        with self._write(f"record the reproduction of run {run_id}") as session:
+            reads.run_by_id(session, run_id, self._where)
+            session.add(writes.verification(run_id, **fields))
+
+    def import_runs(self, runs: list[dict]) -> None:
+        """Record complete runs (a bundle's: run fields, sessions, evaluations, predictions)
+        in one transaction: all of them or, on any error, none."""
+        with self._write("import runs") as session:
+            for run in runs:
+                writes.add_imported(session, run)
+
     def set_params(self, run_id: str, *, trainable_params: int, total_params: int) -> None:
         with self._write(f"record parameter counts of run {run_id}") as session:
             run = reads.run_by_id(session, run_id, self._where)
@@ -267,6 +287,27 @@ class Store:
         self._refresh_statuses()
         with self._tx("read run") as session:
             return reads.run_detail(session, run_id_or_prefix, self._where)
+
+    def predictions_of(self, run_id: str) -> list[dict]:
+        """A run's per-sample predictions ([] for runs stored before they were recorded)."""
+        with self._tx("read predictions") as session:
+            return reads.predictions_of(session, reads.find_run(session, run_id,
+                                                                self._where).id)
+
+    def verifications_of(self, run_id: str) -> list[dict]:
+        with self._tx("read verifications") as session:
+            return reads.verifications_of(session, reads.find_run(session, run_id,
+                                                                  self._where).id)
+
+    def verified_run_ids(self) -> set[str]:
+        """Runs reproduced within tolerance on another host or by another person."""
+        with self._tx("read verifications") as session:
+            return reads.verified_run_ids(session)
+
+    def find_duplicate(self, run: dict) -> str | None:
+        """The id of a stored run with the same config hash, manifest hash, model and seed."""
+        with self._tx("look for a duplicate run") as session:
+            return reads.duplicate_of(session, run)
 
     # -- bulk reads (the leaderboard) --------------------------------------------------------
     # One query per table however many runs there are, and no status refresh: these never write,

@@ -18,7 +18,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from clbench.store.errors import StoreError
 from clbench.store.location import DB_HINT
-from clbench.store.schema import SCHEMA_VERSION, Base, SchemaInfo, json_dumps
+from clbench.store.schema import (
+    ADDITIVE_TABLES,
+    SCHEMA_VERSION,
+    Base,
+    SchemaInfo,
+    json_dumps,
+)
 
 
 def make_engine(parsed: URL, where: str) -> Engine:
@@ -107,6 +113,8 @@ def open_schema(engine: Engine, where: str, *, create: bool, file_backed: bool) 
         ).scalar_one_or_none()
         check_version(where, found)
         if create:
+            # tables added to this schema version since the store was written (additive only)
+            Base.metadata.create_all(conn, tables=list(ADDITIVE_TABLES))
             # Tables that exist already need no write, so write once to prove we can, now
             # rather than at the end of the first training session.
             conn.execute(

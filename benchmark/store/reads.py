@@ -7,18 +7,22 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session as DbSession
 
 from clbench.names import closest
 from clbench.store.errors import StoreError, UnknownRun
 from clbench.store.schema import (
     EVAL_FIELDS,
+    PREDICTION_FIELDS,
     RUN_COLUMNS,
     SESSION_FIELDS,
+    VERIFICATION_FIELDS,
     Evaluation,
+    Prediction,
     Run,
     SessionRecord,
+    Verification,
     iso,
 )
 
@@ -98,11 +102,12 @@ def runs_overview_query(statuses: Iterable[str] | None) -> tuple[Any, list[str]]
     table = Run.__table__
     # where the strategy's code came from, out of the (heavy) config: built-in or third-party
     source = table.c.config["strategy_source"]["source"].as_string()
-    query = select(*[table.c[k] for k in OVERVIEW_COLUMNS], source).order_by(
+    submitter = table.c.config["imported"]["submitter"]  # a bundle's declared fields
+    query = select(*[table.c[k] for k in OVERVIEW_COLUMNS], source, submitter).order_by(
         Run.created_at, Run.id)
     if statuses is not None:
         query = query.where(Run.status.in_(list(statuses)))
-    return query, [*OVERVIEW_COLUMNS, "strategy_source"]
+    return query, [*OVERVIEW_COLUMNS, "strategy_source", "submitter"]
 
 
 def evaluations_query(statuses: Iterable[str] | None) -> tuple[Any, list[str]]:
@@ -126,6 +131,50 @@ def _of_status(query: Any, table: Any, statuses: Iterable[str] | None) -> Any:
     runs = Run.__table__
     return query.join(runs, runs.c.id == table.c.run_id).where(
         runs.c.status.in_(list(statuses)))
+
+
+# -- predictions and verifications (tables added to schema 1; absent in older stores) --------
+
+
+def has_table(session: DbSession, name: str) -> bool:
+    return inspect(session.connection()).has_table(name)
+
+
+def predictions_of(session: DbSession, run_id: str) -> list[dict]:
+    """A run's per-sample predictions, in evaluation order ([] if none were recorded)."""
+    if not has_table(session, "predictions"):
+        return []
+    rows = session.scalars(select(Prediction).where(Prediction.run_id == run_id)
+                           .order_by(Prediction.after_session, Prediction.eval_set)).all()
+    return [{k: getattr(p, k) for k in PREDICTION_FIELDS} for p in rows]
+
+
+def verifications_of(session: DbSession, run_id: str) -> list[dict]:
+    if not has_table(session, "verifications"):
+        return []
+    rows = session.scalars(select(Verification).where(Verification.run_id == run_id)
+                           .order_by(Verification.created_at)).all()
+    return [{k: iso(v) if isinstance(v, datetime) else v
+             for k in VERIFICATION_FIELDS for v in [getattr(r, k)]} for r in rows]
+
+
+def verified_run_ids(session: DbSession) -> set[str]:
+    """Runs reproduced within tolerance on another host or by another person."""
+    if not has_table(session, "verifications"):
+        return set()
+    return set(session.scalars(select(Verification.run_id).where(
+        Verification.within_tolerance.is_(True), Verification.independent.is_(True))).all())
+
+
+def duplicate_of(session: DbSession, run: dict) -> str | None:
+    """A stored run that ran the same protocol: same config hash, scenario manifest hash,
+    model (architecture, tag, checkpoint) and seed."""
+    keys = ("config_hash", "scenario_manifest_hash", "model_arch", "model_pretrained",
+            "model_checkpoint_sha256", "seed")
+    query = select(Run.id).where(*[
+        getattr(Run, k).is_(None) if run.get(k) is None else getattr(Run, k) == run[k]
+        for k in keys])
+    return session.scalars(query.limit(1)).first()
 
 
 # -- finding a run --------------------------------------------------------------------------

@@ -153,9 +153,54 @@ class Evaluation(Base):
     n: Mapped[int] = mapped_column(Integer)
 
 
+# Tables added to schema 1 without a version change: additive, so a store written before them
+# gains them when it is next opened for writing (`opening.open_schema`), and a reader of one
+# that has not been opened so since finds them absent and reads nothing from them.
+class Prediction(Base):
+    """The predicted class index of every sample of one evaluation (an eval set after a
+    session), with the true labels, in the eval set's order: any metric can be recomputed
+    from a stored result, and an imported one is checked against its accuracies."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("run_id", "after_session", "eval_set", name="uq_predictions_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    after_session: Mapped[int] = mapped_column(Integer)
+    eval_set: Mapped[str] = mapped_column(String(200))
+    predicted: Mapped[Any] = mapped_column(JSON)
+    labels: Mapped[Any] = mapped_column(JSON)
+
+
+class Verification(Base):
+    """A reproduction of a run (`clbench reproduce`): who, where and when, the largest
+    difference of any stored accuracy, and whether it was within the declared tolerance.
+    A run reproduced within tolerance on another host or by another person is "verified"."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    reproduction_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verifier: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    max_difference: Mapped[float] = mapped_column(Float)  # accuracy points
+    tolerance: Mapped[float] = mapped_column(Float)  # accuracy points
+    within_tolerance: Mapped[bool] = mapped_column(Boolean)
+    independent: Mapped[bool] = mapped_column(Boolean)  # another host or another person
+
+
+ADDITIVE_TABLES = (Prediction.__table__, Verification.__table__)
+
 RUN_COLUMNS = [c.key for c in Run.__table__.columns]
 SESSION_FIELDS = [
     "index", "classes", "sample_ids", "train_time_s", "peak_memory_mb", "final_loss",
     "trainable_params", "facts",
 ]
 EVAL_FIELDS = ["after_session", "eval_set", "subset", "accuracy", "n"]
+PREDICTION_FIELDS = ["after_session", "eval_set", "predicted", "labels"]
+VERIFICATION_FIELDS = ["reproduction_id", "created_at", "verifier", "host", "max_difference",
+                       "tolerance", "within_tolerance", "independent"]

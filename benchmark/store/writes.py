@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session as DbSession
 from clbench.hashing import canonical_hash
 from clbench.store.errors import InvalidRecord
 from clbench.store.liveness import run_alive
-from clbench.store.schema import EVAL_FIELDS, Evaluation, Run, SessionRecord, utcnow
+from clbench.store.schema import (
+    EVAL_FIELDS,
+    RUN_COLUMNS,
+    Evaluation,
+    Prediction,
+    Run,
+    SessionRecord,
+    Verification,
+    utcnow,
+)
 
 _SUBSET_RE = re.compile(r"^(all|session:[1-9][0-9]*)$")
 
@@ -109,6 +118,54 @@ def _evaluation(run_id: str, row: dict) -> Evaluation:
         accuracy=accuracy,
         n=n,
     )
+
+
+def prediction_records(run_id: str, rows: Iterable[dict]) -> list[Prediction]:
+    """Per-sample predictions, every row checked first: equal lengths, class indices >= 0."""
+    return [_prediction(run_id, row) for row in rows]
+
+
+def _prediction(run_id: str, row: dict) -> Prediction:
+    where = f"after session {row.get('after_session')}, {row.get('eval_set')}"
+    predicted, labels = list(row.get("predicted") or []), list(row.get("labels") or [])
+    if len(predicted) != len(labels):
+        raise InvalidRecord(f"predictions ({where}): {len(predicted)} predicted classes for "
+                            f"{len(labels)} labels")
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in predicted + labels):
+        raise InvalidRecord(f"predictions ({where}): class indices must be integers >= 0")
+    return Prediction(run_id=run_id, after_session=int(row["after_session"]),
+                      eval_set=str(row["eval_set"]), predicted=predicted, labels=labels)
+
+
+def verification(run_id: str, *, reproduction_id: str | None, verifier: str, host: str,
+                 max_difference: float, tolerance: float, within_tolerance: bool,
+                 independent: bool) -> Verification:
+    return Verification(run_id=run_id, reproduction_id=reproduction_id, created_at=utcnow(),
+                        verifier=verifier, host=host, max_difference=float(max_difference),
+                        tolerance=float(tolerance), within_tolerance=bool(within_tolerance),
+                        independent=bool(independent))
+
+
+_TIMES = ("created_at", "started_at", "finished_at")
+
+
+def add_imported(session: DbSession, run: dict) -> None:
+    """A completed run from a bundle, its sessions, evaluations and predictions (checked by
+    the caller; the records' own checks apply again here)."""
+    from datetime import datetime
+
+    fields = {k: run.get(k) for k in RUN_COLUMNS}
+    for key in _TIMES:
+        if isinstance(fields[key], str):
+            fields[key] = datetime.fromisoformat(fields[key])
+    if session.get(Run, fields["id"]) is not None:
+        raise InvalidRecord(f"run {fields['id']} is already in the store")
+    session.add(Run(**fields))
+    session.flush()  # the run first: the other rows point at it
+    for s in run.get("sessions", []):
+        session.add(session_record(fields["id"], **{k: v for k, v in s.items()}))
+    session.add_all(evaluation_records(fields["id"], run.get("evaluations", [])))
+    session.add_all(prediction_records(fields["id"], run.get("predictions", [])))
 
 
 def complete(run: Run, *, summary: dict, total_time_s: float) -> None:

@@ -267,6 +267,12 @@ def test_default_alpha_runs_end_to_end(installed, runs):
     run = stored(installed, "alpha05")
     assert run["status"] == "completed" and run["strategy"] == "wiseft"
     assert run["config"]["strategy"] == {"name": "wiseft", "towers": "vision", "alpha": 0.5}
+    # where the strategy's code came from is stored with the run (provenance of a plugin)
+    source = run["config"]["strategy_source"]
+    assert source["source"] == "third-party" and source["distribution"] == "clbench-wiseft"
+    assert source["version"] == "0.1.0"
+    assert source["entry_point"] == "clbench_wiseft.plugin:WiSEFTPlugin"
+    assert stored(installed, "fft")["config"]["strategy_source"] == {"source": "built-in"}
     facts = [s["facts"] for s in run["sessions"]]
     assert [f["alpha"] for f in facts] == [0.5, 0.5]
     assert all(0.0 < f["relative_drift"] < 1.0 for f in facts)

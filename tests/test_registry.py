@@ -130,6 +130,8 @@ def test_a_broken_plugin_breaks_nothing_else(tmp_path, monkeypatch, capsys, forg
         assert "RuntimeError: cannot start: no licence file" in err and "Traceback" not in err
         assert "pip uninstall broken-plug" in err
     assert not (tmp_path / "r.db").exists()  # no run was started, nothing stored
+    # another strategy's run builds its plugin as before (`clbench run` calls registry.create)
+    assert type(registry.create("fft")).__name__ == "FullFineTuningPlugin"
 
 
 def test_a_third_party_run_records_its_package_and_checkout(tmp_path, monkeypatch,

@@ -13,6 +13,7 @@ import random
 import signal
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -259,9 +260,12 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
             benchmark = in_one_task(benchmark)
         total_params = sum(p.numel() for p in classifier.clip.visual.parameters())
         max_trainable = 0
-        for experience in benchmark.train_stream:
-            trainer.train(experience, eval_streams=[], num_workers=0)
-            max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
+        # the heartbeat says, to any reader on any host, that this run is being worked on
+        beating = store.heartbeat(run_id) if hasattr(store, "heartbeat") else nullcontext()
+        with beating:
+            for experience in benchmark.train_stream:
+                trainer.train(experience, eval_streams=[], num_workers=0)
+                max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
         store.set_params(run_id, trainable_params=max_trainable, total_params=total_params)
         summary = summarize([r.as_row() for r in evaluation.results], scenario.target.name,
                             [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from leaderboard_synthetic import Spec, add_run
@@ -40,13 +38,6 @@ def seed_tradeoff_store(path: Path) -> Path:
     return path
 
 
-def dead_pid() -> int:
-    """The pid of a process that has exited (for a run whose process died)."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 def seed_store(path: Path) -> dict[str, list[str]]:
     """Write the fixture runs to a new store at `path`; returns run ids by kind."""
     ids: dict[str, list[str]] = {"completed": [], "failed": [], "running": []}
@@ -61,11 +52,12 @@ def seed_store(path: Path) -> dict[str, list[str]]:
         ids["failed"].append(add_run(store, GAMMA, 0, status="failed"))
         ids["failed"].append(add_run(store, ALPHA, 3, status="failed"))
         ids["running"].append(add_run(store, GAMMA, 1, status="running"))
-    # The running run's process is gone: a writer would mark it failed, the app must not.
+    # The running run's process is gone (no heartbeat for an hour): a writer would mark it
+    # failed, the app must not.
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
-        conn.execute(text("UPDATE runs SET pid = :pid WHERE id = :id"),
-                     {"pid": dead_pid(), "id": ids["running"][0]})
+        conn.execute(text("UPDATE runs SET heartbeat_at = '2000-01-01 00:00:00' WHERE id = :id"),
+                     {"id": ids["running"][0]})
     engine.dispose()
     return ids
 

@@ -34,6 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
             "clbench.scenarios.proxy.pretrain"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
     "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.cli_results",
+            "clbench.cli_db",
             "clbench.__main__",
             "clbench.params", "clbench.catalog"),
     "app_pure": ("clbench.leaderboard_app.tables", "clbench.leaderboard_app.figures"),

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
 import pytest
 
 import clbench.store.liveness as liveness
@@ -80,12 +79,6 @@ def sql(db_path: Path, statement: str, params: tuple = ()) -> list[tuple]:
         rows = conn.execute(statement, params).fetchall()
     conn.close()
     return rows
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 # -- round trip ---------------------------------------------------------------------------
@@ -401,7 +394,7 @@ def test_new_store_file_leaves_no_temporary_files(tmp_path: Path):
 
 def test_read_only_store_reads_but_refuses_writes(db_path: Path, store: Store):
     run_id = store.create_run(**run_kwargs())
-    sql(db_path, "UPDATE runs SET pid = ?", (dead_pid(),))  # a stale run a writer would mark
+    _silence(db_path, run_id, 3600)  # a stale run a writer would mark
     before = _digest(db_path)
     with Store(resolve_db_url(str(db_path)), read_only=True) as reader:
         assert reader.read_only and not reader.writable
@@ -483,7 +476,13 @@ def test_check_writable_refuses_a_bad_url():
 # -- statuses stay true -------------------------------------------------------------------
 
 
-def test_killed_run_is_marked_failed(db_path: Path):
+def _silence(db_path: Path, run_id: str, seconds: float) -> None:
+    """Make a run's last heartbeat `seconds` old, as if its process had stopped then."""
+    then = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=seconds)
+    sql(db_path, "UPDATE runs SET heartbeat_at = ? WHERE id = ?", (then.isoformat(" "), run_id))
+
+
+def test_killed_run_is_marked_failed(db_path: Path, monkeypatch):
     url = resolve_db_url(str(db_path))
     Store(url).close()
     script = textwrap.dedent(f"""
@@ -501,118 +500,70 @@ def test_killed_run_is_marked_failed(db_path: Path):
     )
     assert child.returncode == -9, child.stderr.decode()
 
+    monkeypatch.setenv("CLBENCH_STALE_AFTER_S", "1")
+    time.sleep(1.5)  # the killed run's process wrote its last heartbeat at its start
     with Store(url) as store:
-        live = store.create_run(**run_kwargs())  # this process is alive: must stay running
+        live = store.create_run(**run_kwargs())  # just started: its heartbeat is fresh
         runs = {r["id"]: r for r in store.list_runs()}
         assert runs[live]["status"] == "running"
         (dead,) = [r for r in runs.values() if r["id"] != live]
         pid = store.get_run(dead["id"])["pid"]
         assert dead["status"] == "failed"
-        assert dead["error"] == f"process {pid} ended without finishing the run (killed?)"
+        assert dead["error"].startswith("no heartbeat for ")
+        assert f"pid {pid}): the process was killed or its machine is gone" in dead["error"]
         assert dead["finished_at"] is not None
         assert store.mark_stale_runs() == 0  # already marked
 
 
-def test_stale_marking_counts_and_spares_other_hosts(db_path: Path, store: Store):
-    here = store.create_run(**run_kwargs())
-    elsewhere = store.create_run(**run_kwargs())
-    pid = dead_pid()
-    sql(db_path, "UPDATE runs SET pid = ?", (pid,))
+def test_stale_marking_judges_every_host_alike(db_path: Path, store: Store):
+    here, elsewhere, recent = (store.create_run(**run_kwargs()) for _ in range(3))
     sql(db_path, "UPDATE runs SET hostname = 'another-host' WHERE id = ?", (elsewhere,))
-
-    assert store.mark_stale_runs() == 1
-    assert store.get_run(here)["status"] == "failed"
-    # A pid on another machine says nothing about this one's processes.
-    assert store.get_run(elsewhere)["status"] == "running"
+    for run_id in (here, elsewhere):
+        _silence(db_path, run_id, 600)
+    _silence(db_path, recent, 10)  # a few missed beats: within the default 60 s
+    assert store.mark_stale_runs() == 2
+    assert store.get_run(here)["status"] == store.get_run(elsewhere)["status"] == "failed"
+    assert "from another-host pid" in store.get_run(elsewhere)["error"]
+    assert store.get_run(recent)["status"] == "running"
 
 
 def test_reader_marks_stale_runs_when_it_can_write(db_path: Path, store: Store):
     run_id = store.create_run(**run_kwargs())
-    sql(db_path, "UPDATE runs SET pid = ?", (dead_pid(),))
+    _silence(db_path, run_id, 3600)
     with Store(resolve_db_url(str(db_path)), create=False) as reader:
         assert reader.writable
         assert reader.list_runs()[0]["status"] == "failed"
     assert store.get_run(run_id)["status"] == "failed"
 
 
-def test_reused_pid_does_not_keep_a_run_alive():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        now = datetime.now(timezone.utc)
-        assert liveness.pid_alive(child.pid, since=now)
-        # A run started an hour before this process existed cannot be this process's run.
-        assert not liveness.pid_alive(child.pid, since=now - timedelta(hours=1))
-    finally:
-        child.kill()
-        child.wait()
-    assert not liveness.pid_alive(child.pid, since=None)
+def test_the_heartbeat_keeps_a_long_run_alive(db_path: Path, store: Store, monkeypatch):
+    monkeypatch.setenv("CLBENCH_STALE_AFTER_S", "0.6")
+    run_id = store.create_run(**run_kwargs())
+    with store.heartbeat(run_id, every_s=0.05):
+        time.sleep(1.2)  # twice the stale time: alive only because it beats
+        assert store.mark_stale_runs() == 0
+        assert store.get_run(run_id)["status"] == "running"
+    time.sleep(0.8)  # stopped beating (its process would be gone)
+    assert store.mark_stale_runs() == 1
+    assert store.get_run(run_id)["status"] == "failed"
 
 
-@pytest.mark.skipif(os.name == "nt", reason="zombie processes are a POSIX thing")
-def test_unreaped_dead_process_counts_as_dead():
-    # A killed run whose parent has not yet reaped it still has a pid, but it is not running.
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        child.kill()
-        deadline = time.monotonic() + 10
-        while (psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
-        assert not liveness.pid_alive(child.pid, since=datetime.now(timezone.utc))
-    finally:
-        child.wait()
+def test_a_failed_beat_does_not_stop_the_run():
+    calls = []
 
+    def beat():
+        calls.append(1)
+        raise StoreError("database unreachable")
 
-class FakeProcess:
-    """Stands in for psutil.Process of a live process started at `started` (Unix time)."""
-
-    started = 0.0
-    state = psutil.STATUS_SLEEPING
-
-    def __init__(self, pid: int):
-        self.pid = pid
-
-    def status(self) -> str:
-        return self.state
-
-    def create_time(self) -> float:
-        return self.started
-
-
-def test_pid_reuse_is_detected_by_create_time(monkeypatch):
-    run_started = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    monkeypatch.setattr(liveness.psutil, "pid_exists", lambda pid: True)
-    monkeypatch.setattr(liveness.psutil, "Process", FakeProcess)
-    pid = os.getpid() + 100_000  # not this process, which is always alive
-
-    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp() - 5)
-    assert liveness.pid_alive(pid, since=run_started)  # the run's own process
-    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp() + 30)
-    assert liveness.pid_alive(pid, since=run_started)  # within the clock slack
-    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp() + 3600)
-    assert not liveness.pid_alive(pid, since=run_started)  # a later process got the pid
-    assert liveness.pid_alive(pid, since=None)  # no start time recorded: cannot tell
-
-    monkeypatch.setattr(FakeProcess, "state", psutil.STATUS_ZOMBIE)
-    monkeypatch.setattr(FakeProcess, "started", run_started.timestamp())
-    assert not liveness.pid_alive(pid, since=run_started)
-
-
-def test_uninspectable_process_counts_as_alive(monkeypatch):
-    def denied(pid):
-        raise psutil.AccessDenied(pid)
-
-    monkeypatch.setattr(liveness.psutil, "pid_exists", lambda pid: True)
-    monkeypatch.setattr(liveness.psutil, "Process", denied)
-    assert liveness.pid_alive(os.getpid() + 100_000, since=datetime.now(timezone.utc))
-    monkeypatch.setattr(liveness.psutil, "pid_exists", lambda pid: False)
-    assert not liveness.pid_alive(os.getpid() + 100_000, since=None)
+    with liveness.Heartbeat(beat, every_s=0.02):
+        time.sleep(0.2)
+    assert len(calls) >= 3  # it kept trying, and nothing was raised into the run
 
 
 def test_stale_marking_uses_the_liveness_decision(db_path: Path, store: Store, monkeypatch):
     first = store.create_run(**run_kwargs())
     second = store.create_run(**run_kwargs(seed=8))
-    monkeypatch.setattr(store_writes, "run_alive", lambda run: run.id != second)
+    monkeypatch.setattr(store_writes, "run_alive", lambda run, now=None: run.id != second)
     assert store.mark_stale_runs() == 1
     assert store.get_run(first)["status"] == "running"
     assert store.get_run(second)["status"] == "failed"

@@ -8,7 +8,8 @@ Two promises shape the code:
 
 - A run's status is always true. Writes happen call by call, each in its own transaction, so a
   crash loses at most the session in flight; a run whose process died without saying so (SIGKILL,
-  OOM killer, power loss) is marked failed by `mark_stale_runs`, which readers call first.
+  OOM killer, power loss, a lost machine) stops its heartbeat and is marked failed by
+  `mark_stale_runs`, which readers call first, on any host.
 - Opening is cheap. This package must not import torch, avalanche or open_clip, so that
   `clbench runs` answers in well under two seconds.
 
@@ -259,9 +260,20 @@ class Store:
         except StoreError as exc:
             print(f"warning: could not mark run {run_id} failed: {exc}", file=sys.stderr)
 
+    def beat(self, run_id: str) -> None:
+        """A run in progress says it is alive (`liveness.Heartbeat` calls this)."""
+        with self._write(f"record the heartbeat of run {run_id}") as session:
+            writes.beat(reads.run_by_id(session, run_id, self._where))
+
+    def heartbeat(self, run_id: str, every_s: float | None = None):
+        """A context manager beating for `run_id` every few seconds while a run works."""
+        from clbench.store.liveness import HEARTBEAT_S, Heartbeat
+
+        return Heartbeat(lambda: self.beat(run_id), every_s or HEARTBEAT_S)
+
     def mark_stale_runs(self) -> int:
-        """Mark failed the "running" runs whose process is gone (`liveness.run_alive`);
-        returns how many."""
+        """Mark failed the "running" runs without a recent heartbeat (`liveness.run_alive`),
+        with that reason; returns how many."""
         with self._write("mark stale runs") as session:
             return writes.mark_stale(session)
 

@@ -19,7 +19,6 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from clbench.store.errors import StoreError
 from clbench.store.location import DB_HINT
 from clbench.store.schema import (
-    ADDITIVE_TABLES,
     SCHEMA_VERSION,
     Base,
     SchemaInfo,
@@ -53,9 +52,13 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_tables(conn: Connection) -> None:
+    """A new store, whole, at the current schema (and its migration revision)."""
+    from clbench.store.migrations import stamp_head
+
     Base.metadata.create_all(conn)
     conn.execute(SchemaInfo.__table__.insert().values(
         key="schema_version", value=str(SCHEMA_VERSION)))
+    stamp_head(conn)
 
 
 def create_sqlite_file(path: Path) -> None:
@@ -113,8 +116,6 @@ def open_schema(engine: Engine, where: str, *, create: bool, file_backed: bool) 
         ).scalar_one_or_none()
         check_version(where, found)
         if create:
-            # tables added to this schema version since the store was written (additive only)
-            Base.metadata.create_all(conn, tables=list(ADDITIVE_TABLES))
             # Tables that exist already need no write, so write once to prove we can, now
             # rather than at the end of the first training session.
             conn.execute(
@@ -156,8 +157,9 @@ def check_version(where: str, found: str | None) -> None:
         )
     raise StoreError(
         f"{where} has results schema version {version}, older than the version "
-        f"{SCHEMA_VERSION} this clbench expects",
-        hint="move the old database aside (or keep it for an older clbench), or " + DB_HINT,
+        f"{SCHEMA_VERSION} this clbench expects; it was left unchanged",
+        hint=f"upgrade it (keeps every run; back the file up first if you like): clbench db "
+             f"upgrade --db {where}",
     )
 
 

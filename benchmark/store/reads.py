@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from clbench.names import closest
@@ -133,25 +133,17 @@ def _of_status(query: Any, table: Any, statuses: Iterable[str] | None) -> Any:
         runs.c.status.in_(list(statuses)))
 
 
-# -- predictions and verifications (tables added to schema 1; absent in older stores) --------
-
-
-def has_table(session: DbSession, name: str) -> bool:
-    return inspect(session.connection()).has_table(name)
+# -- predictions and verifications ----------------------------------------------------------
 
 
 def predictions_of(session: DbSession, run_id: str) -> list[dict]:
     """A run's per-sample predictions, in evaluation order ([] if none were recorded)."""
-    if not has_table(session, "predictions"):
-        return []
     rows = session.scalars(select(Prediction).where(Prediction.run_id == run_id)
                            .order_by(Prediction.after_session, Prediction.eval_set)).all()
     return [{k: getattr(p, k) for k in PREDICTION_FIELDS} for p in rows]
 
 
 def verifications_of(session: DbSession, run_id: str) -> list[dict]:
-    if not has_table(session, "verifications"):
-        return []
     rows = session.scalars(select(Verification).where(Verification.run_id == run_id)
                            .order_by(Verification.created_at)).all()
     return [{k: iso(v) if isinstance(v, datetime) else v
@@ -160,8 +152,6 @@ def verifications_of(session: DbSession, run_id: str) -> list[dict]:
 
 def verified_run_ids(session: DbSession) -> set[str]:
     """Runs reproduced within tolerance on another host or by another person."""
-    if not has_table(session, "verifications"):
-        return set()
     return set(session.scalars(select(Verification.run_id).where(
         Verification.within_tolerance.is_(True), Verification.independent.is_(True))).all())
 

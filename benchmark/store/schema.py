@@ -1,7 +1,9 @@
 """The schema of the results database: the tables, their version and how values are stored.
 
 `SCHEMA_VERSION` is written to `schema_info` when a database is created; a database written by
-another version is refused when it is opened (see `opening.py`).
+another version is refused when it is opened (see `opening.py`), and one written by an older
+version is brought up to date by `clbench db upgrade` (the migrations in `migrations/`, one
+revision per version: a change here needs a new revision there and a bump here).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -116,6 +118,9 @@ class Run(Base):
     pid: Mapped[int] = mapped_column(Integer)
     hostname: Mapped[str] = mapped_column(String(255))
     summary: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    # written every few seconds while the run is in progress, from whatever host runs it: a
+    # "running" run without a recent one is taken as dead by any reader (`liveness`)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class SessionRecord(Base):
@@ -153,9 +158,6 @@ class Evaluation(Base):
     n: Mapped[int] = mapped_column(Integer)
 
 
-# Tables added to schema 1 without a version change: additive, so a store written before them
-# gains them when it is next opened for writing (`opening.open_schema`), and a reader of one
-# that has not been opened so since finds them absent and reads nothing from them.
 class Prediction(Base):
     """The predicted class index of every sample of one evaluation (an eval set after a
     session), with the true labels, in the eval set's order: any metric can be recomputed
@@ -192,8 +194,6 @@ class Verification(Base):
     within_tolerance: Mapped[bool] = mapped_column(Boolean)
     independent: Mapped[bool] = mapped_column(Boolean)  # another host or another person
 
-
-ADDITIVE_TABLES = (Prediction.__table__, Verification.__table__)
 
 RUN_COLUMNS = [c.key for c in Run.__table__.columns]
 SESSION_FIELDS = [

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from clbench.hashing import canonical_hash
 from clbench.store.errors import InvalidRecord
-from clbench.store.liveness import run_alive
+from clbench.store.liveness import run_alive, stale_reason
 from clbench.store.schema import (
     EVAL_FIELDS,
     RUN_COLUMNS,
@@ -25,6 +25,7 @@ from clbench.store.schema import (
     Prediction,
     Run,
     SessionRecord,
+    UTCDateTime,
     Verification,
     utcnow,
 )
@@ -43,6 +44,7 @@ def new_run(*, strategy: str, strategy_config: dict, scenario: str,
         status="running",
         created_at=now,
         started_at=now,
+        heartbeat_at=now,
         strategy=strategy,
         strategy_config=strategy_config,
         strategy_config_hash=canonical_hash(strategy_config),
@@ -146,7 +148,7 @@ def verification(run_id: str, *, reproduction_id: str | None, verifier: str, hos
                         independent=bool(independent))
 
 
-_TIMES = ("created_at", "started_at", "finished_at")
+_TIMES = [c.key for c in Run.__table__.columns if isinstance(c.type, UTCDateTime)]
 
 
 def add_imported(session: DbSession, run: dict) -> None:
@@ -186,9 +188,15 @@ def mark_stale(session: DbSession) -> int:
     """Mark failed the "running" runs that `liveness.run_alive` says are gone; returns how
     many. Their finished_at is the time this was noticed, the best the store knows."""
     marked = 0
+    now = utcnow()
     for run in session.scalars(select(Run).where(Run.status == "running")).all():
-        if run_alive(run):
+        if run_alive(run, now):
             continue
-        fail(run, f"process {run.pid} ended without finishing the run (killed?)")
+        fail(run, stale_reason(run, now))
         marked += 1
     return marked
+
+
+def beat(run: Run) -> None:
+    """The run's heartbeat: it is still being worked on."""
+    run.heartbeat_at = utcnow()

@@ -15,6 +15,11 @@ resumes: a (strategy, seed) already completed in `--db` with the settings the sc
 now is not run again.
 Each worker is a separate process with one intra-op thread (OMP_NUM_THREADS=1), so
 `--workers 2` uses two cores without oversubscribing them.
+
+The comparison is also a sweep file: `clbench sweep sweeps/proxy-comparison.yaml` runs every
+strategy of `COMPARED` on seeds 0 1 2 with the settings proxy-20shot declares (skipping the runs
+comparison.db already holds), and `clbench sweep status sweeps/proxy-comparison.yaml` reports
+them; `compare` still prints the markdown table from the stored runs.
 """
 
 from __future__ import annotations

@@ -31,10 +31,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "store": ("clbench.store",),
     "run": ("clbench.runner", "clbench.report", "clbench.provenance", "clbench.tune",
             "clbench.settings", "clbench.bundles", "clbench.reproduce",
-            "clbench.scenarios.proxy.pretrain"),
+            "clbench.scenarios.proxy.pretrain",
+            "clbench.sweep", "clbench.sweep_status", "clbench.sweep_executors"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
     "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.cli_results",
             "clbench.cli_db",
+            "clbench.cli_sweep",
             "clbench.__main__",
             "clbench.params", "clbench.catalog"),
     "app_pure": ("clbench.leaderboard_app.tables", "clbench.leaderboard_app.figures"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clbench import __version__, cli_app, cli_data, cli_db, cli_results, cli_sweep
-from clbench.errors import UserError
+from clbench.errors import UserError, report
 
 EPILOG_RUN = """examples:
   clbench run --strategy fft --scenario proxy-20shot
@@ -359,10 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # what a shell reports for a process ended by SIGPIPE
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
     except KeyboardInterrupt:
         print("\ninterrupted (a run in progress is marked failed)", file=sys.stderr)
         return 130

@@ -17,6 +17,16 @@ class UserError(Exception):
         self.hint = hint
 
 
+def report(err: UserError) -> int:
+    """Print `error: ...` and `hint: ...` on stderr, as every command does; the exit status."""
+    import sys
+
+    print(f"error: {err}", file=sys.stderr)
+    if err.hint:
+        print(f"hint: {err.hint}", file=sys.stderr)
+    return err.exit_code
+
+
 class ConfigError(UserError):
     """A run configuration key is unknown or its value is invalid; the message names the key.
 

@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from clbench.errors import UserError
+from clbench.errors import UserError, report
 from clbench.names import closest
 from clbench.sweep import ExecutorSpec, RunSpec, Sweep, load_sweep
 from clbench.sweep_status import (
@@ -175,10 +175,7 @@ def worker_main() -> int:
     try:
         run_job(payload["spec"], payload["ctx"])
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
     except KeyboardInterrupt:
         print("interrupted (the run in progress is marked failed)", file=sys.stderr)
         return 130

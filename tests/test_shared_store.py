@@ -65,7 +65,8 @@ def run_at_once(url: str, scenario: Path, count: int = RUNS) -> list[subprocess.
     return done
 
 
-def check_every_row(url: str) -> None:
+def check_every_row(url: str) -> int:
+    """Every run completed with all its rows; returns how many runs there are."""
     with Store(url, create=False) as store:
         runs = store.list_runs()
         assert len(runs) == RUNS and {r["status"] for r in runs} == {"completed"}
@@ -77,23 +78,24 @@ def check_every_row(url: str) -> None:
                        for s in run["sessions"])
             assert len(run["evaluations"]) == EVALUATIONS
             assert len(store.predictions_of(r["id"])) == PREDICTIONS
+        return len(runs)
 
 
-def _concurrent(url: str, tmp_path: Path) -> None:
+def _concurrent(url: str, tmp_path: Path) -> int:
     scenario = tmp_path / "proxy-tiny.yaml"
     scenario.write_text(TINY_SCENARIO)
     Store(url).close()  # the store exists before the runs race to it
     for done in run_at_once(url, scenario):
         assert done.returncode == 0, done.stderr[-2000:]
-    check_every_row(url)
+    return check_every_row(url)
 
 
 def test_eight_runs_at_once_on_one_sqlite_file(tmp_path):
-    _concurrent(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+    assert _concurrent(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path) == RUNS
 
 
 def test_eight_runs_at_once_on_one_postgres_database(pg_url, tmp_path):
-    _concurrent(pg_url, tmp_path)
+    assert _concurrent(pg_url, tmp_path) == RUNS
 
 
 def test_a_postgres_store_is_created_stamped_and_checked(pg_url, capsys):

@@ -22,6 +22,13 @@ EPILOG_RUN = """examples:
   clbench run --strategy ln --scenario proxy-20shot --seed 1 --set training.lr=1e-4
   clbench run --strategy fft --scenario tsi-20shot --model ViT-L-14 --pretrained openai
   clbench run --config my_run.yaml --set training.epochs=5
+  clbench run --resume 3f2a9c  # continue a failed or killed run from its last session
+
+After every session the run's state is checkpointed (beside an SQLite store: results.db ->
+results.checkpoints/RUN_ID/; else $CLBENCH_CHECKPOINT_DIR or ~/.cache/clbench/checkpoints), and
+deleted when the run completes. `--resume RUN_ID` continues from the last checkpoint: the
+stored rows end as an uninterrupted run's. It refuses a run whose code, config or data changed
+since it started unless --force (recorded with the run).
 
 config keys (YAML file or --set): strategy (name, or a mapping with name and its parameters),
 scenario, seed, device, controls (list of control eval sets), model.{arch,pretrained,checkpoint},
@@ -87,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", metavar="ARCH", help="open_clip architecture, or proxy-vit-tiny "
                      "(default: the embedded proxy)")
     run.add_argument("--pretrained", metavar="TAG", help="open_clip pretrained tag, e.g. openai")
-    run.add_argument("--checkpoint", metavar="PATH", help="local checkpoint file instead of a tag")
+    run.add_argument("--checkpoint", metavar="PATH", help="local model checkpoint file instead "
+                     "of a tag")
     run.add_argument("--seed", type=int, help="seed for shots, class order and training "
                      "(default 0)")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
@@ -111,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--quiet", action="store_true", help="print only the final line")
     run.add_argument("--json", action="store_true", help="print the stored run as JSON at the end")
+    resume = run.add_argument_group("checkpoints and resuming")
+    resume.add_argument("--resume", metavar="RUN", help="continue the failed or killed run RUN "
+                        "(id or unique prefix) from its last session checkpoint, with its "
+                        "stored config (no other config flags)")
+    resume.add_argument("--force", action="store_true", help="with --resume: resume although "
+                        "the code, config or data changed since the run started (recorded)")
+    resume.add_argument("--checkpoint-dir", metavar="DIR", help="base folder of session "
+                        "checkpoints (default: beside an SQLite store, else "
+                        "$CLBENCH_CHECKPOINT_DIR or ~/.cache/clbench/checkpoints)")
+    resume.add_argument("--no-checkpoints", action="store_true", help="do not checkpoint "
+                        "sessions (a crash then loses the whole run)")
+    resume.add_argument("--keep-checkpoints", action="store_true", help="keep the last session "
+                        "checkpoint when the run completes (deleted by default)")
     _add_db(run)
 
     tune = sub.add_parser("tune", help="choose a strategy's settings on validation data",
@@ -203,11 +224,73 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- commands
 
 
+# `clbench run` flags that set the config (dest -> flag): a resumed run keeps its stored one
+_CONFIG_FLAGS = {"strategy": "--strategy", "scenario": "--scenario", "model": "--model",
+                 "pretrained": "--pretrained", "checkpoint": "--checkpoint", "seed": "--seed",
+                 "device": "--device", "config": "--config", "overrides": "--set",
+                 "plugins": "--plugin", "controls": "--controls", "skip_corrupt": "--skip-corrupt"}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from clbench import checkpoints
+    from clbench.store import LazyStore, resolve_db_url
+
+    if args.resume:
+        return _resume(args)
+    if args.force:
+        raise UserError("--force only applies to --resume",
+                        hint="leave it out, or resume a run with --resume RUN --force")
+    config = _config_from_flags(args)
+    url = resolve_db_url(args.db)
+    open_store = LazyStore(url)  # checked now; created once the run passes every check
+    policy = checkpoints.policy(url, directory=args.checkpoint_dir,
+                                enabled=not args.no_checkpoints, keep=args.keep_checkpoints)
+
+    from clbench.runner import run
+
+    result = run(config, open_store, data_root=args.data_root, skip_corrupt=args.skip_corrupt,
+                 progress=not args.no_progress, quiet=args.quiet, checkpoints=policy)
+    _print_result(args, open_store(), result)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from clbench.store import Store, resolve_db_url
+
+    given = [flag for dest, flag in _CONFIG_FLAGS.items() if getattr(args, dest, None)]
+    if given:
+        raise UserError(f"--resume continues a run with its stored config; {', '.join(given)} "
+                        "cannot change it", hint="leave them out (or start a new run without "
+                        "--resume)")
+    if args.no_checkpoints:
+        raise UserError("--resume needs the run's checkpoints; --no-checkpoints contradicts it",
+                        hint="leave out --no-checkpoints")
+    from clbench.resume import resume
+
+    store = Store(resolve_db_url(args.db), create=False)
+    result = resume(args.resume, store, force=args.force, checkpoint_dir=args.checkpoint_dir,
+                    data_root=args.data_root, progress=not args.no_progress, quiet=args.quiet,
+                    keep_checkpoint=args.keep_checkpoints)
+    _print_result(args, store, result)
+    return 0
+
+
+def _print_result(args: argparse.Namespace, store, result) -> None:
+    if args.json:
+        from clbench.report import run_json
+
+        print(json.dumps(run_json(store.get_run(result.run_id)), indent=2, default=str))
+    else:
+        from clbench.report import format_summary
+
+        print(format_summary(result.run_id, result.summary, result.total_time_s))
+
+
+def _config_from_flags(args: argparse.Namespace):
+    """The run's config from --config, the flags and --set, resolved against its scenario."""
     from clbench import config as cfg
     from clbench.scenarios.manifests import load_scenario_manifest
     from clbench.settings import resolve_for_scenario
-    from clbench.store import LazyStore, resolve_db_url
 
     layers: list[dict[str, Any]] = []
     if args.config:
@@ -235,23 +318,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     manifest = load_scenario_manifest(str(raw["scenario"]))
     config = resolve_for_scenario(raw, manifest)
     _note_claimants(config.strategy)
-    url = resolve_db_url(args.db)
-    open_store = LazyStore(url)  # checked now; created once the run passes every check
-
-    from clbench.runner import run
-
-    result = run(config, open_store, data_root=args.data_root, skip_corrupt=args.skip_corrupt,
-                 progress=not args.no_progress, quiet=args.quiet)
-    store = open_store()
-    if args.json:
-        from clbench.report import run_json
-
-        print(json.dumps(run_json(store.get_run(result.run_id)), indent=2, default=str))
-    else:
-        from clbench.report import format_summary
-
-        print(format_summary(result.run_id, result.summary, result.total_time_s))
-    return 0
+    return config
 
 
 def _note_claimants(strategy: str) -> None:
@@ -363,6 +430,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted (a run in progress is marked failed)", file=sys.stderr)
         return 130
+    finally:
+        _close_stores()
+
+
+def _close_stores() -> None:
+    """Close every results database the command opened: SQLite then folds its write-ahead log
+    back into the file and removes the -wal and -shm files beside it."""
+    store = sys.modules.get("clbench.store")
+    if store is not None:
+        store.close_all()
 
 
 if __name__ == "__main__":

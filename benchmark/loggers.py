@@ -1,9 +1,10 @@
 """Avalanche loggers and the progress bar: results go to the store and to the console.
 
-`StoreLogger` writes each session to the results database as soon as it is evaluated (so a
-crash loses at most the session in flight); `ConsoleLogger` prints the accuracy table after each
-session (the target's accuracy on the classes of each session trained so far, then on those not
-yet trained); `ProgressBar` shows a bar per session with samples/s and the running loss.
+`StoreLogger` writes each session to the results database as soon as it is evaluated, in one
+transaction (a crash loses at most the session in flight, and never leaves half of one);
+`ConsoleLogger` prints the accuracy table after each session (the target's accuracy on the
+classes of each session trained so far, then on those not yet trained); `ProgressBar` shows a
+bar per session with samples/s and the running loss.
 """
 
 from __future__ import annotations
@@ -41,24 +42,23 @@ class StoreLogger(_CollectingLogger):
     def before_training(self, strategy, metric_values) -> None:
         rows = self.take()
         if rows:
-            self._write(rows)
+            self._write(None, rows)
 
-    def _write(self, rows: list[SubsetAccuracy]) -> None:
-        self.store.add_evaluations(self.run_id, [r.as_row() for r in rows])
+    def _write(self, session: dict | None, rows: list[SubsetAccuracy]) -> None:
         predictions = [p for p in (r.predictions_row() for r in rows) if p is not None]
-        if predictions:
-            self.store.add_predictions(self.run_id, predictions)
+        self.store.record_session(self.run_id, session=session,
+                                  evaluations=[r.as_row() for r in rows], predictions=predictions)
 
     def after_training_exp(self, strategy, metric_values) -> None:
         index = strategy.experience.current_experience + 1
         session = self.scenario.sessions[index - 1]
         record = strategy.session_record
-        self.store.add_session(
-            self.run_id, index=index, classes=session.class_names, sample_ids=session.sample_ids,
-            train_time_s=record["train_time_s"], peak_memory_mb=record["peak_memory_mb"],
-            final_loss=record["final_loss"], trainable_params=record["trainable_params"],
-            facts=self.strategy_plugin.session_facts())
-        self._write(self.take())
+        self._write({"index": index, "classes": session.class_names,
+                     "sample_ids": session.sample_ids, "train_time_s": record["train_time_s"],
+                     "peak_memory_mb": record["peak_memory_mb"],
+                     "final_loss": record["final_loss"],
+                     "trainable_params": record["trainable_params"],
+                     "facts": self.strategy_plugin.session_facts()}, self.take())
 
 
 def _pct(value: float | None) -> str:

@@ -112,6 +112,43 @@ def strategy_source(name: str) -> dict[str, Any]:
     return record
 
 
+# The packages whose code decides a run's numbers (the leaderboard app does not).
+_RESULT_PACKAGES = ("clbench", "clbench.store", "clbench.strategies", "clbench.scenarios",
+                    "clbench.scenarios.proxy", "clbench.models", "clbench.data_manifests")
+
+
+def sources_sha256(folders: list[Path]) -> str:
+    """One sha256 over the .py and .yaml files directly in `folders` (names and contents)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.glob("*")):
+            if path.suffix in (".py", ".yaml") and path.is_file():
+                digest.update(f"{folder.name}/{path.name}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def code_fingerprint(strategy: str) -> dict[str, Any]:
+    """What identifies the code a run executes, to tell whether it changed between a run's
+    start and its resumption: a hash of clbench's own sources (uncommitted edits included),
+    the tracked package versions, and the strategy's source with, for a plugin package, a hash
+    of its module folder."""
+    from importlib.util import find_spec
+
+    folders = []
+    for name in _RESULT_PACKAGES:
+        spec = find_spec(name)
+        folders += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    source = strategy_source(strategy)
+    if source.get("entry_point"):
+        origin = _module_dir(source["entry_point"].partition(":")[0])
+        source = {**source, "sources_sha256": sources_sha256([origin]) if origin else None}
+    return {"clbench_sources_sha256": sources_sha256(folders), "packages": package_versions(),
+            "strategy_source": source}
+
+
 def _editable(distribution: str | None) -> bool | None:
     """Whether pip installed the distribution in editable mode (its direct_url.json says so)."""
     if not distribution:

@@ -99,6 +99,10 @@ def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
                      "mean control change)")
     if summary.get("trainable_percent") is not None:
         lines.append(f"  trainable: {summary['trainable_percent']:.2f}% of the vision encoder")
+    cost = summary.get("checkpoint_cost")
+    if cost:
+        lines.append(f"  session checkpoints: {cost['seconds']:.2f}s for {cost['sessions']}, "
+                     f"{100 * cost['fraction_of_session_time']:.1f}% of the sessions' time")
     lines.append(f"  details: clbench show {run_id[:12]}")
     return "\n".join(lines)
 
@@ -124,6 +128,13 @@ def format_run(run: dict) -> str:
     ]
     if run.get("error"):
         lines.append(f"  error: {run['error']}")
+        if run["status"] == "failed" and (run.get("config") or {}).get("checkpoint_dir"):
+            lines.append(f"  continue it from its last session checkpoint: clbench run "
+                         f"--resume {run['id'][:12]}")
+    for note in (run.get("config") or {}).get("resumes") or []:
+        forced = f"; forced despite: {'; '.join(note['forced'])}" if note.get("forced") else ""
+        lines.append(f"  resumed after session {note.get('after_session')} on "
+                     f"{note.get('host')} at {note.get('at')}{forced}")
     imported = (run.get("config") or {}).get("imported")
     if imported:
         who = ", ".join(f"{k} {v}" for k, v in (imported.get("submitter") or {}).items())

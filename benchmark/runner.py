@@ -3,7 +3,9 @@
 Avalanche runs the loop (`SessionTrainer`, one `train()` call per session so that the accuracy
 matrix fills row by row); evaluation is an Avalanche metric and the results store is an
 Avalanche logger. A run is written as "running" before training starts, session by session
-while it trains, and ends "completed" or "failed" with its error (exceptions and Ctrl-C alike).
+while it trains (each session in one transaction), and ends "completed" or "failed" with its
+error (exceptions and Ctrl-C alike). After every session its state is checkpointed
+(`clbench.checkpoints`, `clbench.run_state`) so that `clbench.resume` can continue it from there.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import time
 import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from clbench.checkpoints import CheckpointPolicy
 from clbench.config import RunConfig
+from clbench.run_state import Resumed, SessionCheckpoints, random_state, restore_random_state
 
 
 @dataclass
@@ -48,6 +53,23 @@ def pick_device(name: str) -> torch.device:
 
 def _raise_on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
+def _say_store_lost(err: BaseException, run_id: str) -> None:
+    """The run stopped and could not even be marked failed: the store is unreachable. Say what
+    happens to the run and how to go on (as the error's hint when it is the user's kind)."""
+    import sys
+
+    from clbench.errors import UserError
+
+    what = (f"the results database could not be reached to mark run {run_id} failed: the first "
+            "reader once it is back marks it failed (no heartbeat for $CLBENCH_STALE_AFTER_S, "
+            "60 s by default); the sessions stored are complete, continue from the last one with "
+            f"`clbench run --resume {run_id}`")
+    if isinstance(err, UserError):
+        err.hint = what
+    else:
+        print(what, file=sys.stderr)
 
 
 def preflight(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bool = False,
@@ -167,26 +189,38 @@ class _SessionFacts:
         return getattr(self.strategy_plugin, name)
 
 
-def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
-        quiet: bool = False, skip_corrupt: bool = False, evaluate_on: str = "test",
-        purpose: str | None = None, extra_config: dict | None = None) -> RunResult:
-    """Run `config` and record it in `store`: a Store, or a function that opens one, called
-    only once every check on the user's input has passed (so a refused run creates no file).
+@dataclass
+class Prepared:
+    """A run ready to train: its checked config and everything built from it before the store
+    hears of it (the strategy, the scenario, the model wrapped as a classifier)."""
 
-    `evaluate_on="validation"` (what `clbench tune` passes) evaluates the target's validation
-    split and the controls' `val` splits instead of any test split; `purpose` (e.g. "tuning")
-    is stored in the run's config and summary, and `extra_config` beside it in the config."""
-    from avalanche.training.plugins import EvaluationPlugin
+    config: RunConfig
+    plugin: Any
+    device: torch.device
+    scenario: Any
+    extras: list
+    bundle: Any
+    classifier: Any
+    replay: dict | None
+    evaluate_on: str
+    total_params: int  # of the vision tower as loaded, before any strategy adds adapters
 
+    @property
+    def checkpointable(self) -> bool:
+        """Added Avalanche plugins keep state as arbitrary Python objects (EWC's importances),
+        which a checkpoint loaded without unpickling cannot hold: such runs are not
+        checkpointed."""
+        return not self.extras
+
+
+def prepare(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bool = False,
+            evaluate_on: str = "test") -> Prepared:
+    """Check `config` (everything that can fail on user input fails here), then build the
+    scenario, the model and its classifier with a head per eval set, and hand a replaying
+    strategy its data. Nothing is recorded."""
     from clbench.classifier import CLIPClassifier
-    from clbench.evaluation import SessionEvaluation
-    from clbench.loggers import ConsoleLogger, ProgressBar, StoreLogger
-    from clbench.metrics import summarize
     from clbench.models import load_model
-    from clbench.provenance import collect_provenance, hardware_with_torch, strategy_source
-    from clbench.strategies import registry
 
-    # Everything that can fail on user input fails here, before a run is recorded.
     plugin, config.training, device, scenario, extras = _checked(
         config, data_root=data_root, skip_corrupt=skip_corrupt, evaluate_on=evaluate_on)
     config.plugins = [e.key for e in extras]  # resolved: the class's public path, every argument
@@ -199,14 +233,44 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     classifier.active_head = scenario.target.name
     classifier.to(device)
     replay = give_replay(plugin, scenario, bundle.transform, config.seed)
+    total_params = sum(p.numel() for p in bundle.clip.visual.parameters())
+    return Prepared(config, plugin, device, scenario, extras, bundle, classifier, replay,
+                    evaluate_on, total_params)
 
+
+def resolved_config(config: RunConfig, plugin) -> dict[str, Any]:
+    """The config as stored with the run: every strategy parameter explicit."""
+    from clbench.strategies import registry
+
+    resolved = config.to_dict()
+    resolved["strategy"] = {"name": config.strategy, **registry.resolved_params(plugin)}
+    return resolved
+
+
+def run(config: RunConfig, store, *, data_root: str | None = None, progress: bool = True,
+        quiet: bool = False, skip_corrupt: bool = False, evaluate_on: str = "test",
+        purpose: str | None = None, extra_config: dict | None = None,
+        checkpoints: CheckpointPolicy | None = None) -> RunResult:
+    """Run `config` and record it in `store`: a Store, or a function that opens one, called
+    only once every check on the user's input has passed (so a refused run creates no file).
+
+    `evaluate_on="validation"` (what `clbench tune` passes) evaluates the target's validation
+    split and the controls' `val` splits instead of any test split; `purpose` (e.g. "tuning")
+    is stored in the run's config and summary, and `extra_config` beside it in the config.
+    With `checkpoints`, the run's state is saved after every session (`clbench.checkpoints`)
+    so that `clbench run --resume` can continue it after a crash."""
+    from clbench.provenance import collect_provenance, hardware_with_torch, strategy_source
+
+    prepared = prepare(config, data_root=data_root, skip_corrupt=skip_corrupt,
+                       evaluate_on=evaluate_on)
+    plugin, scenario, extras, bundle = (prepared.plugin, prepared.scenario, prepared.extras,
+                                        prepared.bundle)
     if not hasattr(store, "create_run"):
         store = store()
     provenance = collect_provenance()
-    provenance["hardware"] = {**provenance["hardware"], **hardware_with_torch(device)}
-    strategy_params = registry.resolved_params(plugin)
-    resolved = config.to_dict()
-    resolved["strategy"] = {"name": config.strategy, **strategy_params}
+    provenance["hardware"] = {**provenance["hardware"], **hardware_with_torch(prepared.device)}
+    resolved = resolved_config(config, plugin)
+    strategy_params = {k: v for k, v in resolved["strategy"].items() if k != "name"}
     # added plugins: their class, arguments and version in the config; class and arguments
     # (not the version, which is provenance) in the strategy's stored parameters as well, so
     # that the preset (strategy + strategy_config_hash + training) tells EWC apart
@@ -214,6 +278,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
     if extras:
         resolved["plugins"] = [e.record for e in extras]
         strategy_config["plugins"] = [e.key for e in extras]
+    checkpoint_base = (checkpoints.base if checkpoints is not None and prepared.checkpointable
+                       else None)
     run_id = store.create_run(
         strategy=config.strategy, strategy_config=strategy_config, scenario=scenario.name,
         scenario_manifest_hash=scenario.manifest.hash, model_arch=bundle.arch,
@@ -222,24 +288,51 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
                                   "data": {"skip_corrupt": skip_corrupt,
                                            "datasets": scenario.data_record(),
                                            "validation": scenario.validation_record(),
-                                           **({"replay": replay} if replay else {})},
+                                           **({"replay": prepared.replay}
+                                              if prepared.replay else {})},
                                   **({"purpose": purpose} if purpose else {}),
                                   # built-in, or the plugin package, version and commit
                                   "strategy_source": strategy_source(config.strategy),
+                                  # where `--resume` finds the run's checkpoint
+                                  "checkpoint_dir": str(checkpoint_base)
+                                  if checkpoint_base else None,
                                   **(extra_config or {})},
         config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)
     if not quiet:
         combined = "".join(f" + {e.label()}" for e in extras)
         print(f"run {run_id[:12]}: {config.strategy}{combined} on {scenario.name} "
               f"({len(scenario.sessions)} session(s)), model {bundle.arch}, seed {config.seed}, "
-              f"device {device}")
+              f"device {prepared.device}")
+    saving = None
+    if checkpoint_base is not None:
+        saving = SessionCheckpoints(checkpoints.folder(run_id), keep=checkpoints.keep,
+                                    run_facts={"skip_corrupt": skip_corrupt,
+                                               "evaluate_on": evaluate_on, "purpose": purpose})
+    return train(prepared, store, run_id, progress=progress, quiet=quiet, purpose=purpose,
+                 saving=saving)
 
+
+def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quiet: bool = False,
+          purpose: str | None = None, saving: SessionCheckpoints | None = None,
+          resumed: Resumed | None = None) -> RunResult:
+    """Train and evaluate the recorded run `run_id` session by session (from the session after
+    `resumed`'s checkpoint when resuming), checkpoint after each session, and complete it; any
+    exception (Ctrl-C and SIGTERM included) marks it failed with the error."""
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clbench.evaluation import SessionEvaluation, SubsetAccuracy
+    from clbench.loggers import ConsoleLogger, ProgressBar, StoreLogger
+    from clbench.metrics import summarize
+
+    config, plugin, scenario, classifier = (prepared.config, prepared.plugin, prepared.scenario,
+                                            prepared.classifier)
+    device = prepared.device
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     start = time.perf_counter()
     try:
         amp = torch.bfloat16 if config.training.precision == "bf16" else torch.float16
         evaluation = SessionEvaluation(
-            scenario, bundle.transform, config.training.eval_batch_size, device,
+            scenario, prepared.bundle.transform, config.training.eval_batch_size, device,
             amp if device.type == "cuda" and config.training.precision != "fp32" else None)
         facts = _SessionFacts(plugin)
         loggers = [StoreLogger(store, run_id, scenario, facts)]
@@ -251,37 +344,61 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
             model=classifier, training=config.training, device=device, seed=config.seed,
             plugins=[plugin, ProgressBar(len(scenario.sessions), progress and not quiet)],
             evaluator=EvaluationPlugin(evaluation, loggers=loggers),
-            extra_plugins=[e.plugin for e in extras])
+            extra_plugins=[e.plugin for e in prepared.extras])
         facts.trainer = trainer
-        benchmark = scenario.to_avalanche(bundle.transform)
-        if extras:  # what Avalanche's plugins expect of a dataset: task labels (all 0)
+        benchmark = scenario.to_avalanche(prepared.bundle.transform)
+        if prepared.extras:  # what Avalanche's plugins expect of a dataset: task labels (all 0)
             from clbench.loop import in_one_task
 
             benchmark = in_one_task(benchmark)
-        total_params = sum(p.numel() for p in classifier.clip.visual.parameters())
-        max_trainable = 0
+        total_params = prepared.total_params
+        max_trainable, done, elapsed_before = 0, 0, 0.0
+        if resumed is not None:
+            evaluation.evaluated_before_training = True  # the zero-shot rows are stored
+            evaluation.results = [SubsetAccuracy(**row) for row in resumed.evaluations]
+            max_trainable, done = resumed.max_trainable, resumed.after_session
+            elapsed_before = resumed.elapsed_s
+            restore_random_state(resumed.random_state, trainer)
+            if not quiet:
+                print(f"resuming after session {done}/{len(scenario.sessions)} from "
+                      f"{resumed.folder}")
         # the heartbeat says, to any reader on any host, that this run is being worked on
         beating = store.heartbeat(run_id) if hasattr(store, "heartbeat") else nullcontext()
         with beating:
-            for experience in benchmark.train_stream:
+            for experience in list(benchmark.train_stream)[done:]:
+                session_start = time.perf_counter()
                 trainer.train(experience, eval_streams=[], num_workers=0)
                 max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
+                if saving is not None:
+                    saving.save(experience.current_experience + 1, session_start, {
+                        "model": classifier.state_dict(),
+                        "strategy": plugin.resume_state(),
+                        "random": random_state(trainer),
+                        "max_trainable": max_trainable,
+                        "elapsed_s": elapsed_before + time.perf_counter() - start,
+                        "sample_ids": [s.sample_ids for s in scenario.sessions],
+                        "code": saving.code(config.strategy)})
         store.set_params(run_id, trainable_params=max_trainable, total_params=total_params)
         summary = summarize([r.as_row() for r in evaluation.results], scenario.target.name,
                             [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))
         summary["trainable_percent"] = 100.0 * max_trainable / max(1, total_params)
-        summary["evaluated_on"] = evaluate_on
+        summary["evaluated_on"] = prepared.evaluate_on
         summary["seeds_required"] = scenario.manifest.seeds  # what the leaderboard asks of a row
+        if saving is not None and saving.cost:
+            summary["checkpoint_cost"] = saving.cost_summary()
         if purpose:
             summary["purpose"] = purpose
-        elapsed = time.perf_counter() - start
+        elapsed = elapsed_before + time.perf_counter() - start
         store.complete_run(run_id, summary=summary, total_time_s=elapsed)
+        if saving is not None:
+            saving.finish()
         return RunResult(run_id, summary, elapsed)
     except BaseException as err:  # noqa: BLE001 - Ctrl-C and SIGTERM must mark the run failed too
         message = f"{type(err).__name__}: {err}".strip()
         if not isinstance(err, (KeyboardInterrupt,)) and os.environ.get("CLBENCH_TRACEBACK"):
             message += "\n" + traceback.format_exc()
-        store.fail_run(run_id, message)
+        if not store.fail_run(run_id, message):
+            _say_store_lost(err, run_id)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)

@@ -121,11 +121,11 @@ def _run(run: RunSpec, ctx: dict[str, Any]) -> dict[str, Any]:
 
     if ctx.get("threads"):
         torch.set_num_threads(int(ctx["threads"]))
-    from clbench.report import format_summary
+    from clbench import checkpoints
     from clbench.runner import run as run_config
     from clbench.scenarios.manifests import load_scenario_manifest, use_manifest_dirs
     from clbench.settings import resolve_for_scenario
-    from clbench.store import LazyStore, Store
+    from clbench.store import LazyStore
 
     if ctx.get("manifests") is not None:
         use_manifest_dirs(ctx["manifests"])
@@ -140,9 +140,43 @@ def _run(run: RunSpec, ctx: dict[str, Any]) -> dict[str, Any]:
         if state.status == COMPLETED:  # e.g. a requeued job whose first attempt finished
             print(f"already completed as run {state.run_id}: not run again", flush=True)
             return {"status": "skipped", "run_id": state.run_id}
+        if state.status == FAILED:
+            result = _resume(state.run_id, url, ctx)
+            if result is not None:
+                return _outcome(run, url, result)
     config = resolve_for_scenario(copy.deepcopy(run.raw), load_scenario_manifest(
         str(run.raw["scenario"])))
-    result = run_config(config, LazyStore(url), data_root=ctx.get("data_root"), progress=False)
+    result = run_config(config, LazyStore(url), data_root=ctx.get("data_root"), progress=False,
+                        checkpoints=checkpoints.policy(url))
+    return _outcome(run, url, result)
+
+
+def _resume(run_id: str, url: str, ctx: dict[str, Any]):
+    """Continue the failed attempt `run_id` from its checkpoint (a killed or preempted job, a
+    crash); None, with the reason printed, when it cannot be resumed and must start again."""
+    from clbench import resume
+    from clbench.store import Store
+
+    store = Store(url, create=False)
+    try:
+        planned = resume.plan(run_id, store, data_root=ctx.get("data_root"))
+    except UserError as err:
+        print(f"the failed attempt {run_id[:12]} is not resumed ({err}): starting again",
+              flush=True)
+        store.close()
+        return None
+    print(f"resuming the failed attempt {run_id[:12]} after session {planned.after_session}",
+          flush=True)
+    try:
+        return resume.take_up(planned, store, progress=False)
+    finally:
+        store.close()
+
+
+def _outcome(run: RunSpec, url: str, result) -> dict[str, Any]:
+    from clbench.report import format_summary
+    from clbench.store import Store
+
     print(format_summary(result.run_id, result.summary, result.total_time_s), flush=True)
     with Store(url, create=False) as store:  # the store must recognise it as this run
         stored = store.get_run(result.run_id)
@@ -158,7 +192,8 @@ def _run(run: RunSpec, ctx: dict[str, Any]) -> dict[str, Any]:
 
 class SweepJob:
     """The job submitit runs: `run_job`, requeued on preemption or timeout (submitit calls
-    `checkpoint` on its signal; the run starts over: a run cannot resume mid-session)."""
+    `checkpoint` on its signal; the requeued job resumes the run from its last session
+    checkpoint, `_resume`)."""
 
     def __call__(self, spec: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
         return run_job(spec, ctx)

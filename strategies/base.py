@@ -128,6 +128,18 @@ class StrategyPlugin(SupervisedPlugin):
         `classifier.load_state_dict(state)` of a saved adapted model fits. Plain models (full
         fine-tuning, masks, merged LoRSU) need nothing."""
 
+    def resume_state(self) -> dict[str, Any]:
+        """State this strategy carries from one session to the next outside the model's
+        weights, saved in the run's checkpoint after every session: tensors, numbers, strings,
+        lists and dicts only (a checkpoint is loaded with `torch.load(weights_only=True)`).
+        The built-ins carry none: adapters and gate scores are in the model, masks and chosen
+        heads are recomputed at the start of each session."""
+        return {}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Take back what `resume_state` returned, when a run resumes from a checkpoint (after
+        `prepare_for_load` and the model's weights)."""
+
     def optimizer_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups with their own settings (e.g. gate scores' learning rate);
         every other trainable tensor goes to the default group at the training lr."""

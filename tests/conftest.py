@@ -1,7 +1,10 @@
-"""Shared fixtures: a shortened proxy scenario and a temporary results database."""
+"""Shared fixtures: a shortened proxy scenario, a temporary results database, and a fresh
+PostgreSQL database (a failure under CI when none is running, a skip elsewhere)."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,26 @@ def tiny_scenario(tmp_path: Path) -> Path:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "results.db"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    base = os.environ.get("CLBENCH_TEST_PG_URL")
+    if not base:
+        message = ("CLBENCH_TEST_PG_URL is not set: start PostgreSQL with "
+                   "`eval \"$(bash scripts/postgres.sh start)\"`")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"clbench_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()

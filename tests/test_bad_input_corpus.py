@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def write(name: str, data: bytes | str) -> Callable[[Path], None]:
 
 def foreign_sqlite(name: str) -> Callable[[Path], None]:
     def make(tmp: Path) -> None:
-        with sqlite3.connect(tmp / name) as conn:
+        with closing(sqlite3.connect(tmp / name)) as conn, conn:
             conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
             conn.execute("INSERT INTO users (name) VALUES ('ada')")
     return make
@@ -56,7 +57,7 @@ def foreign_sqlite(name: str) -> Callable[[Path], None]:
 def newer_store(name: str) -> Callable[[Path], None]:
     def make(tmp: Path) -> None:
         Store(f"sqlite:///{tmp / name}").close()
-        with sqlite3.connect(tmp / name) as conn:
+        with closing(sqlite3.connect(tmp / name)) as conn, conn:
             conn.execute("UPDATE schema_info SET value = '99' WHERE key = 'schema_version'")
     return make
 

@@ -32,7 +32,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "run": ("clbench.runner", "clbench.report", "clbench.provenance", "clbench.tune",
             "clbench.settings", "clbench.bundles", "clbench.reproduce",
             "clbench.scenarios.proxy.pretrain",
-            "clbench.sweep", "clbench.sweep_status", "clbench.sweep_executors"),
+            "clbench.sweep", "clbench.sweep_status", "clbench.sweep_executors",
+            "clbench.checkpoints", "clbench.run_state", "clbench.resume"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
     "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.cli_results",
             "clbench.cli_db",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,14 @@ PAST_VERSIONS = sorted(int(p.stem.removeprefix("store_schema"))
 
 
 def restore(version: int, path: Path) -> Path:
-    with sqlite3.connect(path) as con:
+    with closing(sqlite3.connect(path)) as con, con:
         con.executescript((DATA / f"store_schema{version}.sql").read_text())
     return path
 
 
 def shape(path: Path) -> dict:
     """Tables with their columns (name, type, not null, primary key) and the indexes."""
-    with sqlite3.connect(path) as con:
+    with closing(sqlite3.connect(path)) as con, con:
         tables = [r[0] for r in con.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         return {"tables": {t: sorted(tuple(c[1:3]) + (c[3], c[5]) for c in
@@ -39,7 +40,7 @@ def shape(path: Path) -> dict:
 
 
 def rows(path: Path, table: str) -> list[tuple]:
-    with sqlite3.connect(path) as con:
+    with closing(sqlite3.connect(path)) as con, con:
         return con.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
 
 
@@ -90,7 +91,7 @@ def test_db_commands_say_what_is_wrong(tmp_path, capsys):
     assert main(["db", "current", "--db", str(tmp_path / "none.db")]) == 2
     assert "no results database" in capsys.readouterr().err.lower()
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as con:
+    with closing(sqlite3.connect(other)) as con, con:
         con.execute("CREATE TABLE notes (text TEXT)")
     assert main(["db", "upgrade", "--db", str(other)]) == 2
     assert "is not a clbench results database" in capsys.readouterr().err

@@ -12,10 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import pytest
 from conftest import TINY_SCENARIO
 
 from clbench.store import Store
@@ -25,29 +23,6 @@ SESSIONS, CLASSES_PER_SESSION, SHOTS = 3, 2, 3
 # per run: after sessions 0..3, the target (all + each session's classes) and one control
 EVALUATIONS = (SESSIONS + 1) * (1 + SESSIONS + 1)
 PREDICTIONS = (SESSIONS + 1) * 2
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
-    base = os.environ.get("CLBENCH_TEST_PG_URL")
-    if not base:
-        message = ("CLBENCH_TEST_PG_URL is not set: start PostgreSQL with "
-                   "`eval \"$(bash scripts/postgres.sh start)\"`")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"clbench_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 def run_at_once(url: str, scenario: Path, count: int = RUNS) -> list[subprocess.CompletedProcess]:

@@ -12,7 +12,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -75,7 +77,7 @@ def store(db_path: Path):
 
 def sql(db_path: Path, statement: str, params: tuple = ()) -> list[tuple]:
     """Change the file behind the store's back, as another program (or a crash) would."""
-    with sqlite3.connect(db_path) as conn:
+    with closing(sqlite3.connect(db_path)) as conn, conn:
         rows = conn.execute(statement, params).fetchall()
     conn.close()
     return rows
@@ -602,3 +604,50 @@ def test_runs_starting_together_on_a_fresh_file_all_succeed(db_path: Path):
     outputs = [child.communicate(timeout=60) for child in children]
     assert [out.strip() for out, _ in outputs] == ["ok"] * 4, [err for _, err in outputs]
     assert sql(db_path, "SELECT value FROM schema_info") == [(str(SCHEMA_VERSION),)]
+
+
+def test_a_new_sqlite_store_is_in_wal_mode(tmp_path: Path):
+    path = tmp_path / "wal.db"
+    Store(resolve_db_url(str(path))).close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Store(resolve_db_url(str(path)), read_only=True) as reader:  # the leaderboard's way
+        assert reader.runs_overview() == []
+
+
+def _locked_for(path: Path, seconds: float) -> threading.Thread:
+    """Another process's exclusive lock on the file, released after `seconds`."""
+    ready = threading.Event()
+
+    def hold():
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait()
+    return thread
+
+
+def test_a_write_that_finds_the_file_locked_past_the_busy_timeout_is_retried(
+        tmp_path: Path, monkeypatch):
+    import clbench.store as store_module
+    from clbench.store import opening
+
+    monkeypatch.setattr(opening, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "busy.db"
+    url = resolve_db_url(str(path))
+    with Store(url) as store:
+        holder = _locked_for(path, 1.0)  # longer than the busy timeout, shorter than retries
+        run_id = store.create_run(**run_kwargs())
+        holder.join()
+        assert store.get_run(run_id)["status"] == "running"
+        monkeypatch.setattr(store_module, "LOCK_RETRIES", 1)  # without retries: the error
+        holder = _locked_for(path, 1.0)
+        with pytest.raises(StoreError, match="database is locked"):
+            store.create_run(**run_kwargs())
+        holder.join()

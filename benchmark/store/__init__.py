@@ -25,12 +25,14 @@ file and whether it can be written), `opening` (engine, creating and checking th
 
 from __future__ import annotations
 
-import sys
+import functools
+import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -63,9 +65,51 @@ __all__ = [
     "UnknownRun",
     "LazyStore",
     "check_writable",
+    "close_all",
     "read_only_url",
     "resolve_db_url",
 ]
+
+
+_OPEN: weakref.WeakSet[Store] = weakref.WeakSet()  # what `close_all` closes
+
+
+def close_all() -> None:
+    """Close every Store this process opened (the CLI does, before it returns)."""
+    import gc
+
+    # a connection can still be held by the frames of an error just handled (a reference
+    # cycle through its traceback): collect them so that it returns to the pool and closes
+    gc.collect()
+    for store in list(_OPEN):
+        store.close()
+
+
+LOCK_RETRIES = 4  # attempts of a write that finds an SQLite file locked past the busy timeout
+
+
+def _locked(exc: StoreError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, OperationalError) and any(
+        word in str(cause.orig).lower() for word in ("database is locked", "database is busy"))
+
+
+def retried_when_locked(method):
+    """A write transaction that still finds an SQLite file locked after the busy timeout (many
+    runs writing at once, a long reader) is tried again, after 0.5, 1, 2 s, before its error
+    is raised."""
+    @functools.wraps(method)
+    def retrying(self, *args, **kwargs):
+        for attempt in range(LOCK_RETRIES):
+            try:
+                return method(self, *args, **kwargs)
+            except StoreError as exc:
+                if attempt + 1 >= LOCK_RETRIES or not _locked(exc):
+                    raise
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    return retrying
 
 
 class Store:
@@ -108,6 +152,7 @@ class Store:
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise open_error(exc, self._where, "write" if self.create else "read") from exc
+        _OPEN.add(self)
         self.writable = not read_only and (
             self.create or self._path is None or unwritable_reason(self._path) is None)
 
@@ -157,6 +202,7 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------
 
+    @retried_when_locked
     def create_run(
         self,
         *,
@@ -185,6 +231,7 @@ class Store:
             session.add(run)
         return run.id
 
+    @retried_when_locked
     def add_session(
         self,
         run_id: str,
@@ -208,6 +255,40 @@ class Store:
             reads.run_by_id(session, run_id, self._where)
             session.add(record)
 
+    @retried_when_locked
+    def record_session(self, run_id: str, *, session: dict | None, evaluations: Iterable[dict],
+                       predictions: Iterable[dict] = ()) -> None:
+        """Record what one session produced in one transaction: its session row (`add_session`'s
+        fields; None for the zero-shot evaluation before training), its evaluations and
+        predictions. All of it is stored or, on any failure, none: never a half-written
+        session."""
+        records: list[Any] = []
+        what = "the zero-shot evaluation"
+        if session is not None:
+            records.append(writes.session_record(run_id, **session))
+            what = f"session {session['index']}"
+        records += writes.evaluation_records(run_id, evaluations)
+        records += writes.prediction_records(run_id, predictions)
+        with self._write(f"record {what} of run {run_id}") as db:
+            reads.run_by_id(db, run_id, self._where)
+            db.add_all(records)
+
+    @retried_when_locked
+    def reopen_run(self, run_id: str, *, after_session: int, note: dict) -> None:
+        """Take up a failed run again from its checkpoint after session `after_session`, in one
+        transaction: rows of later sessions (written before the crash but after the
+        checkpoint) are deleted, the run is "running" again from this process with a fresh
+        heartbeat, and `note` is appended to its config's `resumes` list. Refused unless the
+        run is failed, so two processes cannot both take it up."""
+        with self._write(f"resume run {run_id}") as db:
+            run = reads.run_by_id(db, run_id, self._where)
+            if run.status != "failed":
+                raise StoreError(f"run {run_id} is {run.status}, not failed: another process "
+                                 "took it up", hint=f"see `clbench show {run_id}`")
+            writes.drop_sessions_after(db, run_id, after_session)
+            writes.reopen(run, note)
+
+    @retried_when_locked
     def add_evaluations(self, run_id: str, rows: Iterable[dict]) -> None:
         """Record accuracies; all rows are checked first and written together, or none is."""
         records = writes.evaluation_records(run_id, rows)
@@ -215,6 +296,7 @@ class Store:
             reads.run_by_id(session, run_id, self._where)
             session.add_all(records)
 
+    @retried_when_locked
     def add_predictions(self, run_id: str, rows: Iterable[dict]) -> None:
         """Record per-sample predictions {after_session, eval_set, predicted, labels}."""
         records = writes.prediction_records(run_id, rows)
@@ -222,12 +304,14 @@ class Store:
             reads.run_by_id(session, run_id, self._where)
             session.add_all(records)
 
+    @retried_when_locked
     def add_verification(self, run_id: str, **fields: Any) -> None:
         """Record a reproduction of a run (`Verification`'s fields)."""
         with self._write(f"record the reproduction of run {run_id}") as session:
             reads.run_by_id(session, run_id, self._where)
             session.add(writes.verification(run_id, **fields))
 
+    @retried_when_locked
     def import_runs(self, runs: list[dict]) -> None:
         """Record complete runs (a bundle's: run fields, sessions, evaluations, predictions)
         in one transaction: all of them or, on any error, none."""
@@ -235,31 +319,38 @@ class Store:
             for run in runs:
                 writes.add_imported(session, run)
 
+    @retried_when_locked
     def set_params(self, run_id: str, *, trainable_params: int, total_params: int) -> None:
         with self._write(f"record parameter counts of run {run_id}") as session:
             run = reads.run_by_id(session, run_id, self._where)
             run.trainable_params = int(trainable_params)
             run.total_params = int(total_params)
 
+    @retried_when_locked
     def complete_run(self, run_id: str, *, summary: dict, total_time_s: float) -> None:
         with self._write(f"complete run {run_id}") as session:
             run = reads.run_by_id(session, run_id, self._where)
             writes.complete(run, summary=summary, total_time_s=total_time_s)
 
-    def fail_run(self, run_id: str, error: str) -> None:
-        """Mark a run failed with its error. Called from error handlers, so it only raises
-        when the run does not exist (or the store is read-only); a database failure is
-        reported on stderr instead."""
-        what = f"mark run {run_id} failed"
-        self._refuse_if_read_only(what)
+    def fail_run(self, run_id: str, error: str) -> bool:
+        """Mark a run failed with its error; whether that was recorded. Called from error
+        handlers, so it only raises when the run does not exist (or the store is read-only);
+        on a database failure it returns False and the caller says what happens next."""
+        self._refuse_if_read_only(f"mark run {run_id} failed")
         try:
-            with self._write(what) as session:
-                writes.fail(reads.run_by_id(session, run_id, self._where), error)
+            self._mark_failed(run_id, error)
         except UnknownRun:
             raise
-        except StoreError as exc:
-            print(f"warning: could not mark run {run_id} failed: {exc}", file=sys.stderr)
+        except StoreError:
+            return False
+        return True
 
+    @retried_when_locked
+    def _mark_failed(self, run_id: str, error: str) -> None:
+        with self._write(f"mark run {run_id} failed") as session:
+            writes.fail(reads.run_by_id(session, run_id, self._where), error)
+
+    @retried_when_locked
     def beat(self, run_id: str) -> None:
         """A run in progress says it is alive (`liveness.Heartbeat` calls this)."""
         with self._write(f"record the heartbeat of run {run_id}") as session:
@@ -271,6 +362,7 @@ class Store:
 
         return Heartbeat(lambda: self.beat(run_id), every_s or HEARTBEAT_S)
 
+    @retried_when_locked
     def mark_stale_runs(self) -> int:
         """Mark failed the "running" runs without a recent heartbeat (`liveness.run_alive`),
         with that reason; returns how many."""

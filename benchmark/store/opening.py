@@ -25,6 +25,10 @@ from clbench.store.schema import (
     json_dumps,
 )
 
+# How long an SQLite connection waits for another writer's lock before "database is locked"
+# (then `Store` retries the whole transaction a few times).
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
 
 def make_engine(parsed: URL, where: str) -> Engine:
     kwargs: dict[str, Any] = {"json_serializer": json_dumps}
@@ -32,7 +36,7 @@ def make_engine(parsed: URL, where: str) -> Engine:
     if sqlite:
         # Wait for a concurrent writer (another run, a reader marking stale runs) instead of
         # failing at once with "database is locked".
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError, ArgumentError) as exc:
@@ -65,10 +69,13 @@ def create_sqlite_file(path: Path) -> None:
     """A new store file at `path`, appearing whole: built under a temporary name next to it and
     linked into place. Other processes thus see no file or a complete store, never an empty
     file, so an existing empty file can be refused as not clbench's. If another process got
-    there first, its file is kept."""
+    there first, its file is kept. The file is in WAL mode (a setting stored in it): readers, the
+    leaderboard among them, never block a run's writes, nor a run their reads."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.new")
     engine = make_engine(URL.create("sqlite", database=str(tmp)), str(path))
     try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         with engine.begin() as conn:
             create_tables(conn)
         engine.dispose()
@@ -87,7 +94,8 @@ def create_sqlite_file(path: Path) -> None:
         ) from exc
     finally:
         engine.dispose()
-        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        for leftover in (tmp, *(tmp.with_name(tmp.name + end) for end in ("-journal", "-wal",
+                                                                              "-shm"))):
             try:
                 leftover.unlink()
             except FileNotFoundError:

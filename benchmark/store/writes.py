@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
 from clbench.hashing import canonical_hash
@@ -200,3 +200,27 @@ def mark_stale(session: DbSession) -> int:
 def beat(run: Run) -> None:
     """The run's heartbeat: it is still being worked on."""
     run.heartbeat_at = utcnow()
+
+
+def drop_sessions_after(session: DbSession, run_id: str, after_session: int) -> None:
+    """Delete a run's session, evaluation and prediction rows of sessions after
+    `after_session`."""
+    session.execute(delete(SessionRecord).where(SessionRecord.run_id == run_id,
+                                                SessionRecord.index > after_session))
+    for table in (Evaluation, Prediction):
+        session.execute(delete(table).where(table.run_id == run_id,
+                                            table.after_session > after_session))
+
+
+def reopen(run: Run, note: dict) -> None:
+    """A failed run running again in this process; `note` joins its config's `resumes`."""
+    run.status = "running"
+    run.error = None
+    run.finished_at = None
+    run.summary = None
+    run.heartbeat_at = utcnow()
+    run.pid = os.getpid()
+    run.hostname = socket.gethostname()
+    config = dict(run.config or {})
+    config["resumes"] = [*config.get("resumes", []), note]
+    run.config = config  # a new object: SQLAlchemy does not see changes inside a JSON value

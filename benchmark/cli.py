@@ -318,6 +318,11 @@ def _config_from_flags(args: argparse.Namespace):
     manifest = load_scenario_manifest(str(raw["scenario"]))
     config = resolve_for_scenario(raw, manifest)
     _note_claimants(config.strategy)
+    from clbench.strategies import registry
+
+    # a wrong name or value is reported now, before the training stack (torch, Avalanche:
+    # seconds of imports) is loaded
+    registry.check_params(config.strategy, config.strategy_params)
     return config
 
 

@@ -3,7 +3,8 @@
 After each session (and once before any training: `after_session` 0, the zero-shot model) every
 eval set is classified with its own zero-shot head: top-1 accuracy over all its classes, and, on
 the target, the accuracy on the classes of each session so far (row i of the accuracy matrix).
-Each image is encoded once per evaluation; every subset is read from the same predictions.
+Each image is encoded once per evaluation; every subset is read from the same predictions. The
+zero-shot predictions are computed once across runs (`clbench.eval_cache`).
 The values go to the loggers (the results store, the console) through Avalanche's
 `EvaluationPlugin`.
 """
@@ -17,6 +18,7 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from torch.utils.data import DataLoader
 
+from clbench.eval_cache import ZeroShotCache
 from clbench.scenarios.datasets import ImageSplitDataset
 from clbench.scenarios.stream import Scenario
 
@@ -81,7 +83,7 @@ class SessionEvaluation(PluginMetric):
     """Evaluates every eval set before training and after each training session."""
 
     def __init__(self, scenario: Scenario, transform, batch_size: int, device: torch.device,
-                 autocast_dtype: torch.dtype | None = None):
+                 autocast_dtype: torch.dtype | None = None, zero_shot: ZeroShotCache | None = None):
         super().__init__()
         self.scenario = scenario
         self.datasets = {e.name: ImageSplitDataset(e.data, transform) for e in scenario.eval_sets}
@@ -90,13 +92,31 @@ class SessionEvaluation(PluginMetric):
         self.autocast_dtype = autocast_dtype
         self.evaluated_before_training = False
         self.results: list[SubsetAccuracy] = []
+        # the zero-shot predictions, computed once across runs (`clbench.eval_cache`)
+        self.zero_shot = zero_shot or ZeroShotCache(None, None)
+        self.zero_shot_keys = {e.name: self.zero_shot.key(e, scenario.dataset_hashes.get(
+            e.data.dataset), transform) for e in scenario.eval_sets}
+
+    def _predict(self, model, eval_set, after_session: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = self.zero_shot_keys[eval_set.name] if after_session == 0 else None
+        cached = self.zero_shot.load(key)
+        if cached is not None:
+            self.zero_shot.reused[eval_set.name] = key
+            # A DataLoader draws its workers' base seed from torch's generator when iterated,
+            # even without workers: draw it as `predict` would have, so that the run trains on
+            # the same random stream whether it computed this evaluation or reused it.
+            torch.empty((), dtype=torch.int64).random_()
+            return cached
+        preds, labels = predict(model, self.datasets[eval_set.name], eval_set.name,
+                                self.batch_size, self.device, self.autocast_dtype)
+        self.zero_shot.save(key, preds, labels)
+        return preds, labels
 
     def evaluate(self, model, after_session: int) -> list[SubsetAccuracy]:
         rows = []
         sessions = [s.class_ids for s in self.scenario.sessions]  # every j, for transfer
         for eval_set in self.scenario.eval_sets:
-            preds, labels = predict(model, self.datasets[eval_set.name], eval_set.name,
-                                    self.batch_size, self.device, self.autocast_dtype)
+            preds, labels = self._predict(model, eval_set, after_session)
             rows += subset_accuracies(preds, labels, after_session, eval_set.name,
                                       sessions if eval_set.is_target else None)
         self.results += rows

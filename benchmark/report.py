@@ -131,6 +131,10 @@ def format_run(run: dict) -> str:
         if run["status"] == "failed" and (run.get("config") or {}).get("checkpoint_dir"):
             lines.append(f"  continue it from its last session checkpoint: clbench run "
                          f"--resume {run['id'][:12]}")
+    reused = ((run.get("summary") or {}).get("reused") or {}).get("zero_shot_predictions")
+    if reused:
+        lines.append(f"  zero-shot evaluation reused from the cache (computed by an earlier run "
+                     f"of the same model and data): {', '.join(sorted(reused))}")
     for note in (run.get("config") or {}).get("resumes") or []:
         forced = f"; forced despite: {'; '.join(note['forced'])}" if note.get("forced") else ""
         lines.append(f"  resumed after session {note.get('after_session')} on "

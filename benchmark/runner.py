@@ -154,6 +154,25 @@ def _checked(config: RunConfig, *, data_root: str | None, skip_corrupt: bool,
     return plugin, training, device, loaded, extras
 
 
+def zero_shot_cache(bundle, *, device: torch.device, autocast_dtype: torch.dtype | None,
+                    batch_size: int, strategy: str):
+    """The cache for a run of the model `bundle` (None-keyed when its weights are not named)."""
+    from clbench.eval_cache import ZeroShotCache, cache_base
+
+    base = cache_base()
+    if bundle.checkpoint_sha256 is None and not bundle.pretrained:
+        return ZeroShotCache(base, None)  # random weights: nothing identifies them
+    from clbench.provenance import code_fingerprint
+
+    code = code_fingerprint(strategy)
+    common = {"arch": bundle.arch, "pretrained": bundle.pretrained,
+              "checkpoint_sha256": bundle.checkpoint_sha256, "device": device.type,
+              "autocast": str(autocast_dtype), "batch_size": batch_size,
+              "threads": torch.get_num_threads(),
+              "code": {"clbench": code["clbench_sources_sha256"], "packages": code["packages"]}}
+    return ZeroShotCache(base, common)
+
+
 def give_replay(plugin, scenario, transform, seed: int) -> dict | None:
     """Hand a strategy that replays (`needs_replay`) the scenario's replay data in the joint
     class space; returns what the stored config keeps about it (None for other strategies):
@@ -331,9 +350,13 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
     start = time.perf_counter()
     try:
         amp = torch.bfloat16 if config.training.precision == "bf16" else torch.float16
-        evaluation = SessionEvaluation(
-            scenario, prepared.bundle.transform, config.training.eval_batch_size, device,
-            amp if device.type == "cuda" and config.training.precision != "fp32" else None)
+        autocast = amp if device.type == "cuda" and config.training.precision != "fp32" else None
+        zero_shot = zero_shot_cache(prepared.bundle, device=device, autocast_dtype=autocast,
+                                    batch_size=config.training.eval_batch_size,
+                                    strategy=config.strategy)
+        evaluation = SessionEvaluation(scenario, prepared.bundle.transform,
+                                       config.training.eval_batch_size, device, autocast,
+                                       zero_shot)
         facts = _SessionFacts(plugin)
         loggers = [StoreLogger(store, run_id, scenario, facts)]
         if not quiet:
@@ -386,6 +409,8 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
         summary["seeds_required"] = scenario.manifest.seeds  # what the leaderboard asks of a row
         if saving is not None and saving.cost:
             summary["checkpoint_cost"] = saving.cost_summary()
+        if zero_shot.reused:  # which numbers were not computed by this run, and whence
+            summary["reused"] = {"zero_shot_predictions": dict(zero_shot.reused)}
         if purpose:
             summary["purpose"] = purpose
         elapsed = elapsed_before + time.perf_counter() - start

@@ -26,9 +26,7 @@ import torch
 from torch import nn
 
 from clbench.errors import ConfigError
-
-TARGETS = ("q", "k", "v", "out_proj", "fc1", "fc2")
-QKV = ("q", "k", "v")
+from clbench.strategies.configs import QKV, TARGETS  # noqa: F401 - TARGETS: re-exported
 
 
 class UnsupportedArchitecture(ConfigError):

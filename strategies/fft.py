@@ -6,14 +6,8 @@ logit scale stays frozen, as in FLYP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from clbench.strategies.base import StrategyPlugin, TowerConfig, set_trainable, tower_parameters
-
-
-@dataclass
-class FFTConfig(TowerConfig):
-    pass
+from clbench.strategies.base import StrategyPlugin, set_trainable, tower_parameters
+from clbench.strategies.configs import FFTConfig
 
 
 class FullFineTuningPlugin(StrategyPlugin):

@@ -25,25 +25,16 @@ plain Avalanche loop, call `plugin.set_replay(dataset, class_names, templates, s
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
 
 from clbench.errors import UserError
-from clbench.options import option
-from clbench.strategies.base import StrategyPlugin, TowerConfig, set_trainable, tower_parameters
+from clbench.strategies.base import StrategyPlugin, set_trainable, tower_parameters
+from clbench.strategies.configs import JointReplayConfig
 
 JOINT_HEAD = "joint-replay"  # the classifier head over the joint class space (training only)
-
-
-@dataclass
-class JointReplayConfig(TowerConfig):
-    replay_ratio: float = option(
-        1.0, "replayed samples added to each session per target training sample (1.0: as many "
-        "replayed images as the session's target images; drawn afresh each session with the "
-        "run seed)", low=0.0, low_open=True, high=100.0)
 
 
 class JointReplayPlugin(StrategyPlugin):

@@ -33,41 +33,14 @@ Continual use: D accumulates over sessions and the adapters keep training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbench.options import option
-from clbench.strategies.base import StrategyConfig, StrategyPlugin
-
-
-@dataclass
-class LLUConfig(StrategyConfig):
-    beta: float = option(0.5, "global damping of the local interpolation", low=0, high=1)
-    gamma: float = option(20.0, "locality: larger = updates only very near seen data", low=0)
-    lam: float = option(1e3, "identity regularisation weight (eq. 6; paper: 1e3)", low=0)
-    penalty_norm: Literal["mean_squared", "squared", "frobenius"] = option(
-        "mean_squared", "the identity penalty of eq. 6: mean_squared = (||W - I||_F^2 + "
-        "||b||^2) / (D^2 + D), the squared deviation per adapter entry, i.e. lam scaled to the "
-        "parameter count (default: the adapters move, see the module docstring); squared = "
-        "||W - I||_F^2 + ||b||^2 (at lam 1e3 they settle about 1e-4 from the identity); "
-        "frobenius = ||W - I||_F + ||b||, unsquared as printed (at lam 1e3 its constant pull "
-        "keeps W = I and b = 0: preset llu-literal)")
-    lr: float = option(2e-3, "learning rate of the adapters: the paper trains them with CoOp's "
-                       "learning rate (2e-3), not the encoder fine-tuning rate", low=0,
-                       low_open=True)
-    clusters: int = option(512, "memory size: stored embeddings per side (clustered beyond)",
-                           low=1)
-    sides: str = option("both", "which embeddings get an adapter: image, text or both")
-
-    def validate(self) -> None:
-        from clbench.errors import ConfigError
-
-        if self.sides not in ("image", "text", "both"):
-            raise ConfigError(f"strategy.sides: {self.sides!r} is not one of image, text, both")
+from clbench.strategies.base import StrategyPlugin
+from clbench.strategies.configs import LLUConfig
 
 
 def cluster_memory(points: torch.Tensor, clusters: int) -> torch.Tensor:

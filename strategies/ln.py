@@ -6,16 +6,10 @@ Only the affine weights and biases of the LayerNorms of the tuned tower(s) train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
-from clbench.strategies.base import StrategyPlugin, TowerConfig, tower_modules
-
-
-@dataclass
-class LNConfig(TowerConfig):
-    pass
+from clbench.strategies.base import StrategyPlugin, tower_modules
+from clbench.strategies.configs import LNConfig
 
 
 class LayerNormTuningPlugin(StrategyPlugin):

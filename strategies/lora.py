@@ -35,16 +35,15 @@ Adapters are weight parametrizations (`lora_layers.py`); they keep training acro
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from clbench.errors import ConfigError
-from clbench.options import option
 from clbench.schedules import warmup_cosine
-from clbench.strategies.base import StrategyPlugin, TowerConfig
-from clbench.strategies.blocks import QKV, TARGETS, Slot, image_projection, tower_blocks
+from clbench.strategies.base import StrategyPlugin
+from clbench.strategies.blocks import Slot, image_projection, tower_blocks
+from clbench.strategies.configs import PAPER_TARGETS, VALID_TARGETS, GatedLoRAConfig, LoRAConfig
 from clbench.strategies.lora_layers import (
     LowRankDelta,
     WeightAdapters,
@@ -58,76 +57,6 @@ __all__ = ["LoRAConfig", "GatedLoRAConfig", "LoRAPlugin", "DoRAPlugin", "GatedLo
            "GatedDoRAPlugin", "attach_adapters", "merge_adapters", "adapter_state",
            "adapters_of", "WeightAdapters", "VALID_TARGETS", "PAPER_TARGETS", "gate_reach",
            "session_steps"]
-
-VALID_TARGETS = (*TARGETS, "qkv")
-# the LoRSU paper's Table 9 layout: one factor pair on the fused in-projection, Wo, fc1, fc2
-PAPER_TARGETS = ("qkv", "out_proj", "fc1", "fc2")
-
-
-@dataclass
-class LoRAConfig(TowerConfig):
-    rank: int = option(32, "rank r of every adapter (paper: 32); at most the smallest adapted "
-                       "weight dimension", low=1)
-    alpha: float | None = option(None, "LoRA alpha; the update is scaled by alpha/rank "
-                                 "(default: alpha = rank)", low=0, low_open=True)
-    targets: list[str] = option(list(PAPER_TARGETS), "weights adapted in every block: any of q, "
-                                "k, v, out_proj, fc1, fc2, or qkv (one adapter on the whole fused "
-                                "in-projection instead of q, k, v; default: qkv, out_proj, fc1, "
-                                "fc2, the LoRSU paper's Table 9 count)")
-    proj_lora: bool = option(True, "one more adapter on the image projection (in the LoRSU "
-                             "paper's Table 9 count: 12.6 M on ViT-L/14, 30.2 M on EVA01-g-14)")
-    merge_each_session: bool = option(False, "merge the adapters into the weights after every "
-                                      "session and start the next one with fresh adapters")
-
-    def validate(self) -> None:
-        unknown = [t for t in self.targets if t not in VALID_TARGETS]
-        if unknown:
-            raise ConfigError(f"strategy.targets: unknown target(s) {', '.join(unknown)}; valid "
-                              f"targets: {', '.join(VALID_TARGETS)}")
-        if not self.targets:
-            raise ConfigError("strategy.targets: empty; choose at least one of "
-                              f"{', '.join(VALID_TARGETS)}")
-        if len(set(self.targets)) != len(self.targets):
-            raise ConfigError(f"strategy.targets: {self.targets} lists a target twice")
-        if "qkv" in self.targets and set(QKV) & set(self.targets):
-            raise ConfigError("strategy.targets: 'qkv' adapts the whole fused in-projection and "
-                              "cannot be combined with q, k or v")
-
-    @property
-    def scale_alpha(self) -> float:
-        return float(self.rank) if self.alpha is None else self.alpha
-
-
-@dataclass
-class GatedLoRAConfig(LoRAConfig):
-    targets: list[str] = option(list(TARGETS), "weights adapted (and gated) in every block: any "
-                                "of q, k, v, out_proj, fc1, fc2 or qkv (default: the Selective "
-                                "LoRA paper's 6 blocks per layer, section 4.4)")
-    proj_lora: bool = option(False, "one more gated adapter on the image projection (not in the "
-                             "Selective LoRA paper)")
-    tau: float = option(0.1, "gate threshold: an adapter is active while its score s >= tau "
-                        "(TAPS code: 0.1)", low=0, low_open=True)
-    score_init: float = option(0.15, "initial score of every gate; >= tau so all adapters start "
-                               "active (TAPS code: 0.15)")
-    lam: float = option(1.0, "lambda, weight of the score penalty added to the loss (paper: 1 "
-                        "for CLIP)", low=0)
-    penalty_reduction: Literal["sum", "mean"] = option(
-        "sum", "sum = lam * sum of the penalty over the gated blocks (eq. 4 of the Selective LoRA "
-        "paper); mean = averaged over them, as the TAPS code does (1/blocks as strong)")
-    penalty: Literal["l1", "l2", "hinge"] = option(
-        "l1", "score penalty: l1 |s| (paper), l2 s^2, hinge max(0, s - tau)")
-    score_lr: float = option(
-        1e-3, "learning rate of the gate scores (TAPS trains scores with their own rate). Scores "
-        "start score_init - tau = 0.05 above the threshold and Adam moves them about score_lr per "
-        "step, so the shared weight lr (1e-5..1e-4) would never close a gate within a session",
-        low=0, low_open=True)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.tau > self.score_init:
-            raise ConfigError(
-                f"strategy.tau: {self.tau!r} is above strategy.score_init={self.score_init!r}: "
-                f"no gate able to open; allowed range (0, {self.score_init!r}]")
 
 
 def _slots(view, target: str) -> list[Slot]:

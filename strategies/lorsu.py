@@ -33,16 +33,15 @@ trainable; rank 64, alpha 64, sparsity 0.1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from clbench.errors import ConfigError
-from clbench.options import option
-from clbench.strategies.base import StrategyPlugin, TowerConfig
+from clbench.strategies.base import StrategyPlugin
 from clbench.strategies.blocks import QKV, BlockView, head_rows, image_projection, tower_blocks
+from clbench.strategies.configs import LoRSUConfig
 from clbench.strategies.lora_layers import LowRankDelta, attach, merge_adapters
 from clbench.strategies.masking import (
     MaskedUpdate,
@@ -51,36 +50,6 @@ from clbench.strategies.masking import (
     mask_size,
     topk_mask,
 )
-
-
-@dataclass
-class LoRSUConfig(TowerConfig):
-    sparsity: float = option(0.05, "fraction of each fc1 weight matrix that trains (paper: 0.05)",
-                             low=0, low_open=True, high=1)
-    rank: int = option(32, "rank r of the head adapters (paper: 32); at most min(head width, "
-                       "model width) per head, checked when the model is known", low=1)
-    alpha: float | None = option(None, "LoRA alpha; updates are scaled by alpha/rank (default: "
-                                 "alpha = rank)", low=0, low_open=True)
-    top_k_heads: int = option(2, "attention heads adapted per block (paper: 2); at most the "
-                              "number of heads, checked when the model is known", low=1)
-    head_score: Literal["qkvo", "qkv"] = option(
-        "qkvo", "head importance: qkvo = eq. 5 with Wo's columns (paper), qkv = without Wo "
-        "(official code)")
-    lora_layout: Literal["per_head", "masked_fused"] = option(
-        "masked_fused", "masked_fused = one factor pair on the fused in-projection, its update "
-        "masked to the chosen heads' rows (the text after eq. 8, Table 9's count, official "
-        "code); per_head = one factor pair per chosen (head, q|k|v) row block (eqs. 6-8 read "
-        "per head)")
-    train_biases: bool = option(False, "fc1 biases and the whole q/k/v bias train (official code)")
-    proj_lora: bool = option(True, "an extra, unmasked LoRA on the image projection (in Table "
-                             "9's count; official code)")
-    score_samples: int = option(800, "at most this many samples of a session for the gradient "
-                                "scores (paper: 800 offline; few-shot sessions are smaller, so "
-                                "all their data); 0 = all", low=0)
-
-    @property
-    def scale_alpha(self) -> float:
-        return float(self.rank) if self.alpha is None else self.alpha
 
 
 class RowMaskedDelta(LowRankDelta):

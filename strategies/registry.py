@@ -83,6 +83,15 @@ BUILTIN: dict[str, tuple[str, str]] = {
                      "fine-tuning on each session mixed with the scenario's replayed clean data)"),
 }
 
+# each built-in's parameter class in `clbench.strategies.configs` (no torch): `check_params`
+# validates a run's strategy parameters with it before the training stack is imported
+BUILTIN_CONFIGS: dict[str, str] = {
+    "zeroshot": "StrategyConfig", "fft": "FFTConfig", "ln": "LNConfig", "lora": "LoRAConfig",
+    "dora": "LoRAConfig", "gated-lora": "GatedLoRAConfig", "gated-dora": "GatedLoRAConfig",
+    "spu": "SPUConfig", "lorsu": "LoRSUConfig", "llu": "LLUConfig",
+    "joint-replay": "JointReplayConfig",
+}
+
 # reference strategies: shown as reference rows, never ranked among the methods
 REFERENCE: frozenset[str] = frozenset({"zeroshot", "joint-replay"})
 
@@ -210,6 +219,31 @@ def load_class(name: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, StrategyPlugin)):
         raise UserError(f"strategy '{name}' ({entry.target}) is not a clbench StrategyPlugin")
     return cls
+
+
+def config_class(name: str) -> type:
+    """The parameter dataclass of a strategy (or preset): a built-in's without importing its
+    plugin (nor torch), a third-party plugin's from its class."""
+    entry = info(name)
+    base = PRESETS[name][0] if name in PRESETS else name
+    if entry.source == BUILT_IN and base in BUILTIN_CONFIGS:
+        from clbench.strategies import configs
+
+        return getattr(configs, BUILTIN_CONFIGS[base])
+    return load_class(name).config_class
+
+
+def check_params(name: str, params: dict[str, Any] | None = None) -> None:
+    """Raise the UserError a run of strategy `name` with `params` would raise for an unknown
+    name, an unknown parameter or a bad value (the checks that need the model's architecture
+    come later, on a weightless copy)."""
+    from clbench.options import build_dataclass
+
+    merged = {**info(name).preset, **(params or {})}
+    try:
+        build_dataclass(config_class(name), merged, "strategy.")
+    except ConfigError as err:
+        raise ConfigError(f"{err} [strategy {name}]", hint=err.hint) from None
 
 
 def create(name: str, params: dict[str, Any] | None = None):

@@ -19,15 +19,14 @@ them (`score_fraction=1`, a superset, and the simpler choice for few-shot sessio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 
 from clbench.errors import ConfigError
-from clbench.options import option
-from clbench.strategies.base import StrategyPlugin, TowerConfig
+from clbench.strategies.base import StrategyPlugin
 from clbench.strategies.blocks import image_projection, tower_blocks
+from clbench.strategies.configs import SPUConfig
 from clbench.strategies.masking import (
     MaskedUpdate,
     MaskedUpdatePlugin,
@@ -35,23 +34,6 @@ from clbench.strategies.masking import (
     mask_size,
     topk_mask,
 )
-
-
-@dataclass
-class SPUConfig(TowerConfig):
-    sparsity: float = option(0.10, "fraction of each fc1 weight matrix that trains (paper: 0.10)",
-                             low=0, low_open=True, high=1)
-    score: Literal["loss", "output_norm"] = option(
-        "loss", "what the mask's gradient is taken of: loss = the training loss (LoRSU paper's "
-        "SPU), output_norm = mean squared L2 norm of the image->text logits (official SPU code)")
-    train_biases: bool = option(False, "fc1 biases train fully (official SPU code)")
-    train_projection: bool = option(False, "the image projection (visual.proj) trains fully "
-                                    "(official SPU code)")
-    score_samples: int = option(800, "at most this many samples of a session for scoring "
-                                "(LoRSU paper: 800 offline; few-shot sessions are smaller); "
-                                "0 = all", low=0)
-    score_fraction: float = option(1.0, "fraction of a session's batches used for scoring "
-                                   "(official code: at least 0.25)", low=0, low_open=True, high=1)
 
 
 def fc1_weights(clip: nn.Module, towers: str) -> list[tuple[str, nn.Parameter]]:

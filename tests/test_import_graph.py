@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "models": ("clbench.models",),
     "strategies": ("clbench.strategies",),
     "classifier": ("clbench.classifier",),
-    "loop": ("clbench.loop", "clbench.evaluation", "clbench.loggers",
+    "loop": ("clbench.loop", "clbench.evaluation", "clbench.eval_cache", "clbench.loggers",
              "clbench.strategies.testing"),  # the strategy test kit runs the training loop
     "store": ("clbench.store",),
     "run": ("clbench.runner", "clbench.report", "clbench.provenance", "clbench.tune",

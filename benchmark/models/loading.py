@@ -73,6 +73,9 @@ def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, .
 
         return transform(pil_to_tensor(item.resize((image_size, image_size))).float() / 255.0)
 
+    # what the preprocessing is, in words that stay the same across processes (a cache key)
+    transform.description = (f"tensor: bilinear antialiased resize to {image_size}, mean "
+                             f"{tuple(mean)}, std {tuple(std)}; PIL: {pil_preprocess!r}")
     return transform
 
 

@@ -1,0 +1,94 @@
+"""The zero-shot evaluation is computed once and reused by later runs of the same model on the
+same data (recorded in each run), gives exactly the rows a run computing it would store, is
+rebuilt when its cache entry is corrupt, and an unwritable cache folder only warns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clbench.store import Store
+
+
+def run_on(scenario: Path, url: str, strategy: str) -> dict:
+    from clbench.runner import run
+    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.settings import resolve_for_scenario
+
+    config = resolve_for_scenario({"strategy": {"name": strategy}, "scenario": str(scenario)},
+                                  load_scenario_manifest(str(scenario)))
+    with Store(url) as store:
+        result = run(config, store, progress=False, quiet=True)
+        stored = store.get_run(result.run_id)
+        stored["predictions"] = store.predictions_of(result.run_id)
+    return stored
+
+
+def zero_shot_rows(run: dict) -> tuple[list, list]:
+    return ([e for e in run["evaluations"] if e["after_session"] == 0],
+            [p for p in run["predictions"] if p["after_session"] == 0])
+
+
+def test_a_second_run_reuses_the_zero_shot_evaluation_with_the_same_rows(tiny_scenario,
+                                                                         tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first = run_on(tiny_scenario, url, "ln")
+    assert "reused" not in first["summary"]
+    cached = sorted((tmp_path / "clbench-cache" / "zero-shot").glob("*.pt"))
+    assert len(cached) == 2  # the target and the control
+    second = run_on(tiny_scenario, url, "fft")
+    reused = second["summary"]["reused"]["zero_shot_predictions"]
+    assert sorted(reused) == ["proxy", "proxy-clean"]
+    assert sorted(reused.values()) == sorted(p.stem for p in cached)
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", "off")
+    computed = run_on(tiny_scenario, url, "fft")
+    assert "reused" not in computed["summary"]
+    assert zero_shot_rows(second) == zero_shot_rows(computed) == zero_shot_rows(first)
+    assert second["evaluations"] == computed["evaluations"]  # and every later session too
+
+
+def test_a_corrupt_cache_entry_is_detected_and_rebuilt(tiny_scenario, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first = run_on(tiny_scenario, url, "ln")
+    entry = sorted((tmp_path / "clbench-cache" / "zero-shot").glob("*.pt"))[0]
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    capsys.readouterr()
+    second = run_on(tiny_scenario, url, "ln")
+    assert f"the cached zero-shot evaluation {entry} is corrupt: computed again" in \
+        capsys.readouterr().err
+    assert len(second["summary"]["reused"]["zero_shot_predictions"]) == 1  # the intact one
+    assert zero_shot_rows(second) == zero_shot_rows(first)
+    assert entry.exists()  # rebuilt
+    third = run_on(tiny_scenario, url, "ln")
+    assert len(third["summary"]["reused"]["zero_shot_predictions"]) == 2
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "dev-full"])
+def test_an_unwritable_or_full_cache_folder_warns_and_the_run_completes(tiny_scenario, tmp_path,
+                                                                        monkeypatch, capsys,
+                                                                        where):
+    import errno
+    import os
+
+    import torch
+
+    if where == "under-a-file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("x")
+        monkeypatch.setenv("CLBENCH_CACHE_DIR", str(blocker / "cache"))
+    else:  # a full disk: every write of the entry fails with ENOSPC
+        def full(obj, handle, *args, **kwargs):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(torch, "save", full)
+    run = run_on(tiny_scenario, f"sqlite:///{tmp_path / 'r.db'}", "ln")
+    assert run["status"] == "completed" and "reused" not in run["summary"]
+    err = capsys.readouterr().err
+    assert "cannot write the zero-shot cache under" in err and "goes on uncached" in err
+    assert err.count("cannot write the zero-shot cache") == 1  # said once, not per eval set
+    if where == "dev-full":
+        assert "No space left on device" in err
+        assert not list((tmp_path / "clbench-cache" / "zero-shot").glob("*"))  # no torn file

@@ -33,13 +33,13 @@ def _strategies(verbose: bool) -> list[dict]:
             from clbench.options import describe_fields
 
             try:  # a plugin that does not import is listed as broken; the others still are
-                cls = registry.load_class(name)
+                config_class = registry.config_class(name)  # a built-in's: without torch
             except UserError as err:
                 row["broken"] = str(err)
                 row["params"] = []
             else:
                 row["params"] = [{"name": n, "type": t, "default": d, "help": h}
-                                 for n, t, d, h in describe_fields(cls.config_class)]
+                                 for n, t, d, h in describe_fields(config_class)]
         rows.append(row)
     return rows
 

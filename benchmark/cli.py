@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clbench import __version__, cli_app, cli_data, cli_db, cli_results, cli_sweep
+from clbench import __version__, cli_app, cli_bench, cli_data, cli_db, cli_results, cli_sweep
 from clbench.errors import UserError, report
 
 EPILOG_RUN = """examples:
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_results.add_parsers(sub, _add_db)
     cli_db.add_parser(sub, _add_db)
     cli_sweep.add_parser(sub, _add_db)
+    cli_bench.add_parser(sub)
     return parser
 
 
@@ -408,7 +409,7 @@ COMMANDS = {"run": cmd_run, "tune": cmd_tune, "runs": cmd_runs, "show": cmd_show
             "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app,
             "data": cli_data.cmd_data, "export": cli_results.cmd_export,
             "import": cli_results.cmd_import, "reproduce": cli_results.cmd_reproduce,
-            "db": cli_db.cmd_db, "sweep": cli_sweep.cmd_sweep}
+            "db": cli_db.cmd_db, "sweep": cli_sweep.cmd_sweep, "bench": cli_bench.cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

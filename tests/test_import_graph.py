@@ -33,11 +33,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
             "clbench.settings", "clbench.bundles", "clbench.reproduce",
             "clbench.scenarios.proxy.pretrain",
             "clbench.sweep", "clbench.sweep_status", "clbench.sweep_executors",
-            "clbench.checkpoints", "clbench.run_state", "clbench.resume"),
+            "clbench.checkpoints", "clbench.run_state", "clbench.resume", "clbench.bench"),
     # command modules: what one `clbench COMMAND` prints (nothing below may import them)
     "cli": ("clbench.cli", "clbench.cli_app", "clbench.cli_data", "clbench.cli_results",
             "clbench.cli_db",
-            "clbench.cli_sweep",
+            "clbench.cli_sweep", "clbench.cli_bench",
             "clbench.__main__",
             "clbench.params", "clbench.catalog"),
     "app_pure": ("clbench.leaderboard_app.tables", "clbench.leaderboard_app.figures"),

@@ -15,7 +15,8 @@ RUN = ["run", "--scenario", "proxy-20shot"]
 
 
 @pytest.mark.parametrize("argv", [
-    ["--help"], ["run", "--help"], ["list", "strategies"], ["list", "scenarios"],
+    ["--help"], ["run", "--help"], ["list", "strategies"], ["list", "strategies", "-v"],
+    ["list", "scenarios"],
     ["list", "models"], ["list", "datasets"], ["runs"],
     [*RUN, "--strategy", "lorsuu"], [*RUN, "--strategy", "lorsu", "--set", "strategy.rank=0"],
     [*RUN, "--strategy", "lorsu-official", "--set", "strategy.rankk=3"],

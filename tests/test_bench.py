@@ -1,0 +1,49 @@
+"""`clbench bench`: every figure comes with a reference measured in the same run and their
+ratio, as a table or as JSON; the targets are judged from the ratio. Structure only: speed is
+read from the numbers, never asserted by a timed test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clbench.bench import TARGETS, Figure
+from clbench.cli import main
+
+
+def test_bench_prints_each_figure_with_its_reference_and_ratio_as_json(capsys):
+    assert main(["bench", "--model", "proxy-vit-tiny", "--only", "eval_throughput", "flops",
+                 "zero_shot_reuse", "--repeats", "1", "--images", "16", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert set(figures) == {"eval_throughput", "flops_train_step", "flops_eval",
+                            "zero_shot_reuse"}
+    for name, f in figures.items():
+        assert set(f) == {"value", "reference", "ratio", "unit"}, name
+        assert f["value"] > 0 and f["reference"] > 0, name
+        assert f["ratio"] == pytest.approx(f["value"] / f["reference"]) or \
+            f["ratio"] == pytest.approx(f["reference"] / f["value"]), name
+    assert figures["eval_throughput"]["unit"] == "images/s"
+    assert figures["flops_eval"]["unit"] == "GFLOP/s"
+
+
+def test_bench_times_every_strategy_step_against_lora_and_fft(capsys):
+    assert main(["bench", "--model", "proxy-vit-tiny", "--only", "train_steps", "--epochs", "2",
+                 "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    for name in ("step_lorsu_vs_lora", "step_gated-lora_vs_lora", "step_lorsu_vs_fft",
+                 "selection_lorsu", "selection_spu"):
+        assert name in out
+    assert "<= 1.2" in out and "<= 1.3" in out  # the targets beside the ratios
+
+
+def test_a_target_is_judged_from_the_ratio():
+    fast = Figure("step_lorsu_vs_lora", 1.0, 1.0, 1.1, "s", "")
+    slow = Figure("step_lorsu_vs_lora", 1.5, 1.0, 1.5, "s", "")
+    assert fast.met is True and slow.met is False and fast.target == TARGETS[fast.name][0]
+    assert Figure("step_ln_vs_fft", 1, 1, 1, "s", "").met is None
+
+
+def test_bench_refuses_a_bad_count(capsys):
+    assert main(["bench", "--repeats", "0"]) == 2
+    assert "--repeats: 0 is below 1" in capsys.readouterr().err

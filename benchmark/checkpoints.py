@@ -22,12 +22,12 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clbench.errors import UserError
+from clbench.files import write_atomically
 from clbench.hashing import file_sha256
 
 FORMAT = 1
@@ -97,37 +97,6 @@ def check_writable(base: Path) -> None:
                               "writable", hint=_HINT)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, write) -> None:
-    """`write(handle)` into a temporary file beside `path`, flushed to disk, renamed onto it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
 def save(folder: Path, after_session: int, state: dict[str, Any]) -> Path:
     """Write the state after session `after_session` and make it the folder's checkpoint;
     the previous state file is removed once the new one is committed."""
@@ -137,10 +106,10 @@ def save(folder: Path, after_session: int, state: dict[str, Any]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         previous = _manifest(folder)
         name = f"session-{after_session}.pt"
-        _write_atomically(folder / name, lambda handle: torch.save(state, handle))
+        write_atomically(folder / name, lambda handle: torch.save(state, handle))
         manifest = {"format": FORMAT, "after_session": after_session, "file": name,
                     "sha256": file_sha256(folder / name)}
-        _write_atomically(folder / MANIFEST,
+        write_atomically(folder / MANIFEST,
                           lambda handle: handle.write(json.dumps(manifest).encode()))
     except OSError as err:
         full = err.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -25,11 +25,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from clbench.files import write_atomically
 
 ENV = "CLBENCH_CACHE_DIR"
 FORMAT = 1
@@ -116,20 +117,11 @@ class ZeroShotCache:
             return
         entry = {"key": key, "predicted": predicted, "labels": labels,
                  "sha256": _tensor_sha(predicted, labels)}
-        tmp = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.folder)
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(entry, handle)
-            os.replace(tmp, self.folder / f"{key}.pt")
+            write_atomically(self.folder / f"{key}.pt", lambda handle: torch.save(entry, handle))
         except OSError as err:
             reason = os.strerror(err.errno) if err.errno else str(err)
             _warn(f"cannot write the zero-shot cache under {self.folder} ({reason}): this "
                   f"run goes on uncached (set ${ENV} to a writable folder, or 'off')")
             self.folder = None  # once is enough
-            if tmp:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass

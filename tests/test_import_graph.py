@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Layer -> module-name prefixes (the longest matching prefix wins).
 LAYERS: dict[str, tuple[str, ...]] = {
-    "core": ("clbench", "clbench.errors", "clbench.names", "clbench.hashing", "clbench.options",
+    "core": ("clbench", "clbench.errors", "clbench.names", "clbench.hashing", "clbench.files",
+             "clbench.options",
              "clbench.schedules", "clbench.backbones", "clbench.metrics"),
     "config": ("clbench.config",),
     "scenarios": ("clbench.scenarios", "clbench.data_manifests"),

@@ -231,7 +231,6 @@ class Store:
             session.add(run)
         return run.id
 
-    @retried_when_locked
     def add_session(
         self,
         run_id: str,
@@ -246,14 +245,11 @@ class Store:
         facts: dict | None = None,
     ) -> None:
         """Record one finished training session (1-based `index`) of a run."""
-        record = writes.session_record(
-            run_id, index=index, classes=classes, sample_ids=sample_ids,
-            train_time_s=train_time_s, peak_memory_mb=peak_memory_mb, final_loss=final_loss,
-            trainable_params=trainable_params, facts=facts,
-        )
-        with self._write(f"record session {index} of run {run_id}") as session:
-            reads.run_by_id(session, run_id, self._where)
-            session.add(record)
+        self.record_session(run_id, session={
+            "index": index, "classes": classes, "sample_ids": sample_ids,
+            "train_time_s": train_time_s, "peak_memory_mb": peak_memory_mb,
+            "final_loss": final_loss, "trainable_params": trainable_params, "facts": facts},
+            evaluations=())
 
     @retried_when_locked
     def record_session(self, run_id: str, *, session: dict | None, evaluations: Iterable[dict],
@@ -263,7 +259,7 @@ class Store:
         predictions. All of it is stored or, on any failure, none: never a half-written
         session."""
         records: list[Any] = []
-        what = "the zero-shot evaluation"
+        what = "evaluations"
         if session is not None:
             records.append(writes.session_record(run_id, **session))
             what = f"session {session['index']}"
@@ -288,21 +284,13 @@ class Store:
             writes.drop_sessions_after(db, run_id, after_session)
             writes.reopen(run, note)
 
-    @retried_when_locked
     def add_evaluations(self, run_id: str, rows: Iterable[dict]) -> None:
         """Record accuracies; all rows are checked first and written together, or none is."""
-        records = writes.evaluation_records(run_id, rows)
-        with self._write(f"record evaluations of run {run_id}") as session:
-            reads.run_by_id(session, run_id, self._where)
-            session.add_all(records)
+        self.record_session(run_id, session=None, evaluations=rows)
 
-    @retried_when_locked
     def add_predictions(self, run_id: str, rows: Iterable[dict]) -> None:
         """Record per-sample predictions {after_session, eval_set, predicted, labels}."""
-        records = writes.prediction_records(run_id, rows)
-        with self._write(f"record predictions of run {run_id}") as session:
-            reads.run_by_id(session, run_id, self._where)
-            session.add_all(records)
+        self.record_session(run_id, session=None, evaluations=(), predictions=rows)
 
     @retried_when_locked
     def add_verification(self, run_id: str, **fields: Any) -> None:

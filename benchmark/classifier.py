@@ -6,22 +6,54 @@ cached while the text tower is frozen (the default, `towers=vision`) and recompu
 trains. Training uses the FLYP loss (Goyal et al. 2023), as the LoRSU paper does: the CLIP
 contrastive loss between the batch's images and captions made from the class prompt templates,
 with the logit scale frozen; cross-entropy on the zero-shot head is an option.
+
+While the text side is frozen, the text embeddings of captions can also come from a store given
+by the run (`text_store`, `clbench.text_cache`: kept on disk across runs), keyed by the sha256 of
+the text tower's weights, the caption tokens and the numerics; `visual_sha256` fingerprints the
+image tower the same way, so evaluation can reuse image features while it is unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from clbench.hashing import tensors_sha256
 
 
 @dataclass(frozen=True)
 class Head:
     class_names: tuple[str, ...]
     templates: tuple[str, ...]
+
+
+class TextStore(Protocol):
+    """Where caption embeddings computed once are kept, by content key (`clbench.text_cache`)."""
+
+    def get(self, key: str) -> torch.Tensor | None: ...
+
+    def put(self, key: str, features: torch.Tensor) -> None: ...
+
+
+def module_sha256(module: nn.Module, skip: tuple[str, ...] = ()) -> str:
+    """sha256 of a module as it computes: every parameter and buffer (non-persistent ones too)
+    and the type of every submodule, with any forward it had replaced or hooks added (how
+    strategies wrap layers). Names starting with one of `skip` are left out."""
+    structure = []
+    for name, sub in module.named_modules():
+        replaced = getattr(sub.__dict__.get("forward"), "__qualname__", "")
+        structure.append(f"{name}:{type(sub).__qualname__}:{replaced}:"
+                         f"{len(sub._forward_hooks)}:{len(sub._forward_pre_hooks)}")
+    named = [(n, t) for n, t in chain(module.named_parameters(), module.named_buffers())
+             if not n.startswith(skip)]
+    return tensors_sha256(named, extra="\n".join(structure))
 
 
 class CLIPClassifier(nn.Module):
@@ -38,6 +70,8 @@ class CLIPClassifier(nn.Module):
         # Optional modules on the normalised embeddings ("image", "text"): feature-space
         # strategies such as LLU live here; the output is renormalised.
         self.embedding_adapters = nn.ModuleDict()
+        self.text_store: TextStore | None = None
+        self._text_sha: str | None = None  # of the text side, until the cache is invalidated
 
     # ---------------------------------------------------------------- heads
     def register_head(self, name: str, class_names: list[str], templates: list[str]) -> None:
@@ -63,18 +97,56 @@ class CLIPClassifier(nn.Module):
 
     def invalidate_text_cache(self) -> None:
         self._caption_cache.clear()
+        self._text_sha = None
+
+    def text_sha256(self) -> str:
+        """sha256 of the text side as it computes (`module_sha256` of everything but the image
+        tower and the logit scale/bias), remembered until `invalidate_text_cache`."""
+        if self._text_sha is None:
+            self._text_sha = module_sha256(self.clip, skip=("visual.", "logit_scale",
+                                                            "logit_bias"))
+        return self._text_sha
+
+    def visual_sha256(self) -> str:
+        """sha256 of the image tower as it computes now (image adapters on the normalised
+        embeddings, such as LLU's, are not part of it)."""
+        return module_sha256(self.clip.visual)
 
     def _device(self) -> torch.device:
         return self.clip.logit_scale.device
 
     def encode_captions(self, captions: list[str]) -> torch.Tensor:
         """[N, D]: the normalised (and adapted) text embedding of each caption, in chunks."""
-        chunks = []
-        for start in range(0, len(captions), self.text_chunk):
-            tokens = self.tokenizer(captions[start:start + self.text_chunk]).to(self._device())
-            features = F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
-            chunks.append(self._adapt("text", features))
-        return torch.cat(chunks)
+        return self._adapt("text", self._caption_features(captions))
+
+    def _caption_features(self, captions: list[str]) -> torch.Tensor:
+        """[N, D]: the normalised text embedding of each caption before any text adapter; from
+        the text store while the text side is frozen (see `_stored_caption_features`)."""
+        tokens = [self.tokenizer(captions[start:start + self.text_chunk])
+                  for start in range(0, len(captions), self.text_chunk)]
+        if self.text_store is not None and not self.text_tower_trainable():
+            return self._stored_caption_features(tokens)
+        return self._encode_tokens(tokens)
+
+    def _encode_tokens(self, tokens: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([F.normalize(self.clip.encode_text(t.to(self._device())).float(), dim=-1)
+                          for t in tokens])
+
+    def _stored_caption_features(self, tokens: list[torch.Tensor]) -> torch.Tensor:
+        device = self._device()
+        digest = hashlib.sha256(self.text_sha256().encode())
+        digest.update(f"{device.type}|{torch.is_autocast_enabled(device.type)}|"
+                      f"{torch.get_autocast_dtype(device.type)}|".encode())
+        for t in tokens:  # the chunks are part of the key: they are the batches encoded
+            digest.update(f"{tuple(t.shape)}|{t.dtype};".encode())
+            digest.update(t.contiguous().numpy().data)
+        key = digest.hexdigest()
+        features = self.text_store.get(key)
+        if features is None:
+            with torch.no_grad():
+                features = self._encode_tokens(tokens)
+            self.text_store.put(key, features.cpu())
+        return features.to(device)
 
     def caption_embeddings(self, name: str) -> torch.Tensor:
         """[C, T, D]: the normalised embedding of every (class, template) caption.
@@ -99,8 +171,16 @@ class CLIPClassifier(nn.Module):
         return F.normalize(self.caption_embeddings(name).mean(dim=1), dim=-1)
 
     # ---------------------------------------------------------------- forward
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, D]: normalised image embeddings, before any image adapter (what evaluation can
+        reuse while `visual_sha256` is unchanged)."""
+        return F.normalize(self.clip.encode_image(images).float(), dim=-1)
+
+    def adapt_image(self, features: torch.Tensor) -> torch.Tensor:
+        return self._adapt("image", features)
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return self._adapt("image", F.normalize(self.clip.encode_image(images).float(), dim=-1))
+        return self.adapt_image(self.image_features(images))
 
     def logits(self, image_features: torch.Tensor, head: str | None = None) -> torch.Tensor:
         weights = self.class_embeddings(head or self.active_head)

@@ -13,48 +13,40 @@ folder without a file index) and models without a checkpoint or tag (random weig
 never cached. The accuracies (every session subset) are recomputed from the cached predictions
 by each run, and every reuse is recorded in the run's summary (`reused`).
 
-Where: $CLBENCH_CACHE_DIR (`off` disables it), else ~/.cache/clbench. Each entry is written to
-a temporary file and renamed, and holds the sha256 of its tensors: a corrupt entry is detected,
-reported and rebuilt. An unwritable or full cache folder is a warning, never a failed run: the
-run goes on uncached.
+An entry also keeps the image features the predictions came from and the sha256 of the image
+tower that computed them, so that a run whose image encoder stays frozen never encodes an image
+(`clbench.evaluation`).
+
+Where and how (`clbench.caches`): the `zero-shot/` subfolder of the cache folder, each entry
+written atomically with the sha256 of its tensors: a corrupt entry is detected, reported and
+rebuilt; an unwritable or full cache folder is a warning, never a failed run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from clbench.files import write_atomically
+from clbench.caches import CacheArea, load_tensors, save_tensors
 
-ENV = "CLBENCH_CACHE_DIR"
-FORMAT = 1
-
-
-def cache_base() -> Path | None:
-    """The cache folder, or None when caching is switched off."""
-    raw = os.environ.get(ENV)
-    if raw is not None and raw.strip().lower() in ("off", "none", "0", ""):
-        return None
-    if raw:
-        return Path(raw).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clbench"
+FORMAT = 2
 
 
-def _tensor_sha(*tensors: torch.Tensor) -> str:
-    digest = hashlib.sha256()
-    for t in tensors:
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()
+@dataclass
+class ZeroShotEntry:
+    predicted: torch.Tensor
+    labels: torch.Tensor
+    features: torch.Tensor | None = None  # [N, D] image features before any image adapter
+    visual_sha256: str | None = None  # the image tower that computed `features`
 
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    def tensors(self) -> list[tuple[str, torch.Tensor]]:
+        named = [("predicted", self.predicted), ("labels", self.labels)]
+        return named + ([("features", self.features)] if self.features is not None else [])
 
 
 class ZeroShotCache:
@@ -63,13 +55,13 @@ class ZeroShotCache:
     def __init__(self, base: Path | None, common: dict[str, Any] | None):
         # `common`: what every key shares (model, numerics, code: the runner's
         # `zero_shot_cache`); None = nothing is reusable
-        self.folder = base / "zero-shot" if base is not None else None
+        self.area = CacheArea(base, "zero-shot")
         self.common = common
         self.reused: dict[str, str] = {}  # eval set -> key, for the run's record
 
     def key(self, eval_set, dataset_hash: str | None, transform: Any) -> str | None:
         """The key of `eval_set`'s zero-shot predictions, or None when they cannot be reused."""
-        if self.folder is None or self.common is None:
+        if not self.area.enabled or self.common is None:
             return None
         from clbench.scenarios.loaders import kind_of
         from clbench.scenarios.manifests import load_dataset_manifest
@@ -91,37 +83,15 @@ class ZeroShotCache:
         text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def load(self, key: str | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if key is None or self.folder is None:
+    def load(self, key: str | None) -> ZeroShotEntry | None:
+        entry = load_tensors(self.area, key, "zero-shot evaluation") if key else None
+        if entry is None:
             return None
-        path = self.folder / f"{key}.pt"
-        if not path.exists():
-            return None
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            predicted, labels = entry["predicted"], entry["labels"]
-            intact = entry["key"] == key and entry["sha256"] == _tensor_sha(predicted, labels)
-        except Exception:  # noqa: BLE001 - any unreadable entry is a corrupt one
-            intact = False
-        if not intact:
-            _warn(f"the cached zero-shot evaluation {path} is corrupt: computed again")
-            try:
-                path.unlink()
-            except OSError:
-                pass
-            return None
-        return predicted, labels
+        tensors, info = entry
+        return ZeroShotEntry(tensors["predicted"], tensors["labels"], tensors.get("features"),
+                             info.get("visual_sha256"))
 
-    def save(self, key: str | None, predicted: torch.Tensor, labels: torch.Tensor) -> None:
-        if key is None or self.folder is None:
-            return
-        entry = {"key": key, "predicted": predicted, "labels": labels,
-                 "sha256": _tensor_sha(predicted, labels)}
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.folder / f"{key}.pt", lambda handle: torch.save(entry, handle))
-        except OSError as err:
-            reason = os.strerror(err.errno) if err.errno else str(err)
-            _warn(f"cannot write the zero-shot cache under {self.folder} ({reason}): this "
-                  f"run goes on uncached (set ${ENV} to a writable folder, or 'off')")
-            self.folder = None  # once is enough
+    def save(self, key: str | None, entry: ZeroShotEntry) -> None:
+        if key is not None:
+            save_tensors(self.area, key, dict(entry.tensors()),
+                         visual_sha256=entry.visual_sha256)

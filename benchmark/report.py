@@ -111,6 +111,25 @@ def _trainable(count: int, total: int) -> str:
     return f"{count} ({100 * count / total:.2f}%)" if total else str(count)
 
 
+def reuse_lines(reused: dict) -> list[str]:
+    """What a run took from the caches instead of computing (its summary's `reused`)."""
+    lines = []
+    if reused.get("zero_shot_predictions"):
+        lines.append(f"  zero-shot evaluation reused from the cache (computed by an earlier run "
+                     f"of the same model and data): "
+                     f"{', '.join(sorted(reused['zero_shot_predictions']))}")
+    for name, sessions in sorted((reused.get("image_features") or {}).items()):
+        lines.append(f"  {name}: evaluated from the image features of an earlier evaluation "
+                     f"(image encoder unchanged) after session(s) "
+                     f"{', '.join(map(str, sessions))}")
+    if reused.get("preprocessed_images"):
+        lines.append("  preprocessed images from the cache: " + ", ".join(
+            f"{k} ({v})" for k, v in sorted(reused["preprocessed_images"].items())))
+    if reused.get("text_heads"):
+        lines.append(f"  text heads read from the cache: {reused['text_heads']}")
+    return lines
+
+
 def format_run(run: dict) -> str:
     model = run["model_arch"] + (f" @ {run['model_pretrained']}" if run.get("model_pretrained")
                                  else "")
@@ -131,10 +150,7 @@ def format_run(run: dict) -> str:
         if run["status"] == "failed" and (run.get("config") or {}).get("checkpoint_dir"):
             lines.append(f"  continue it from its last session checkpoint: clbench run "
                          f"--resume {run['id'][:12]}")
-    reused = ((run.get("summary") or {}).get("reused") or {}).get("zero_shot_predictions")
-    if reused:
-        lines.append(f"  zero-shot evaluation reused from the cache (computed by an earlier run "
-                     f"of the same model and data): {', '.join(sorted(reused))}")
+    lines += reuse_lines((run.get("summary") or {}).get("reused") or {})
     for note in (run.get("config") or {}).get("resumes") or []:
         forced = f"; forced despite: {'; '.join(note['forced'])}" if note.get("forced") else ""
         lines.append(f"  resumed after session {note.get('after_session')} on "

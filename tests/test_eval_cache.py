@@ -25,6 +25,11 @@ def run_on(scenario: Path, url: str, strategy: str) -> dict:
     return stored
 
 
+def trained(run: dict) -> list:
+    """What each session trained on and the loss it reached (its timing aside)."""
+    return [(s["sample_ids"], s["final_loss"], s["trainable_params"]) for s in run["sessions"]]
+
+
 def zero_shot_rows(run: dict) -> tuple[list, list]:
     return ([e for e in run["evaluations"] if e["after_session"] == 0],
             [p for p in run["predictions"] if p["after_session"] == 0])
@@ -87,8 +92,77 @@ def test_an_unwritable_or_full_cache_folder_warns_and_the_run_completes(tiny_sce
     run = run_on(tiny_scenario, f"sqlite:///{tmp_path / 'r.db'}", "ln")
     assert run["status"] == "completed" and "reused" not in run["summary"]
     err = capsys.readouterr().err
-    assert "cannot write the zero-shot cache under" in err and "goes on uncached" in err
-    assert err.count("cannot write the zero-shot cache") == 1  # said once, not per eval set
+    assert "cannot write the cache under" in err and "goes on uncached" in err
+    assert err.count("cannot write the cache") == 1  # said once, not per eval set or kind
     if where == "dev-full":
         assert "No space left on device" in err
         assert not list((tmp_path / "clbench-cache" / "zero-shot").glob("*"))  # no torn file
+
+
+@pytest.mark.parametrize("strategy", ["zeroshot", "llu"])
+def test_a_frozen_image_encoder_is_evaluated_from_its_first_features(tiny_scenario, tmp_path,
+                                                                     monkeypatch, strategy):
+    """Zero-shot and LLU leave the image tower unchanged: sessions 1-3 are evaluated from the
+    features of session 0, recorded, with exactly the rows of encoding every image again."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reused = run_on(tiny_scenario, url, strategy)
+    assert reused["summary"]["reused"]["image_features"] == {"proxy": [1, 2, 3],
+                                                            "proxy-clean": [1, 2, 3]}
+    from clbench.classifier import CLIPClassifier
+
+    draws = iter(range(10**6))  # a tower fingerprint that never matches: every image encoded
+    monkeypatch.setattr(CLIPClassifier, "visual_sha256", lambda self: f"fresh-{next(draws)}")
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", "off")
+    encoded = run_on(tiny_scenario, url, strategy)
+    assert "reused" not in encoded["summary"]
+    assert reused["evaluations"] == encoded["evaluations"]
+    assert reused["predictions"] == encoded["predictions"]
+    assert trained(reused) == trained(encoded)  # and training drew the same numbers
+
+
+def test_an_encoder_that_trains_is_encoded_again_after_every_session(tiny_scenario, tmp_path):
+    run = run_on(tiny_scenario, f"sqlite:///{tmp_path / 'r.db'}", "lora")
+    assert "image_features" not in run["summary"].get("reused", {})
+
+
+def test_a_zero_shot_entry_brings_its_features_to_the_next_run(tiny_scenario, tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    run_on(tiny_scenario, url, "fft")  # computes and caches the zero-shot evaluation
+    second = run_on(tiny_scenario, url, "zeroshot")
+    reused = second["summary"]["reused"]
+    assert sorted(reused["zero_shot_predictions"]) == ["proxy", "proxy-clean"]
+    assert reused["image_features"] == {"proxy": [1, 2, 3], "proxy-clean": [1, 2, 3]}
+
+
+def test_text_heads_are_read_by_later_runs_with_the_same_rows(tiny_scenario, tmp_path,
+                                                             monkeypatch):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first = run_on(tiny_scenario, url, "lora")
+    assert "text_heads" not in first["summary"].get("reused", {})
+    heads = sorted((tmp_path / "clbench-cache" / "text").glob("*.pt"))
+    assert len(heads) == 2  # one head per eval set (the target's serves training too)
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", str(tmp_path / "other-cache"))  # no zero-shot entry
+    (tmp_path / "other-cache").mkdir()
+    import shutil
+
+    shutil.copytree(tmp_path / "clbench-cache" / "text", tmp_path / "other-cache" / "text")
+    second = run_on(tiny_scenario, url, "lora")
+    assert second["summary"]["reused"] == {"text_heads": 2}
+    assert second["evaluations"] == first["evaluations"]
+    assert trained(second) == trained(first)
+
+
+def test_a_corrupt_text_head_is_detected_and_computed_again(tiny_scenario, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first = run_on(tiny_scenario, url, "lora")
+    for entry in (tmp_path / "clbench-cache" / "zero-shot").glob("*.pt"):
+        entry.unlink()  # so that the second run computes its heads
+    head = sorted((tmp_path / "clbench-cache" / "text").glob("*.pt"))[0]
+    data = bytearray(head.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    head.write_bytes(bytes(data))
+    capsys.readouterr()
+    second = run_on(tiny_scenario, url, "lora")
+    assert f"the cached text head {head} is corrupt: computed again" in capsys.readouterr().err
+    assert second["evaluations"] == first["evaluations"]
+    assert head.exists()  # written again

@@ -142,7 +142,8 @@ def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeyp
         calls.clear()
         return original_run(config, *args, **kwargs)
 
-    def fake_predict(model, dataset, head, batch_size, device, autocast_dtype=None):
+    def fake_predict(model, dataset, head, batch_size, device, autocast_dtype=None,
+                     features=None):
         import torch
 
         split = dataset.data.split

@@ -53,7 +53,13 @@ class CheckpointNotFound(UserError, FileNotFoundError):
 def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, ...],
                    pil_preprocess: Callable | None = None) -> Callable[[Any], torch.Tensor]:
     """Tensor in [0, 1] (one image or a batch) -> resized and normalised; PIL image -> the model's
-    own preprocess."""
+    own preprocess.
+
+    A PIL image goes through two stages that the transform also exposes, so that an image cache
+    can store what lies between them (`clbench.image_cache`): `pil_geometry` (decode, resize,
+    crop: a uint8 [3, H, W] tensor) and `finish` (to float in [0, 1], normalise). The PIL path is
+    `finish(pil_geometry(image))` itself, so a cached image gives bit-identical input. Both are
+    None when the model's preprocess cannot be split there (no ToTensor step)."""
     mean_t = torch.tensor(mean).view(3, 1, 1)
     std_t = torch.tensor(std).view(3, 1, 1)
 
@@ -67,16 +73,42 @@ def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, .
                     align_corners=False, antialias=True)
                 x = batch if x.ndim == 4 else batch.squeeze(0)
             return (x - mean_t.to(x.device)) / std_t.to(x.device)
-        if pil_preprocess is not None:
-            return pil_preprocess(item)
-        from torchvision.transforms.functional import pil_to_tensor
+        if transform.pil_geometry is not None:
+            return transform.finish(transform.pil_geometry(item))
+        return pil_preprocess(item)
 
-        return transform(pil_to_tensor(item.resize((image_size, image_size))).float() / 255.0)
-
+    transform.pil_geometry, transform.finish = _pil_stages(image_size, pil_preprocess, transform)
     # what the preprocessing is, in words that stay the same across processes (a cache key)
     transform.description = (f"tensor: bilinear antialiased resize to {image_size}, mean "
                              f"{tuple(mean)}, std {tuple(std)}; PIL: {pil_preprocess!r}")
     return transform
+
+
+def _pil_stages(image_size: int, pil_preprocess: Callable | None, on_tensor: Callable):
+    """(PIL -> uint8 [3, H, W], uint8 [3, H, W] -> model input), split at the preprocess's
+    ToTensor step (which divides uint8 values by 255 in the default float dtype); (None, None)
+    when it has none."""
+    from torchvision.transforms import Compose, ToTensor
+    from torchvision.transforms.functional import pil_to_tensor
+
+    def as_uint8(image) -> torch.Tensor:
+        if image.mode != "RGB":
+            raise ValueError(f"the preprocess gave a {image.mode} image, not RGB")
+        return pil_to_tensor(image)
+
+    def to_unit(pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.to(torch.get_default_dtype()).div(255)
+
+    if pil_preprocess is None:  # no preprocess of the model's own: resize, then as a tensor
+        return (lambda image: as_uint8(image.resize((image_size, image_size))),
+                lambda pixels: on_tensor(to_unit(pixels)))
+    steps = list(getattr(pil_preprocess, "transforms", ()))
+    at = next((i for i, step in enumerate(steps) if isinstance(step, ToTensor)), None)
+    if at is None:
+        return None, None
+    before, after = Compose(steps[:at]), Compose(steps[at + 1:])
+    return (lambda image: as_uint8(before(image)),
+            lambda pixels: after(to_unit(pixels)))
 
 
 def model_transform(clip: nn.Module) -> Callable[[Any], torch.Tensor]:

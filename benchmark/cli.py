@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ since it started unless --force (recorded with the run).
 config keys (YAML file or --set): strategy (name, or a mapping with name and its parameters),
 scenario, seed, device, controls (list of control eval sets), model.{arch,pretrained,checkpoint},
 training.{epochs,batch_size,lr,optimizer,weight_decay,scheduler,warmup,loss,eval_batch_size,
-precision,grad_clip}; strategy parameters as strategy.<param> (see `clbench list strategies -v`).
+precision,grad_clip}, the speed switches training.{grad_checkpointing,channels_last,compile,
+workers,sdpa} (README "Speed switches"); strategy parameters as strategy.<param> (see `clbench
+list strategies -v`).
 Precedence: defaults < scenario's training block (then its strategy_training entry
 for this strategy, whose strategy: mapping gives strategy parameters) < --config < flags < --set.
 """
@@ -448,5 +451,26 @@ def _close_stores() -> None:
         store.close_all()
 
 
+def console() -> None:
+    """The `clbench` command (and `python -m clbench`): `main`, then the process ends.
+
+    Python's teardown of the modules a run imports (torch, torchvision, Avalanche) takes about
+    2 s on a 2-core machine after the command's work is done. When nothing is left to do at
+    exit (the stores are closed by `main`; no other Python thread runs), the exit handlers run
+    and the process ends without that teardown."""
+    code = main()
+    if "torch" not in sys.modules or threading.active_count() > 1:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()  # what registered to run at exit (logging, temporary folders)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone away, a closed stream: nothing to keep
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -58,11 +58,35 @@ class TrainingConfig:
         "fp32", "autocast precision on CUDA (fp16 adds a gradient scaler); CPU runs use fp32")
     grad_clip: float | None = option(None, "clip the gradient norm to this value", low=0,
                                      low_open=True)
+    # speed switches (`clbench.speed`): how a run computes, not what; off by default, and left
+    # out of the config hash while off (`RunConfig.to_dict`)
+    grad_checkpointing: bool = option(
+        False, "activation checkpointing of the image tower's transformer blocks: each block's "
+        "activations are recomputed in the backward pass instead of kept (less memory, about "
+        "one more forward pass of compute); same loss and gradients. The text tower is left "
+        "as it is")
+    channels_last: bool = option(
+        False, "the image tower's weights and input batches in channels-last (NHWC) memory "
+        "format; same outputs up to float rounding")
+    compile: bool = option(
+        False, "torch.compile the image encoder (default mode): the first batches of a session "
+        "compile (slow, minutes on a CPU); a compilation failure stops the run with an error "
+        "naming this key")
+    workers: int | None = option(
+        None, "DataLoader worker processes loading the training batches (pinned memory on "
+        "CUDA); none = automatic: 0 on the CPU, min(4, CPU count) on CUDA", low=0)
+    sdpa: bool = option(
+        False, "evaluate with PyTorch's fused scaled-dot-product attention: turns off "
+        "nn.MultiheadAttention's inference fast path in the image tower, which on the CPU "
+        "computes attention unfused (training always uses the fused kernel); same outputs up "
+        "to float rounding")
 
 
 # Training defaults when neither the scenario nor the user sets them (few-shot protocol of the
 # LoRSU paper: batch 8; the official LoRSU code uses lr 1e-5).
 TRAINING_FALLBACKS = {"epochs": 10, "batch_size": 8, "lr": 1e-5}
+# the speed switches of TrainingConfig: in the hashed config only when set
+SPEED_SWITCHES = ("grad_checkpointing", "channels_last", "compile", "workers", "sdpa")
 
 
 @dataclass
@@ -90,6 +114,10 @@ class RunConfig:
             "model": dataclasses.asdict(self.model),
             "training": dataclasses.asdict(self.training),
         }
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+        for key in SPEED_SWITCHES:  # only when set, so earlier configs keep their hashes
+            if out["training"][key] == defaults[key]:
+                del out["training"][key]
         if self.controls is not None:  # only when set, so earlier configs keep their hashes
             out["controls"] = list(self.controls)
         if self.plugins:  # likewise

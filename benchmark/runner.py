@@ -157,7 +157,8 @@ def _checked(config: RunConfig, *, data_root: str | None, skip_corrupt: bool,
 def zero_shot_cache(bundle, *, device: torch.device, autocast_dtype: torch.dtype | None,
                     batch_size: int, strategy: str):
     """The cache for a run of the model `bundle` (None-keyed when its weights are not named)."""
-    from clbench.eval_cache import ZeroShotCache, cache_base
+    from clbench.caches import cache_base
+    from clbench.eval_cache import ZeroShotCache
 
     base = cache_base()
     if bundle.checkpoint_sha256 is None and not bundle.pretrained:
@@ -239,6 +240,7 @@ def prepare(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bo
     strategy its data. Nothing is recorded."""
     from clbench.classifier import CLIPClassifier
     from clbench.models import load_model
+    from clbench.speed import apply_speed_switches
 
     plugin, config.training, device, scenario, extras = _checked(
         config, data_root=data_root, skip_corrupt=skip_corrupt, evaluate_on=evaluate_on)
@@ -251,6 +253,7 @@ def prepare(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bo
                                  eval_set.data.templates)
     classifier.active_head = scenario.target.name
     classifier.to(device)
+    apply_speed_switches(classifier, config.training, device)
     replay = give_replay(plugin, scenario, bundle.transform, config.seed)
     total_params = sum(p.numel() for p in bundle.clip.visual.parameters())
     return Prepared(config, plugin, device, scenario, extras, bundle, classifier, replay,
@@ -339,9 +342,13 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
     exception (Ctrl-C and SIGTERM included) marks it failed with the error."""
     from avalanche.training.plugins import EvaluationPlugin
 
+    from clbench.caches import cache_base
     from clbench.evaluation import SessionEvaluation, SubsetAccuracy
+    from clbench.image_cache import ImageCache
     from clbench.loggers import ConsoleLogger, ProgressBar, StoreLogger
     from clbench.metrics import summarize
+    from clbench.speed import loader_options
+    from clbench.text_cache import TextHeadCache
 
     config, plugin, scenario, classifier = (prepared.config, prepared.plugin, prepared.scenario,
                                             prepared.classifier)
@@ -354,9 +361,11 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
         zero_shot = zero_shot_cache(prepared.bundle, device=device, autocast_dtype=autocast,
                                     batch_size=config.training.eval_batch_size,
                                     strategy=config.strategy)
+        base = cache_base()
         evaluation = SessionEvaluation(scenario, prepared.bundle.transform,
                                        config.training.eval_batch_size, device, autocast,
-                                       zero_shot)
+                                       zero_shot, ImageCache(base))
+        classifier.text_store = text_heads = TextHeadCache(base)
         facts = _SessionFacts(plugin)
         loggers = [StoreLogger(store, run_id, scenario, facts)]
         if not quiet:
@@ -390,7 +399,8 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
         with beating:
             for experience in list(benchmark.train_stream)[done:]:
                 session_start = time.perf_counter()
-                trainer.train(experience, eval_streams=[], num_workers=0)
+                trainer.train(experience, eval_streams=[], **loader_options(config.training,
+                                                                             device))
                 max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
                 if saving is not None:
                     saving.save(experience.current_experience + 1, session_start, {
@@ -409,8 +419,11 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
         summary["seeds_required"] = scenario.manifest.seeds  # what the leaderboard asks of a row
         if saving is not None and saving.cost:
             summary["checkpoint_cost"] = saving.cost_summary()
-        if zero_shot.reused:  # which numbers were not computed by this run, and whence
-            summary["reused"] = {"zero_shot_predictions": dict(zero_shot.reused)}
+        reused = evaluation.reuse_record()  # what this run did not compute itself, and whence
+        if text_heads.read:
+            reused["text_heads"] = text_heads.read
+        if reused:
+            summary["reused"] = reused
         if purpose:
             summary["purpose"] = purpose
         elapsed = elapsed_before + time.perf_counter() - start

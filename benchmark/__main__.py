@@ -1,5 +1,3 @@
-import sys
+from clbench.cli import console
 
-from clbench.cli import main
-
-sys.exit(main())
+console()

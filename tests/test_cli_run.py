@@ -114,3 +114,33 @@ def test_controls_replace_the_scenarios_eval_sets(tiny_scenario, db_path, capsys
                  str(db_path), "--controls", "proxy-genric"]) == 2
     assert "did you mean: proxy-generic" in capsys.readouterr().err
     assert len(store.list_runs()) == 1  # the failed choice stored nothing
+
+
+def test_the_command_ends_without_pythons_teardown_once_its_work_is_done(monkeypatch):
+    """After a command that imported torch, `console` runs the exit handlers, flushes and
+    ends the process (`os._exit`) with main's code; with another Python thread still running
+    it exits the ordinary way, which waits for that thread."""
+    import atexit
+    import threading
+
+    import torch  # noqa: F401 - the command imported the training stack
+
+    from clbench import cli
+
+    handlers, ended = [], []
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: handlers.append("ran"))
+    monkeypatch.setattr(cli.os, "_exit", ended.append)
+    cli.console()
+    assert handlers == ["ran"] and ended == [3]
+
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.console()
+        assert exited.value.code == 3 and ended == [3] and handlers == ["ran"]
+    finally:
+        release.set()
+        waiting.join()

@@ -7,6 +7,11 @@ the same process on the same inputs, and the ratio.
   already in memory. Target: ratio >= 0.95.
 - `zero_shot_reuse`: the zero-shot evaluation of the proxy scenario's eval sets read from the
   cache (`clbench.eval_cache`) against computing it. Target: >= 20x faster.
+- `session_eval_*`, `image_cache_reads`, `text_head_reuse`: a session's evaluation of an eval
+  set of JPEG files with the caches against what it cost before them (decoding, preprocessing
+  and encoding every image; the text head was kept within a run already): for a frozen image
+  encoder (features kept; target >= 5x faster) and for one that trained (the image cache
+  only); the image cache alone; and the text head read by a later run against computing it.
 - `step_<strategy>_vs_lora`, `step_<strategy>_vs_fft`: a training step (forward, FLYP loss,
   backward, optimizer step) of each strategy against plain LoRA's and full fine-tuning's, same
   model and batch. Targets: LoRSU <= 1.2x LoRA, gated LoRA <= 1.3x LoRA.
@@ -17,6 +22,8 @@ the same process on the same inputs, and the ratio.
 - `memory`: the peak memory of a LoRSU (and a full fine-tuning) session in a fresh process
   against that of the model loaded alone (`--model ViT-L-14 --only memory` for the papers'
   model; resident memory on the CPU, allocated memory on CUDA).
+- `switch_*` (`clbench.bench_switches`): each speed switch (gradient checkpointing,
+  channels-last, torch.compile, DataLoader workers, fused attention) on against off.
 - `whole_command`: the wall clock of `clbench run --strategy lorsu --scenario proxy-20shot` (a
   fresh process) against the run's own training and evaluation time as it stores it. Target:
   <= 1.5x.
@@ -28,14 +35,18 @@ Timings are the median of repeats after a warm-up.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from clbench.bench_timing import bench_model, median_time, step_clock
 
 if TYPE_CHECKING:  # the module imports torch only when a benchmark runs (`clbench --help`
     import torch  # and the CLI's parser load it)
@@ -44,13 +55,14 @@ STRATEGIES = ("fft", "lora", "lorsu", "gated-lora", "spu", "ln", "llu")
 # (figure name, the target as text, a test of the ratio)
 TARGETS = {"eval_throughput": (">= 0.95", lambda r: r >= 0.95),
            "zero_shot_reuse": (">= 20", lambda r: r >= 20),
+           "session_eval_frozen_encoder": (">= 5", lambda r: r >= 5),
            "step_lorsu_vs_lora": ("<= 1.2", lambda r: r <= 1.2),
            "step_gated-lora_vs_lora": ("<= 1.3", lambda r: r <= 1.3),
            "selection_lorsu": ("<= 1", lambda r: r <= 1.0),
            "selection_spu": ("<= 1", lambda r: r <= 1.0),
            "whole_command": ("<= 1.5", lambda r: r <= 1.5)}
-GROUPS = ("eval_throughput", "zero_shot_reuse", "train_steps", "flops", "whole_command",
-          "memory")
+GROUPS = ("eval_throughput", "zero_shot_reuse", "session_eval", "train_steps", "flops", "whole_command",
+          "memory", "switches")
 
 
 @dataclass
@@ -71,32 +83,6 @@ class Figure:
         return TARGETS[self.name][1](self.ratio) if self.name in TARGETS else None
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _model(arch: str, device: torch.device, classes: int = 10):
-    """A classifier of `arch` (random weights unless it has a committed checkpoint) with one
-    head of `classes` classes, and its image size."""
-    import torch
-
-    from clbench.config import ModelConfig
-    from clbench.models import load_model
-    from clbench.strategies.testing import classifier
-
-    torch.manual_seed(0)
-    bundle = load_model(ModelConfig(arch=arch))
-    names = [f"class {i}" for i in range(classes)]
-    model = classifier(bundle.clip, names, ["a photo of a {}.", "a {}."], bundle.tokenizer)
-    return model.to(device).eval(), bundle.image_size
-
-
 def eval_throughput(arch: str, device: torch.device, images: int, batch: int,
                     repeats: int) -> list[Figure]:
     import torch
@@ -104,7 +90,7 @@ def eval_throughput(arch: str, device: torch.device, images: int, batch: int,
 
     from clbench.evaluation import predict
 
-    model, size = _model(arch, device)
+    model, size = bench_model(arch, device)
     x = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(1))
     y = torch.arange(images) % 10
     dataset = torch.utils.data.TensorDataset(x, y)
@@ -121,17 +107,29 @@ def eval_throughput(arch: str, device: torch.device, images: int, batch: int,
     def clbench_loop():
         predict(model, dataset, "toy", batch, device)
 
-    reference = images / _median_time(hand_written, repeats)
-    value = images / _median_time(clbench_loop, repeats)
+    reference = images / median_time(hand_written, repeats)
+    value = images / median_time(clbench_loop, repeats)
     return [Figure("eval_throughput", value, reference, value / reference, "images/s",
                    f"clbench's evaluator vs a hand-written open_clip loop ({arch}, {images} "
                    f"images, batch {batch})")]
 
 
+@contextmanager
+def _cache_folder(folder: str):
+    """$CLBENCH_CACHE_DIR set to `folder` for the block (restored after)."""
+    previous = os.environ.get("CLBENCH_CACHE_DIR")
+    os.environ["CLBENCH_CACHE_DIR"] = folder
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CLBENCH_CACHE_DIR", None)
+        else:
+            os.environ["CLBENCH_CACHE_DIR"] = previous
+
+
 def zero_shot_reuse(repeats: int) -> list[Figure]:
     """On the proxy scenario (the proxy's weights are named by its checkpoint: cacheable)."""
-    import os
-
     import torch
 
     from clbench.config import ModelConfig
@@ -148,70 +146,130 @@ def zero_shot_reuse(repeats: int) -> list[Figure]:
                        scenario.eval_sets[0].data.templates, bundle.tokenizer)
     for eval_set in scenario.eval_sets:
         model.register_head(eval_set.name, eval_set.data.class_names, eval_set.data.templates)
-    with tempfile.TemporaryDirectory() as folder:
-        previous = os.environ.get("CLBENCH_CACHE_DIR")
-        os.environ["CLBENCH_CACHE_DIR"] = folder
-        try:
-            def evaluation(cache: bool) -> SessionEvaluation:
-                zero_shot = zero_shot_cache(bundle, device=device, autocast_dtype=None,
-                                            batch_size=256, strategy="zeroshot")
-                if not cache:
-                    zero_shot.folder = None  # computing every time
-                return SessionEvaluation(scenario, bundle.transform, 256, device, None,
-                                         zero_shot)
+    with tempfile.TemporaryDirectory() as folder, _cache_folder(folder):
+        def evaluation(cache: bool) -> SessionEvaluation:
+            zero_shot = zero_shot_cache(bundle, device=device, autocast_dtype=None,
+                                        batch_size=256, strategy="zeroshot")
+            if not cache:
+                zero_shot.area.folder = None  # computing every time
+            return SessionEvaluation(scenario, bundle.transform, 256, device, None, zero_shot)
 
-            computing = _median_time(lambda: evaluation(False).evaluate(model, 0), repeats)
-            evaluation(True).evaluate(model, 0)  # fills the cache
-            reusing = _median_time(lambda: evaluation(True).evaluate(model, 0), repeats)
-        finally:
-            if previous is None:
-                os.environ.pop("CLBENCH_CACHE_DIR", None)
-            else:
-                os.environ["CLBENCH_CACHE_DIR"] = previous
+        computing = median_time(lambda: evaluation(False).evaluate(model, 0), repeats)
+        evaluation(True).evaluate(model, 0)  # fills the cache
+        reusing = median_time(lambda: evaluation(True).evaluate(model, 0), repeats)
     images = sum(len(e.data) for e in scenario.eval_sets)
     return [Figure("zero_shot_reuse", reusing, computing, computing / reusing, "s",
                    f"the zero-shot evaluation of proxy-20shot ({images} images, "
                    f"{len(scenario.eval_sets)} eval sets) reused vs computed")]
 
 
-def _step_clock():
-    """An Avalanche plugin timing a session: from its start to the first batch (the
-    strategy's selection), each training step, each epoch. (Made here: Avalanche is imported
-    only when a benchmark runs.)"""
-    from avalanche.core import SupervisedPlugin
+def _photo_split(folder: Path, images: int, classes: int, templates: int):
+    """`images` JPEG photos of 500x375 (the size of a typical dataset photo) on disk, as the
+    split of a prepared dataset (its index's sha256 named, as `clbench data prepare` gives)."""
+    import numpy as np
+    import torch
+    from PIL import Image
 
-    class _StepClock(SupervisedPlugin):
+    from clbench.scenarios.datasets import SplitData
 
-        def __init__(self):
-            super().__init__()
-            self.session_start = self.first_epoch = 0.0
-            self.steps: list[float] = []
-            self.epochs: list[float] = []
-            self._step = self._epoch = 0.0
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(images):
+        # smooth noise compresses like a photo, unlike white noise
+        small = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        path = folder / f"{i:05d}.jpg"
+        Image.fromarray(small).resize((500, 375), Image.BICUBIC).save(path, quality=90)
+        paths.append(path)
 
-        def before_training_exp(self, strategy, **kwargs):
-            self.session_start = time.perf_counter()
+    def load(i: int):
+        with Image.open(paths[i]) as image:
+            return image.convert("RGB")
 
-        def before_training_epoch(self, strategy, **kwargs):
-            self._epoch = time.perf_counter()
-            if not self.first_epoch:
-                self.first_epoch = self._epoch
+    return SplitData(dataset="bench-photos", split="test",
+                     class_names=[f"class {c}" for c in range(classes)],
+                     templates=[f"a photo number {t} of a {{}}." for t in range(templates)],
+                     targets=torch.arange(images) % classes,
+                     sample_ids=[p.name for p in paths], load=load,
+                     prepared_sha256="bench-photos")
 
-        def after_training_epoch(self, strategy, **kwargs):
-            self.epochs.append(time.perf_counter() - self._epoch)
 
-        def before_training_iteration(self, strategy, **kwargs):
-            self._step = time.perf_counter()
+def session_eval(arch: str, device: torch.device, images: int, batch: int,
+                 repeats: int) -> list[Figure]:
+    """One session's evaluation of an eval set of JPEG files, with the caches against what
+    clbench did before them: decoding and preprocessing every file and encoding every image
+    (the text head kept in memory from the session before, as it was then); and the text head
+    (50 classes x 4 templates) read by a later run against computing it."""
+    import torch
 
-        def after_training_iteration(self, strategy, **kwargs):
-            self.steps.append(time.perf_counter() - self._step)
+    from clbench.evaluation import predict, predict_from_features
+    from clbench.image_cache import ImageCache
+    from clbench.scenarios.datasets import ImageSplitDataset
+    from clbench.text_cache import TextHeadCache
 
-    return _StepClock()
+    model, _ = bench_model(arch, device)
+    model.requires_grad_(False)  # frozen towers, as in evaluation: the text store is used
+    transform = model.transform
+    classes, templates = 50, 4
+    with tempfile.TemporaryDirectory() as folder:
+        data = _photo_split(Path(folder), images, classes, templates)
+        model.register_head("photos", data.class_names, data.templates)
+        cache = Path(folder) / "cache"
+
+        def session(dataset) -> torch.Tensor:
+            return predict(model, dataset, "photos", batch, device)[0]
+
+        files = ImageSplitDataset(data, transform)
+        computing = median_time(lambda: session(files), repeats)
+
+        images_cache = ImageCache(cache)
+        cached = images_cache.dataset("photos", data, transform,
+                                      images_cache.key(data, None, transform))
+        model.text_store = TextHeadCache(cache)
+        kept: list[torch.Tensor] = []
+        first = predict(model, cached, "photos", batch, device, features=kept)[0]
+        features = torch.cat(kept)
+
+        def frozen_session() -> torch.Tensor:
+            model.visual_sha256()  # what evaluation computes to know the tower unchanged
+            return predict_from_features(model, features, "photos", batch, device)
+
+        assert torch.equal(frozen_session(), first) and torch.equal(session(files), first)
+        frozen = median_time(frozen_session, repeats)
+        trained = median_time(lambda: session(cached), repeats)
+
+        def load_all(dataset) -> None:
+            for i in range(len(dataset)):
+                dataset[i]
+
+        decoding = median_time(lambda: load_all(files), repeats)
+        reading = median_time(lambda: load_all(cached), repeats)
+
+        def text_head(store) -> None:
+            model.text_store = store
+            model.invalidate_text_cache()
+            model.class_embeddings("photos")
+
+        head_computed = median_time(lambda: text_head(None), repeats)
+        head_read = median_time(lambda: text_head(TextHeadCache(cache)), repeats)
+        model.text_store = None
+    what = f"({arch}, {images} JPEGs of 500x375, {classes} classes x {templates} templates)"
+    return [
+        Figure("session_eval_frozen_encoder", frozen, computing, computing / frozen, "s",
+               f"a session's evaluation of a frozen image encoder (zero-shot, LLU) from its "
+               f"kept features vs decoding, preprocessing and encoding every image {what}"),
+        Figure("session_eval_trained_encoder", trained, computing, computing / trained, "s",
+               f"a session's evaluation after the image encoder trained, from the image "
+               f"cache vs decoding, preprocessing and encoding every image {what}"),
+        Figure("image_cache_reads", reading, decoding, decoding / reading, "s",
+               f"loading the preprocessed images from the cache vs decoding and preprocessing "
+               f"the files {what}"),
+        Figure("text_head_reuse", head_read, head_computed, head_computed / head_read, "s",
+               f"the text head read from the cache by a later run vs computed {what}")]
 
 
 def _session_times(strategy: str, arch: str, device: torch.device, batch: int,
                    epochs: int):
-    """The timings (`_step_clock`) of one session of `strategy` (2 classes, 2 batches of data)
+    """The timings (`step_clock`) of one session of `strategy` (2 classes, 2 batches of data)
     through clbench's loop."""
     import torch
     from avalanche.training.plugins import EvaluationPlugin
@@ -221,9 +279,9 @@ def _session_times(strategy: str, arch: str, device: torch.device, batch: int,
     from clbench.strategies import registry
     from clbench.strategies.testing import TinyImages, train_stream
 
-    model, size = _model(arch, device)
+    model, size = bench_model(arch, device)
     model.train()
-    clock = _step_clock()
+    clock = step_clock()
     plugin = registry.create(strategy, {})
     training = TrainingConfig(epochs=epochs, batch_size=batch, lr=1e-5)
     trainer = SessionTrainer(model=model, training=training, device=device, seed=0,
@@ -272,14 +330,14 @@ def matmul_peak(device: torch.device, n: int = 2048) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    return 2 * n**3 / _median_time(multiply, 5)
+    return 2 * n**3 / median_time(multiply, 5)
 
 
 def flops(arch: str, device: torch.device, batch: int, repeats: int) -> list[Figure]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    model, size = _model(arch, device)
+    model, size = bench_model(arch, device)
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.arange(batch, device=device) % 10
     templates = torch.zeros(batch, dtype=torch.long)
@@ -306,7 +364,7 @@ def flops(arch: str, device: torch.device, batch: int, repeats: int) -> list[Fig
         counter = FlopCounterMode(display=False)
         with counter:
             fn()
-        achieved = counter.get_total_flops() / _median_time(fn, repeats)
+        achieved = counter.get_total_flops() / median_time(fn, repeats)
         figures.append(Figure(name, achieved / 1e9, peak / 1e9, achieved / peak, "GFLOP/s",
                               f"{what} ({arch}, batch {batch}) vs this machine's fp32 matmul "
                               "peak"))
@@ -333,10 +391,11 @@ def whole_command() -> list[Figure]:
 _MEMORY_SCRIPT = """
 import json, sys, torch
 from clbench import bench
+from clbench.bench_timing import bench_model
 from clbench.loop import peak_memory_mb
 arch, device, batch, strategy = sys.argv[1], torch.device(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 if strategy == "-":
-    bench._model(arch, device)
+    bench_model(arch, device)
 else:
     bench._session_times(strategy, arch, device, batch, 1)
 print(json.dumps(peak_memory_mb(device)))
@@ -373,6 +432,8 @@ def run_benchmarks(groups: list[str], *, arch: str, device: torch.device, batch:
             figures += eval_throughput(arch, device, images, batch, repeats)
         elif group == "zero_shot_reuse":
             figures += zero_shot_reuse(repeats)
+        elif group == "session_eval":
+            figures += session_eval(arch, device, images, batch, repeats)
         elif group == "train_steps":
             figures += train_steps(arch, device, batch, epochs)
         elif group == "flops":
@@ -381,6 +442,10 @@ def run_benchmarks(groups: list[str], *, arch: str, device: torch.device, batch:
             figures += whole_command()
         elif group == "memory":
             figures += memory(arch, device, batch)
+        elif group == "switches":
+            from clbench.bench_switches import switches
+
+            figures += [Figure(**figure) for figure in switches(arch, device, batch, repeats)]
     return figures
 
 

@@ -41,10 +41,20 @@ from clbench.strategies.base import StrategyPlugin, effective_training
 
 
 def peak_memory_mb(device: torch.device) -> float:
+    """This process's peak memory so far (MB): allocated on CUDA; on the CPU its own resident
+    peak (Linux: VmHWM), not `getrusage`'s ru_maxrss, which a process started by another
+    inherits from it (Linux keeps the maximum across fork and exec): a run started by a large
+    parent (a sweep, a benchmark) would report the parent's peak."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is in KiB on Linux: the process's peak resident memory so far
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:  # no /proc (macOS): ru_maxrss, in bytes there
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def in_one_task(benchmark):

@@ -47,3 +47,15 @@ def test_a_target_is_judged_from_the_ratio():
 def test_bench_refuses_a_bad_count(capsys):
     assert main(["bench", "--repeats", "0"]) == 2
     assert "--repeats: 0 is below 1" in capsys.readouterr().err
+
+
+def test_bench_times_the_cached_session_evaluation_and_the_speed_switches(capsys):
+    assert main(["bench", "--model", "proxy-vit-tiny", "--only", "session_eval", "switches",
+                 "--repeats", "1", "--images", "8", "--batch", "4", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert {"session_eval_frozen_encoder", "session_eval_trained_encoder", "image_cache_reads",
+            "text_head_reuse", "switch_grad_checkpointing_step", "switch_channels_last_step",
+            "switch_compile_step", "switch_workers_epoch", "switch_sdpa_eval",
+            "switch_grad_checkpointing_memory"} == set(figures)
+    for name, f in figures.items():
+        assert f["value"] > 0 and f["reference"] > 0, name

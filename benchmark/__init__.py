@@ -7,3 +7,10 @@ data that it must not forget.
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# Avalanche imports qpsolvers (for its GEM plugin) whenever it is imported, and qpsolvers warns
+# then if no QP solver package is installed: nothing a clbench user can act on unless they add
+# GEM (`--plugin avalanche:GEMPlugin`).
+_warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)

@@ -53,13 +53,18 @@ def test_a_second_run_reuses_the_zero_shot_evaluation_with_the_same_rows(tiny_sc
     assert second["evaluations"] == computed["evaluations"]  # and every later session too
 
 
+def flip_a_byte(path) -> None:
+    """Corrupt a cache entry as a bad disk would: one byte in its middle."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_a_corrupt_cache_entry_is_detected_and_rebuilt(tiny_scenario, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     first = run_on(tiny_scenario, url, "ln")
     entry = sorted((tmp_path / "clbench-cache" / "zero-shot").glob("*.pt"))[0]
-    data = bytearray(entry.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    entry.write_bytes(bytes(data))
+    flip_a_byte(entry)
     capsys.readouterr()
     second = run_on(tiny_scenario, url, "ln")
     assert f"the cached zero-shot evaluation {entry} is corrupt: computed again" in \
@@ -158,9 +163,7 @@ def test_a_corrupt_text_head_is_detected_and_computed_again(tiny_scenario, tmp_p
     for entry in (tmp_path / "clbench-cache" / "zero-shot").glob("*.pt"):
         entry.unlink()  # so that the second run computes its heads
     head = sorted((tmp_path / "clbench-cache" / "text").glob("*.pt"))[0]
-    data = bytearray(head.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    head.write_bytes(bytes(data))
+    flip_a_byte(head)
     capsys.readouterr()
     second = run_on(tiny_scenario, url, "lora")
     assert f"the cached text head {head} is corrupt: computed again" in capsys.readouterr().err

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clbench.bench_timing import bench_model, median_time, step_clock
+from clbench.bench_timing import bench_model, median_time, session_peak_mb, timed_session
 
 if TYPE_CHECKING:  # the module imports torch only when a benchmark runs (`clbench --help`
     import torch  # and the CLI's parser load it)
@@ -267,39 +267,10 @@ def session_eval(arch: str, device: torch.device, images: int, batch: int,
                f"the text head read from the cache by a later run vs computed {what}")]
 
 
-def _session_times(strategy: str, arch: str, device: torch.device, batch: int,
-                   epochs: int):
-    """The timings (`step_clock`) of one session of `strategy` (2 classes, 2 batches of data)
-    through clbench's loop."""
-    import torch
-    from avalanche.training.plugins import EvaluationPlugin
-
-    from clbench.config import TrainingConfig
-    from clbench.loop import SessionTrainer
-    from clbench.strategies import registry
-    from clbench.strategies.testing import TinyImages, train_stream
-
-    model, size = bench_model(arch, device)
-    model.train()
-    clock = step_clock()
-    plugin = registry.create(strategy, {})
-    training = TrainingConfig(epochs=epochs, batch_size=batch, lr=1e-5)
-    trainer = SessionTrainer(model=model, training=training, device=device, seed=0,
-                             plugins=[clock, plugin], evaluator=EvaluationPlugin(loggers=[]))
-    data = TinyImages(2 * batch, seed=3, classes=2, size=size)
-    # warm: in a run, evaluations and earlier sessions have already run through the model, so
-    # a session's selection never meets a cold allocator
-    x = torch.stack([data[i][0] for i in range(batch)]).to(device)
-    model.clip.encode_image(x).float().sum().backward()
-    model.zero_grad(set_to_none=True)
-    trainer.train(train_stream(data)[0], eval_streams=[], num_workers=0)
-    return clock
-
-
 def train_steps(arch: str, device: torch.device, batch: int, epochs: int) -> list[Figure]:
     steps, selection, epoch_time = {}, {}, {}
     for strategy in STRATEGIES:
-        clock = _session_times(strategy, arch, device, batch, epochs)
+        clock = timed_session(strategy, arch, device, batch, epochs)
         steps[strategy] = statistics.median(clock.steps[1:] or clock.steps)  # first: warm-up
         selection[strategy] = clock.first_epoch - clock.session_start
         epoch_time[strategy] = statistics.median(clock.epochs[1:] or clock.epochs)
@@ -388,35 +359,11 @@ def whole_command() -> list[Figure]:
                    "own training and evaluation (stored total_time_s)")]
 
 
-_MEMORY_SCRIPT = """
-import json, sys, torch
-from clbench import bench
-from clbench.bench_timing import bench_model
-from clbench.loop import peak_memory_mb
-arch, device, batch, strategy = sys.argv[1], torch.device(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-if strategy == "-":
-    bench_model(arch, device)
-else:
-    bench._session_times(strategy, arch, device, batch, 1)
-print(json.dumps(peak_memory_mb(device)))
-"""
-
-
-def _peak_mb(arch: str, device: torch.device, batch: int, strategy: str) -> float:
-    """Peak memory (MB: resident on the CPU, allocated on CUDA) of a fresh process that loads
-    `arch` and, unless `strategy` is "-", trains one session of it (2 batches)."""
-    done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, arch, str(device), str(batch),
-                           strategy], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the memory probe failed: {done.stderr[-2000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
-
-
 def memory(arch: str, device: torch.device, batch: int) -> list[Figure]:
-    loaded = _peak_mb(arch, device, batch, "-")
+    loaded = session_peak_mb(arch, device, batch, "-")
     figures = []
     for strategy in ("lorsu", "fft"):
-        peak = _peak_mb(arch, device, batch, strategy)
+        peak = session_peak_mb(arch, device, batch, strategy)
         figures.append(Figure(f"memory_{strategy}", peak, loaded, peak / loaded, "MB",
                               f"peak memory of a {strategy} session ({arch}, batch {batch}) vs "
                               "the model loaded"))

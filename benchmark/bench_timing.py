@@ -1,16 +1,21 @@
 """What the benchmarks (`clbench.bench`, `clbench.bench_switches`) time with: the median of
-repeats after a warm-up, a ViT classifier of random weights, and a clock of a session's steps."""
+repeats after a warm-up, a ViT classifier of random weights, a clock of a session's steps, one
+timed session of a strategy through clbench's loop, and the peak memory of such a session in a
+fresh process."""
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["bench_model", "median_time", "step_clock"]
+__all__ = ["bench_model", "median_time", "session_peak_mb", "step_clock", "timed_session"]
 
 
 def median_time(fn, repeats: int) -> float:
@@ -74,3 +79,61 @@ def step_clock():
             self.steps.append(time.perf_counter() - self._step)
 
     return _StepClock()
+
+
+def timed_session(strategy: str, arch: str, device: torch.device, batch: int, epochs: int,
+                  speed: dict[str, Any] | None = None):
+    """The clock (`step_clock`) of one session of `strategy` (2 classes, 2 batches of random
+    images, lr 1e-5) through clbench's loop, with the speed switches `speed` (TrainingConfig
+    fields) applied as `clbench run` applies them."""
+    import torch
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clbench.config import TrainingConfig
+    from clbench.loop import SessionTrainer
+    from clbench.speed import apply_speed_switches, loader_options
+    from clbench.strategies import registry
+    from clbench.strategies.testing import TinyImages, train_stream
+
+    model, size = bench_model(arch, device)
+    training = TrainingConfig(epochs=epochs, batch_size=batch, lr=1e-5, **(speed or {}))
+    apply_speed_switches(model, training, device)
+    model.train()
+    clock = step_clock()
+    trainer = SessionTrainer(model=model, training=training, device=device, seed=0,
+                             plugins=[clock, registry.create(strategy, {})],
+                             evaluator=EvaluationPlugin(loggers=[]))
+    data = TinyImages(2 * batch, seed=3, classes=2, size=size)
+    # warm: in a run, evaluations and earlier sessions have already run through the model, so
+    # a session's selection never meets a cold allocator
+    x = torch.stack([data[i][0] for i in range(batch)]).to(device)
+    model.clip.encode_image(x).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    trainer.train(train_stream(data)[0], eval_streams=[], **loader_options(training, device))
+    return clock
+
+
+_MEMORY_SCRIPT = """
+import json, sys, torch
+from clbench.bench_timing import bench_model, timed_session
+from clbench.loop import peak_memory_mb
+arch, device, batch, strategy = sys.argv[1], torch.device(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if strategy == "-":
+    bench_model(arch, device)
+else:
+    timed_session(strategy, arch, device, batch, 1, json.loads(sys.argv[5]))
+print(json.dumps(peak_memory_mb(device)))
+"""
+
+
+def session_peak_mb(arch: str, device: torch.device, batch: int, strategy: str,
+                    speed: dict[str, Any] | None = None) -> float:
+    """Peak memory (MB: resident on the CPU, allocated on CUDA) of a fresh process that loads
+    `arch` and, unless `strategy` is "-", trains one session of it (`timed_session`, 1 epoch)
+    with the speed switches `speed`."""
+    done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, arch, str(device), str(batch),
+                           strategy, json.dumps(speed or {})], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the memory probe failed: {done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])

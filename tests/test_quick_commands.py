@@ -47,3 +47,36 @@ def test_every_built_in_declares_the_config_class_its_plugin_uses():
 
     for name in [*registry.BUILTIN, *registry.PRESETS]:
         assert registry.config_class(name) is registry.load_class(name).config_class, name
+
+
+def test_avalanche_leaves_wandb_and_gdown_unloaded_until_used():
+    """Avalanche imports wandb and gdown on import; under clbench their code runs only when
+    something uses them, and then they are the whole package."""
+    code = (
+        "import importlib.metadata, sys\n"
+        "import clbench.strategies.base  # imports avalanche\n"
+        "import avalanche.evaluation.metrics.confusion_matrix as cm\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('wandb.', 'gdown.')))\n"
+        "print('LOADED', loaded)\n"
+        "print('TYPE', type(cm.wandb).__name__)\n"
+        "import wandb, gdown\n"
+        "print('USED', wandb.__version__ == importlib.metadata.version('wandb'),\n"
+        "      callable(gdown.download), 'wandb.sdk' in sys.modules,\n"
+        "      type(sys.modules['wandb']).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout  # no submodule: the packages' code has not run
+    assert "TYPE _LazyModule" in done.stdout
+    assert "USED True True True module" in done.stdout
+
+
+def test_a_deferred_package_that_is_missing_fails_as_usual():
+    code = ("import clbench.deferred_imports as d\n"
+            "d.DEFERRED = ('clbench_no_such_package',)\n"
+            "try:\n    import clbench_no_such_package\n"
+            "except ModuleNotFoundError as error:\n    print('MISSING', error.name)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert "MISSING clbench_no_such_package" in done.stdout, done.stderr

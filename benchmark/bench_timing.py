@@ -94,6 +94,7 @@ def timed_session(strategy: str, arch: str, device: torch.device, batch: int, ep
     from clbench.speed import apply_speed_switches, loader_options
     from clbench.strategies import registry
     from clbench.strategies.testing import TinyImages, train_stream
+    from clbench.text_cache import TextHeadCache
 
     model, size = bench_model(arch, device)
     training = TrainingConfig(epochs=epochs, batch_size=batch, lr=1e-5, **(speed or {}))
@@ -104,8 +105,14 @@ def timed_session(strategy: str, arch: str, device: torch.device, batch: int, ep
                              plugins=[clock, registry.create(strategy, {})],
                              evaluator=EvaluationPlugin(loggers=[]))
     data = TinyImages(2 * batch, seed=3, classes=2, size=size)
-    # warm: in a run, evaluations and earlier sessions have already run through the model, so
-    # a session's selection never meets a cold allocator
+    # warm, as a run is when a session starts: its evaluations and earlier sessions have run
+    # through the model (so a session's selection never meets a cold allocator), and the text
+    # head is in the run's text store (`clbench run` gives the classifier one)
+    model.text_store = TextHeadCache(None)
+    with torch.no_grad():
+        model.requires_grad_(False)  # the store serves a frozen text side, as in a session
+        model.caption_embeddings(model.active_head)
+        model.requires_grad_(True)
     x = torch.stack([data[i][0] for i in range(batch)]).to(device)
     model.clip.encode_image(x).float().sum().backward()
     model.zero_grad(set_to_none=True)

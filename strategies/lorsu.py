@@ -48,7 +48,7 @@ from clbench.strategies.masking import (
     MaskedUpdatePlugin,
     accumulate_gradients,
     mask_size,
-    topk_masks,
+    topk_mask,
 )
 
 
@@ -211,13 +211,10 @@ class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
         self.masks.clear()
         self.heads, densities = [], []
         alpha = cfg.scale_alpha
-        fc1_weights = [weight for _, fc1s in per_view for weight in fc1s]
-        # 1. fc1: top-S of G^2 over the whole matrix
-        fc1_masks = dict(zip(map(id, fc1_weights), topk_masks(
-            [grads[id(weight)].square() for weight in fc1_weights], cfg.sparsity)))
         for view, (_, fc1s) in zip(views, per_view):
-            for weight in fc1s:
-                mask = fc1_masks[id(weight)]
+            for weight in fc1s:  # 1. fc1: top-S of G^2 over the whole matrix
+                mask = topk_mask(grads[id(weight)].square(), mask_size(cfg.sparsity,
+                                                                       weight.numel()))
                 self.masks.add(weight, mask)
                 densities.append(mask.sum().item() / mask.numel())
             chosen = select_heads(head_scores(view, grads, cfg.head_score), cfg.top_k_heads)

@@ -7,8 +7,7 @@
   each chosen tensor. Requires-grad flags, the model's train/eval mode and the tensors' `.grad`
   are left as they were found (grads cleared). Prompt templates are drawn from a generator of its
   own, so the training loop's random stream of prompt templates is the same as without the pass.
-* `topk_mask(score, k)`: the k largest entries of a whole matrix (not per row); `topk_masks`
-  those of many matrices at a given density, in parallel.
+* `topk_mask(score, k)`: the k largest entries of a whole matrix (not per row).
 * `MaskedUpdate`: only the entries inside a mask train. The gradient outside the mask is zeroed
   after backward, and after every optimizer step the frozen entries are written back from a saved
   copy: Adam's momentum and AdamW's decoupled weight decay otherwise move entries whose gradient
@@ -130,32 +129,6 @@ def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     if k:
         mask[torch.topk(score.detach().reshape(-1), k, sorted=False).indices] = True
     return mask.view_as(score)
-
-
-def topk_masks(scores: Sequence[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
-    """`topk_mask(score, mask_size(sparsity, score.numel()))` of every score.
-
-    Scores of one shape (every block's fc1 of a tower) are stacked into rows of one `topk`
-    call, as many rows at a time as torch has threads: one large-k `topk` runs on one core
-    (ViT-B-16's twelve fc1s: 0.49 s one by one, 0.23 s stacked on 2 cores).
-    """
-    masks: list[torch.Tensor | None] = [None] * len(scores)
-    groups: dict[tuple, list[int]] = {}
-    for i, score in enumerate(scores):
-        groups.setdefault((tuple(score.shape), score.device), []).append(i)
-    rows = max(1, torch.get_num_threads())
-    for (shape, device), members in groups.items():
-        numel = math.prod(shape)
-        k = mask_size(sparsity, numel)
-        for start in range(0, len(members), rows):
-            chunk = members[start:start + rows]
-            stacked = torch.stack([scores[i].detach().reshape(-1) for i in chunk])
-            top = torch.topk(stacked, k, dim=1, sorted=False).indices
-            flat = torch.zeros(len(chunk), numel, dtype=torch.bool, device=device)
-            flat.scatter_(1, top, True)
-            for row, i in enumerate(chunk):
-                masks[i] = flat[row].view(shape)
-    return masks
 
 
 def mask_size(sparsity: float, numel: int) -> int:

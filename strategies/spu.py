@@ -32,7 +32,7 @@ from clbench.strategies.masking import (
     MaskedUpdatePlugin,
     accumulate_gradients,
     mask_size,
-    topk_masks,
+    topk_mask,
 )
 
 
@@ -85,8 +85,8 @@ class SPUPlugin(MaskedUpdatePlugin, StrategyPlugin):
                                      fraction=cfg.score_fraction)
         self.masks.clear()
         density = {}
-        masks = topk_masks([grad.abs() for grad in grads], cfg.sparsity)
-        for (label, weight), mask in zip(weights, masks):
+        for (label, weight), grad in zip(weights, grads):
+            mask = topk_mask(grad.abs(), mask_size(cfg.sparsity, weight.numel()))
             self.masks.add(weight, mask)
             density[label] = mask.sum().item() / mask.numel()
         extra = 0

@@ -15,7 +15,6 @@ from clbench.strategies.masking import (
     mask_size,
     session_score,
     topk_mask,
-    topk_masks,
 )
 
 
@@ -33,24 +32,6 @@ def test_topk_mask_is_over_the_whole_matrix():
     assert g.square()[mask].min() >= g.square()[~mask].max()
     assert mask_size(0.1, 1000) == 100 and mask_size(0.1, 1005) == 100  # floor
     assert mask_size(1e-9, 10) == 1 and mask_size(1.0, 10) == 10
-
-
-def test_topk_masks_stacked_equal_one_by_one():
-    """Same-shape scores go through one topk in chunks of torch's thread count; the masks are
-    each score's own top-k (five 12x10 scores span several chunks, a 7x3 one is alone)."""
-    generator = torch.Generator().manual_seed(1)
-    scores = [torch.randn(12, 10, generator=generator).square() for _ in range(5)]
-    scores.insert(2, torch.randn(7, 3, generator=generator).abs())
-    threads = torch.get_num_threads()
-    try:
-        for rows in (1, 2, 4):
-            torch.set_num_threads(rows)
-            masks = topk_masks(scores, 0.1)
-            assert [m.shape for m in masks] == [s.shape for s in scores]
-            for score, mask in zip(scores, masks):
-                assert torch.equal(mask, topk_mask(score, mask_size(0.1, score.numel())))
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])

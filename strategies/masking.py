@@ -12,8 +12,7 @@
   after backward, and after every optimizer step the frozen entries are written back from a saved
   copy: Adam's momentum and AdamW's decoupled weight decay otherwise move entries whose gradient
   is zero (Adam's update divides the momentum by its running second moment, and AdamW decays every
-  entry, Loshchilov & Hutter 2019; tests/test_masking.py shows it). Only the frozen values of
-  masked tensors are stored.
+  entry, Loshchilov & Hutter 2019; tests/test_masking.py shows it).
 """
 
 from __future__ import annotations
@@ -127,8 +126,31 @@ def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"k={k} outside [0, {score.numel()}]")
     mask = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
     if k:
-        mask[torch.topk(score.detach().reshape(-1), k, sorted=False).indices] = True
+        mask[_topk_indices(score.detach().reshape(-1), k)] = True
     return mask.view_as(score)
+
+
+_SAMPLE = 1 << 16  # entries drawn to place the candidates' threshold
+
+
+def _topk_indices(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k largest entries of a 1-D tensor, in any order.
+
+    A large k over a large tensor (LoRSU's 10% and SPU's 5% of a fc1 matrix) is sorted 3x
+    faster among candidates: the entries at or above a threshold placed, from a fixed random
+    sample, where about 1.5 k entries lie above it. The result is exact whenever at least k
+    entries are candidates, which is checked; otherwise the whole tensor is searched.
+    """
+    n = flat.numel()
+    if n < 8 * _SAMPLE or 3 * k > n:  # small, or most entries kept: nothing to prune
+        return torch.topk(flat, k, sorted=False).indices
+    generator = torch.Generator(device=flat.device).manual_seed(0)
+    sample = flat[torch.randint(n, (_SAMPLE,), generator=generator, device=flat.device)]
+    threshold = torch.kthvalue(sample, _SAMPLE - (3 * k * _SAMPLE) // (2 * n)).values
+    candidates = (flat >= threshold).nonzero().squeeze(1)
+    if len(candidates) < k:
+        return torch.topk(flat, k, sorted=False).indices
+    return candidates[torch.topk(flat[candidates], k, sorted=False).indices]
 
 
 def mask_size(sparsity: float, numel: int) -> int:
@@ -142,6 +164,9 @@ class MaskedUpdate:
 
     `add(param, trainable)` makes `param` trainable (requires_grad) and remembers its frozen
     entries; call `mask_gradients()` after backward and `restore()` after the optimizer step.
+    A whole copy of each tensor is kept, not only its frozen entries: 5-10% more memory for
+    the masked tensors, but copying and restoring it whole is 100x and 2.5x faster than
+    gathering and scattering the frozen entries (a 3072x768 fc1 on the CPU).
     """
 
     def __init__(self) -> None:
@@ -151,7 +176,7 @@ class MaskedUpdate:
         if trainable.shape != param.shape or trainable.dtype != torch.bool:
             raise ValueError("the mask must be a boolean tensor of the parameter's shape")
         frozen = ~trainable.to(param.device)
-        self.entries.append((param, frozen, param.detach()[frozen].clone()))
+        self.entries.append((param, frozen, param.detach().clone()))
         param.requires_grad_(True)
 
     def clear(self) -> None:
@@ -162,10 +187,10 @@ class MaskedUpdate:
         return [p for p, _, _ in self.entries]
 
     def frozen_entries(self) -> int:
-        return sum(values.numel() for _, _, values in self.entries)
+        return sum(int(frozen.sum()) for _, frozen, _ in self.entries)
 
     def trainable_entries(self) -> int:
-        return sum(p.numel() - values.numel() for p, _, values in self.entries)
+        return sum(p.numel() for p, _, _ in self.entries) - self.frozen_entries()
 
     @torch.no_grad()
     def mask_gradients(self) -> None:
@@ -175,8 +200,8 @@ class MaskedUpdate:
 
     @torch.no_grad()
     def restore(self) -> None:
-        for param, frozen, values in self.entries:
-            param.masked_scatter_(frozen, values)
+        for param, frozen, saved in self.entries:
+            param.copy_(torch.where(frozen, saved, param))
 
 
 class MaskedUpdatePlugin:

@@ -34,6 +34,34 @@ def test_topk_mask_is_over_the_whole_matrix():
     assert mask_size(1e-9, 10) == 1 and mask_size(1.0, 10) == 10
 
 
+@pytest.mark.parametrize("kept", [0.10, 0.05, 1e-6, 0.3])
+def test_topk_mask_of_a_large_tensor_is_exactly_the_top_k(kept):
+    """A fc1-sized score goes through candidates above a sampled threshold; the mask must be
+    the exact top-k (distinct values: one answer), at LoRSU's 10%, SPU's 5%, one entry, and a
+    density where the whole tensor is searched."""
+    score = torch.rand(1536, 768, generator=torch.Generator().manual_seed(2))
+    k = mask_size(kept, score.numel())
+    mask = topk_mask(score, k)
+    exact = torch.zeros(score.numel(), dtype=torch.bool)
+    exact[torch.topk(score.reshape(-1), k).indices] = True
+    assert torch.equal(mask, exact.view_as(score))
+
+
+def test_topk_mask_searches_everything_when_the_sample_misleads():
+    """Entries that the fixed sample draws made the largest: the threshold lands above most
+    of the true top-k, too few candidates remain, and the whole tensor is searched."""
+    from clbench.strategies import masking
+
+    n = 1 << 20
+    drawn = torch.randint(n, (masking._SAMPLE,), generator=torch.Generator().manual_seed(0))
+    score = torch.rand(n, generator=torch.Generator().manual_seed(3))
+    score[drawn] += 10.0
+    k = 150_000  # more than the ~63k distinct drawn entries
+    exact = torch.zeros(n, dtype=torch.bool)
+    exact[torch.topk(score, k).indices] = True
+    assert torch.equal(topk_mask(score, k), exact)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_adam_momentum_and_weight_decay_never_move_frozen_entries(optimizer):
     torch.manual_seed(0)

@@ -69,7 +69,7 @@ def test_mask_density_is_exactly_floor_sparsity_times_numel_per_layer():
     grads = accumulate_gradients(fake_strategy(model), weights)
     for (param, frozen, values), w, g in zip(p.masks.entries, weights, grads):
         assert param is w and param.requires_grad
-        assert (~frozen).sum() == k and values.numel() == FC1_NUMEL - k
+        assert (~frozen).sum() == k and torch.equal(values, w.detach())  # saved whole
         assert torch.equal(~frozen, topk_mask(g.abs(), k))  # |G| of the task loss
     facts = p.session_facts()
     assert facts["mask_density"] == k / FC1_NUMEL

@@ -59,3 +59,11 @@ def test_bench_times_the_cached_session_evaluation_and_the_speed_switches(capsys
             "switch_grad_checkpointing_memory"} == set(figures)
     for name, f in figures.items():
         assert f["value"] > 0 and f["reference"] > 0, name
+
+
+def test_bench_times_the_readme_command_against_its_own_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["bench", "--only", "whole_command", "--repeats", "1", "--json"]) == 0
+    figure = json.loads(capsys.readouterr().out)["whole_command"]
+    assert figure["unit"] == "s" and figure["value"] > figure["reference"] > 0
+    assert figure["ratio"] == pytest.approx(figure["value"] / figure["reference"])

@@ -50,10 +50,17 @@ from clbench.store.location import (
     sqlite_path,
     unwritable_reason,
 )
-from clbench.store.opening import create_sqlite_file, make_engine, open_error, open_schema
+from clbench.store.opening import (
+    ENGINES,
+    create_sqlite_file,
+    make_engine,
+    open_error,
+    open_schema,
+)
 from clbench.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from typing_extensions import Self
 
 __all__ = [
@@ -78,20 +85,25 @@ def close_all() -> None:
     """Close every Store this process opened (the CLI does, before it returns)."""
     import gc
 
-    # a connection can still be held by the frames of an error just handled (a reference
-    # cycle through its traceback): collect them so that it returns to the pool and closes.
-    # Only then: a full collection with torch and Avalanche loaded takes 0.25 s.
-    if any(_connections_out(store) for store in _OPEN):
+    # A connection can still be held by the frames of an error just handled (a reference
+    # cycle through its traceback), or by an engine that such a cycle keeps alive after its
+    # Store is gone: collect the cycles so that those connections close. Only then: a full
+    # collection with torch and Avalanche loaded takes 0.25 s.
+    open_engines = {id(store.engine) for store in _OPEN}
+    if any(_holds_connections(engine, id(engine) in open_engines) for engine in ENGINES):
         gc.collect()
     for store in list(_OPEN):
         store.close()
 
 
-def _connections_out(store: Store) -> bool:
-    """Whether the store's pool has a connection checked out (unknown for a pool that does
-    not count them: assume so)."""
-    count = getattr(store.engine.pool, "checkedout", None)
-    return count is None or count() > 0
+def _holds_connections(engine: Engine, store_open: bool) -> bool:
+    """Whether `engine` holds a connection that closing the open Stores would leave open: one
+    checked out, or any at all when no open Store owns the engine (assumed so for a pool that
+    does not count them)."""
+    pool = engine.pool
+    if not (hasattr(pool, "checkedout") and hasattr(pool, "checkedin")):
+        return True
+    return pool.checkedout() > 0 or (not store_open and pool.checkedin() > 0)
 
 
 LOCK_RETRIES = 4  # attempts of a write that finds an SQLite file locked past the busy timeout

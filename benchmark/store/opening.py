@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ from clbench.store.schema import (
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
+# every engine made, while it lives: `close_all` looks for connections that no open Store can
+# close (an engine kept alive only by a reference cycle, such as a handled error's frames)
+ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def make_engine(parsed: URL, where: str) -> Engine:
     kwargs: dict[str, Any] = {"json_serializer": json_dumps}
     sqlite = parsed.get_backend_name() == "sqlite"
@@ -46,6 +52,7 @@ def make_engine(parsed: URL, where: str) -> Engine:
         ) from exc
     if sqlite:
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
+    ENGINES.add(engine)
     return engine
 
 

@@ -47,7 +47,7 @@ def bench_model(arch: str, device: torch.device, classes: int = 10):
 
 
 def step_clock():
-    """An Avalanche plugin timing a session: from its start to the first batch (the
+    """An Avalanche plugin timing sessions: from each session's start to its first batch (the
     strategy's selection), each training step, each epoch. (Made here: Avalanche is imported
     only when a benchmark runs.)"""
     from avalanche.core import SupervisedPlugin
@@ -56,21 +56,27 @@ def step_clock():
 
         def __init__(self):
             super().__init__()
-            self.session_start = self.first_epoch = 0.0
+            self.selections: list[float] = []  # a session's start to its first epoch
             self.steps: list[float] = []
             self.epochs: list[float] = []
-            self._step = self._epoch = 0.0
+            self.later_epochs: list[float] = []  # all but each session's first
+            self._session = self._step = self._epoch = 0.0
+            self._first = False
 
         def before_training_exp(self, strategy, **kwargs):
-            self.session_start = time.perf_counter()
+            self._session = time.perf_counter()
+            self._first = True
 
         def before_training_epoch(self, strategy, **kwargs):
             self._epoch = time.perf_counter()
-            if not self.first_epoch:
-                self.first_epoch = self._epoch
+            if self._first:
+                self.selections.append(self._epoch - self._session)
 
         def after_training_epoch(self, strategy, **kwargs):
             self.epochs.append(time.perf_counter() - self._epoch)
+            if not self._first:
+                self.later_epochs.append(self.epochs[-1])
+            self._first = False
 
         def before_training_iteration(self, strategy, **kwargs):
             self._step = time.perf_counter()
@@ -82,10 +88,10 @@ def step_clock():
 
 
 def timed_session(strategy: str, arch: str, device: torch.device, batch: int, epochs: int,
-                  speed: dict[str, Any] | None = None):
-    """The clock (`step_clock`) of one session of `strategy` (2 classes, 2 batches of random
-    images, lr 1e-5) through clbench's loop, with the speed switches `speed` (TrainingConfig
-    fields) applied as `clbench run` applies them."""
+                  speed: dict[str, Any] | None = None, sessions: int = 1):
+    """The clock (`step_clock`) of `sessions` sessions of `strategy` (each on the same 2
+    classes, 2 batches of random images, lr 1e-5) through clbench's loop, with the speed
+    switches `speed` (TrainingConfig fields) applied as `clbench run` applies them."""
     import torch
     from avalanche.training.plugins import EvaluationPlugin
 
@@ -116,7 +122,9 @@ def timed_session(strategy: str, arch: str, device: torch.device, batch: int, ep
     x = torch.stack([data[i][0] for i in range(batch)]).to(device)
     model.clip.encode_image(x).float().sum().backward()
     model.zero_grad(set_to_none=True)
-    trainer.train(train_stream(data)[0], eval_streams=[], **loader_options(training, device))
+    session = train_stream(data)[0]
+    for _ in range(sessions):
+        trainer.train(session, eval_streams=[], **loader_options(training, device))
     return clock
 
 

@@ -112,18 +112,25 @@ def timed_session(strategy: str, arch: str, device: torch.device, batch: int, ep
                              evaluator=EvaluationPlugin(loggers=[]))
     data = TinyImages(2 * batch, seed=3, classes=2, size=size)
     # warm, as a run is when a session starts: its evaluations and earlier sessions have run
-    # through the model (so a session's selection never meets a cold allocator), and the text
-    # head is in the run's text store (`clbench run` gives the classifier one)
+    # through the model (so a session's selection never meets a cold allocator), and its
+    # evaluation has just read the text head from the run's text store (`clbench run` gives
+    # the classifier one), fingerprinting the text side
     model.text_store = TextHeadCache(None)
-    with torch.no_grad():
-        model.requires_grad_(False)  # the store serves a frozen text side, as in a session
+
+    @torch.no_grad()
+    def evaluation_text_head():
         model.caption_embeddings(model.active_head)
-        model.requires_grad_(True)
+
+    model.requires_grad_(False)  # the store serves a frozen text side, as in a run
+    evaluation_text_head()
+    model.requires_grad_(True)
     x = torch.stack([data[i][0] for i in range(batch)]).to(device)
     model.clip.encode_image(x).float().sum().backward()
     model.zero_grad(set_to_none=True)
     session = train_stream(data)[0]
-    for _ in range(sessions):
+    for number in range(sessions):
+        if number:
+            evaluation_text_head()
         trainer.train(session, eval_streams=[], **loader_options(training, device))
     return clock
 

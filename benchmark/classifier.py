@@ -96,8 +96,14 @@ class CLIPClassifier(nn.Module):
         return F.normalize(self.embedding_adapters[side](features), dim=-1)
 
     def invalidate_text_cache(self) -> None:
-        self._caption_cache.clear()
+        """Forget the caption table and the text side's fingerprint (it may have changed)."""
+        self.clear_caption_table()
         self._text_sha = None
+
+    def clear_caption_table(self) -> None:
+        """Forget the caption table but keep the text side's fingerprint (`text_sha256`): for
+        when only the text adapters may have changed, or nothing at all."""
+        self._caption_cache.clear()
 
     def text_sha256(self) -> str:
         """sha256 of the text side as it computes (`module_sha256` of everything but the image

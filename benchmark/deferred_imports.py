@@ -3,7 +3,7 @@ first use instead.
 
 `avalanche/__init__.py` imports every subpackage. Among them, its confusion-matrix metric
 imports wandb (to draw the matrix in Weights & Biases) and its CUB-200 dataset imports gdown
-(to download it): 0.6 s of every `clbench` command that trains, for modules no clbench run
+(to download it): 0.46 s of every `clbench` command that trains, for modules no clbench run
 touches. `defer()` puts a finder first on `sys.meta_path` that gives these packages the standard
 library's `importlib.util.LazyLoader`: `import wandb` binds a module whose code runs at its first
 attribute access. Anything that does use them (an Avalanche W&B logger added as a plugin, a user

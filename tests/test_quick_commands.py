@@ -50,16 +50,21 @@ def test_every_built_in_declares_the_config_class_its_plugin_uses():
 
 
 def test_avalanche_leaves_wandb_and_gdown_unloaded_until_used():
-    """Avalanche imports wandb and gdown on import; under clbench their code runs only when
-    something uses them, and then they are the whole package."""
+    """Avalanche imports wandb and gdown on import, and timm (under open_clip) imports wandb;
+    under clbench their code runs only when something uses them, and then they are the whole
+    package. In the order of a run: open_clip, then Avalanche, so wandb is imported twice."""
     code = (
-        "import importlib.metadata, sys\n"
-        "import clbench.strategies.base  # imports avalanche\n"
+        "import importlib.metadata, inspect, sys\n"
+        "import clbench  # first, as in every clbench command\n"
+        "import open_clip  # timm imports wandb\n"
+        "import clbench.strategies.base  # imports avalanche, which imports it again\n"
         "import avalanche.evaluation.metrics.confusion_matrix as cm\n"
+        "inspect.getmodule(open_clip.create_model)  # reads every module's __file__\n"
+        "import wandb, gdown\n"
+        "print('ALIKE', repr(wandb).startswith(\"<module 'wandb' from \"), gdown.__name__)\n"
         "loaded = sorted(m for m in sys.modules if m.startswith(('wandb.', 'gdown.')))\n"
         "print('LOADED', loaded)\n"
         "print('TYPE', type(cm.wandb).__name__)\n"
-        "import wandb, gdown\n"
         "print('USED', wandb.__version__ == importlib.metadata.version('wandb'),\n"
         "      callable(gdown.download), 'wandb.sdk' in sys.modules,\n"
         "      type(sys.modules['wandb']).__name__)\n"
@@ -67,9 +72,25 @@ def test_avalanche_leaves_wandb_and_gdown_unloaded_until_used():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+    assert "ALIKE True gdown" in done.stdout  # repr and metadata read without running them
     assert "LOADED []" in done.stdout  # no submodule: the packages' code has not run
-    assert "TYPE _LazyModule" in done.stdout
+    assert "TYPE _DeferredModule" in done.stdout
     assert "USED True True True module" in done.stdout
+
+
+def test_setting_an_attribute_on_a_deferred_package_runs_it_first():
+    """What a user sets survives: the package's code runs before the attribute is set."""
+    code = ("import sys\n"
+            "import clbench\n"
+            "import wandb\n"
+            "wandb.login = 'mine'\n"
+            "print('SET', wandb.login, 'wandb.sdk' in sys.modules)\n"
+            "del wandb.login\n"
+            "print('GONE', hasattr(wandb, 'login'))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "SET mine True" in done.stdout and "GONE False" in done.stdout
 
 
 def test_a_deferred_package_that_is_missing_fails_as_usual():

@@ -100,3 +100,60 @@ def test_db_commands_say_what_is_wrong(tmp_path, capsys):
     Store(f"sqlite:///{new}").close()
     assert main(["db", "current", "--db", str(new)]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def version_table(url: str) -> tuple[list, list]:
+    """The columns (name, type, nullable, primary key) of Alembic's version table, and its rows."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            columns = inspect(conn).get_columns("alembic_version")
+            key = inspect(conn).get_pk_constraint("alembic_version")
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    return ([(c["name"], str(c["type"]), c["nullable"]) for c in columns] + [key],
+            [tuple(r) for r in rows])
+
+
+def alembic_stamped(url: str) -> tuple[list, list]:
+    """What `alembic stamp head` itself writes into an empty database."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from clbench.store import migrations
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.stamp(migrations._config(conn), "head")
+    finally:
+        engine.dispose()
+    return version_table(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_new_store_is_stamped_as_alembic_stamps_its_head(backend, tmp_path, request):
+    """clbench writes the head revision itself (no Alembic import on a new store): the same
+    table and row as Alembic's, at the revision Alembic computes as head."""
+    from clbench.store import migrations
+
+    if backend == "sqlite":
+        url, empty = f"sqlite:///{tmp_path / 'new.db'}", f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        empty = url  # Alembic stamps the same database after the store's table is dropped
+    with Store(url):
+        pass
+    ours = version_table(url)
+    assert ours[1] == [(migrations.head(),)]
+    if backend == "postgresql":
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE alembic_version"))
+        engine.dispose()
+    assert alembic_stamped(empty) == ours

@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 # then if no QP solver package is installed: nothing a clbench user can act on unless they add
 # GEM (`--plugin avalanche:GEMPlugin`).
 _warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
-# Avalanche also imports wandb and gdown, which clbench never uses: they load on first use
-# (0.46 s of every command that trains).
+# Avalanche (and timm) also import wandb and gdown, which clbench never uses: they run on first
+# use (0.66 s for wandb alone in `clbench run`).
 _defer()

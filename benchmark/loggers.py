@@ -9,6 +9,7 @@ bar per session with samples/s and the running loss.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -103,6 +104,9 @@ class ConsoleLogger(_CollectingLogger):
                     f"({record['train_time_s']:.1f}s)")
 
 
+POSTFIX_EVERY_S = 0.5
+
+
 class ProgressBar(SupervisedPlugin):
     def __init__(self, total_sessions: int, enabled: bool = True):
         super().__init__()
@@ -111,6 +115,7 @@ class ProgressBar(SupervisedPlugin):
         self.bar: Any = None
         self.samples = 0
         self.start = 0.0
+        self.shown = -math.inf  # when the loss was last shown
 
     def before_training_epoch(self, strategy, **kwargs) -> None:
         # the optimizer is built after the strategy configured the session; None = zero-shot
@@ -123,15 +128,20 @@ class ProgressBar(SupervisedPlugin):
         self.bar = tqdm(total=steps, desc=f"session {index}/{self.total_sessions}",
                         unit="batch", leave=False, dynamic_ncols=True,
                         disable=None)  # None: no bar when output is not a terminal
-        self.samples, self.start = 0, time.perf_counter()
+        self.samples, self.start, self.shown = 0, time.perf_counter(), -math.inf
 
     def after_training_iteration(self, strategy, **kwargs) -> None:
         if self.bar is None:
             return
         self.samples += len(strategy.mb_y)
-        rate = self.samples / max(1e-9, time.perf_counter() - self.start)
-        self.bar.set_postfix(epoch=strategy.clock.train_exp_epochs + 1,
-                             loss=f"{strategy.loss.item():.3f}", samples_s=f"{rate:.0f}")
+        now = time.perf_counter()
+        # Reading the loss makes the host wait for the device: at most twice a second, and
+        # never for a bar that is not shown (output to a file, as in a batch job).
+        if not self.bar.disable and now - self.shown >= POSTFIX_EVERY_S:
+            self.shown = now
+            rate = self.samples / max(1e-9, now - self.start)
+            self.bar.set_postfix(epoch=strategy.clock.train_exp_epochs + 1,
+                                 loss=f"{strategy.loss.item():.3f}", samples_s=f"{rate:.0f}")
         self.bar.update(1)
 
     def after_training_exp(self, strategy, **kwargs) -> None:

@@ -26,6 +26,7 @@ name.
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from typing import Any
@@ -112,7 +113,10 @@ class SessionTrainer(SupervisedTemplate):
         self.mb_features = None
         self.session_record: dict[str, Any] = {}
         self._session_start = 0.0
-        self._epoch_losses: list[float] = []
+        # the epoch's summed loss, kept on the device: read once per epoch (see `criterion`)
+        self._epoch_loss_sum: torch.Tensor | None = None
+        self._epoch_steps = 0
+        self._last_epoch_loss: float | None = None
         self.use_amp = device.type == "cuda" and training.precision != "fp32"
         self.amp_dtype = torch.bfloat16 if training.precision == "bf16" else torch.float16
 
@@ -214,8 +218,7 @@ class SessionTrainer(SupervisedTemplate):
         self.session_record = {
             "train_time_s": time.perf_counter() - self._session_start,
             "peak_memory_mb": peak_memory_mb(self.device),
-            "final_loss": (sum(self._epoch_losses) / len(self._epoch_losses)
-                           if self._epoch_losses else None),
+            "final_loss": self._last_epoch_loss,
             "trainable_params": trainable,
         }
         if self.extra_plugins:
@@ -227,10 +230,25 @@ class SessionTrainer(SupervisedTemplate):
 
     # ---------------------------------------------------------------- the batch loop
     def training_epoch(self, **kwargs):
-        self._epoch_losses = []
+        self._epoch_loss_sum, self._epoch_steps, self._last_epoch_loss = None, 0, None
         if self.optimizer is None:  # nothing trainable: zero-shot
             return
         super().training_epoch(**kwargs)
+        self._last_epoch_loss = self._epoch_mean_loss()
+
+    def _epoch_mean_loss(self) -> float | None:
+        """The epoch's mean loss; a loss that was not finite at any step stops the run."""
+        if not self._epoch_steps:
+            return None
+        mean = self._epoch_loss_sum.item() / self._epoch_steps
+        if not math.isfinite(mean):
+            exp = self.experience.current_experience + 1 if self.experience is not None else "?"
+            raise TrainingDiverged(
+                f"the loss became {mean} in session {exp}, epoch "
+                f"{self.clock.train_exp_epochs + 1}",
+                hint=f"lower the learning rate (now training.lr={self.training.lr:g}) or set "
+                     "training.grad_clip")
+        return mean
 
     def autocast(self) -> torch.autocast:
         """The mixed-precision context of the forward pass and the loss (disabled in fp32 and
@@ -256,14 +274,14 @@ class SessionTrainer(SupervisedTemplate):
             else:
                 templates = self.model.random_templates(len(self.mb_y), self.template_generator)
                 loss = self.model.flyp_loss(self.mb_features, self.mb_y, templates)
-        if not torch.isfinite(loss):
-            exp = self.experience.current_experience + 1 if self.experience is not None else "?"
-            raise TrainingDiverged(
-                f"the loss became {loss.item()} in session {exp}, epoch "
-                f"{self.clock.train_exp_epochs + 1}",
-                hint=f"lower the learning rate (now training.lr={self.training.lr:g}) or set "
-                     "training.grad_clip")
-        self._epoch_losses.append(loss.item())
+        # Summed on the device, not read: reading a step's loss (`.item()`, or `if` on a
+        # tensor) makes the host wait for the device at every step, so a GPU idles while the
+        # next batch is queued. A loss that is not finite at any step makes the sum so: the
+        # epoch's end (`_epoch_mean_loss`) stops the run then, before the session is kept.
+        value = loss.detach().float()
+        total = self._epoch_loss_sum
+        self._epoch_loss_sum = value if total is None else total + value
+        self._epoch_steps += 1
         return loss
 
     def _before_backward(self, **kwargs):

@@ -17,8 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import (Column, MetaData, PrimaryKeyConstraint, String, Table, inspect, select,
-                        update)
+from sqlalchemy import (
+    Column,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 HERE = Path(__file__).resolve().parent

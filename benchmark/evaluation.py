@@ -60,25 +60,32 @@ class SubsetAccuracy:
 @torch.no_grad()
 def predict(model, dataset, head: str, batch_size: int, device: torch.device,
             autocast_dtype: torch.dtype | None = None,
-            features: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true labels of a whole dataset under one head; the image features of each
-    batch (before any image adapter) are appended to `features` when it is given."""
+            features: list[torch.Tensor] | None = None,
+            loader_options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true labels of a whole dataset under one head; the image features of the
+    whole dataset (before any image adapter, on the CPU) are appended to `features` when it is
+    given. `loader_options`: the DataLoader's workers and pinned memory (none by default).
+    Predictions and features stay on the device until the end: reading them back per batch
+    would make the host wait for the device at every batch."""
     was_training = model.training
     model.eval()
-    preds, labels = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    preds, labels, kept = [], [], []
+    options = {"num_workers": 0, **(loader_options or {})}
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **options)
     try:
         for x, y in loader:
             with _autocast(device, autocast_dtype):
-                raw = model.image_features(x.to(device))
+                raw = model.image_features(x.to(device, non_blocking=True))
                 logits = model.logits(model.adapt_image(raw), head)
-            preds.append(logits.argmax(dim=1).cpu())
+            preds.append(logits.argmax(dim=1))
             labels.append(torch.as_tensor(y))
             if features is not None:
-                features.append(raw.cpu())
+                kept.append(raw)
     finally:
         model.train(was_training)
-    return torch.cat(preds), torch.cat(labels)
+    if features is not None and kept:
+        features.append(torch.cat(kept).cpu())
+    return torch.cat(preds).cpu(), torch.cat(labels)
 
 
 @torch.no_grad()
@@ -95,10 +102,10 @@ def predict_from_features(model, features: torch.Tensor, head: str, batch_size: 
             with _autocast(device, autocast_dtype):
                 raw = features[start:start + batch_size].to(device)
                 logits = model.logits(model.adapt_image(raw), head)
-            preds.append(logits.argmax(dim=1).cpu())
+            preds.append(logits.argmax(dim=1))
     finally:
         model.train(was_training)
-    return torch.cat(preds)
+    return torch.cat(preds).cpu()
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
@@ -131,12 +138,15 @@ class SessionEvaluation(PluginMetric):
 
     def __init__(self, scenario: Scenario, transform, batch_size: int, device: torch.device,
                  autocast_dtype: torch.dtype | None = None, zero_shot: ZeroShotCache | None = None,
-                 images: ImageCache | None = None):
+                 images: ImageCache | None = None, workers: int = 0):
         super().__init__()
         self.scenario = scenario
         self.transform = transform
         self.batch_size = batch_size
         self.device = device
+        # DataLoader worker processes while images are decoded (an eval set not in the image
+        # cache): a GPU would otherwise wait on one process decoding JPEGs
+        self.workers = workers
         self.autocast_dtype = autocast_dtype
         self.evaluated_before_training = False
         self.results: list[SubsetAccuracy] = []
@@ -162,6 +172,13 @@ class SessionEvaluation(PluginMetric):
                                              or ImageSplitDataset(data, self.transform))
         return self._datasets[eval_set.name]
 
+    def loader_options(self, dataset: Dataset) -> dict:
+        """Workers only for images decoded from their files (the image cache's are read from
+        one memory-mapped file); pinned memory on CUDA."""
+        decodes = isinstance(dataset, ImageSplitDataset)
+        return {"num_workers": self.workers if decodes else 0,
+                "pin_memory": self.device.type == "cuda"}
+
     def _predict(self, model, eval_set, after_session: int,
                  visual: str) -> tuple[torch.Tensor, torch.Tensor]:
         name = eval_set.name
@@ -180,8 +197,9 @@ class SessionEvaluation(PluginMetric):
             return predict_from_features(model, kept[1], name, self.batch_size, self.device,
                                          self.autocast_dtype), kept[2]
         features: list[torch.Tensor] = []
-        preds, labels = predict(model, self.dataset(eval_set), name, self.batch_size,
-                                self.device, self.autocast_dtype, features)
+        dataset = self.dataset(eval_set)
+        preds, labels = predict(model, dataset, name, self.batch_size, self.device,
+                                self.autocast_dtype, features, self.loader_options(dataset))
         computed = torch.cat(features) if features else None
         if computed is not None:
             self.features[name] = (visual, computed, labels)

@@ -347,7 +347,7 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
     from clbench.image_cache import ImageCache
     from clbench.loggers import ConsoleLogger, ProgressBar, StoreLogger
     from clbench.metrics import summarize
-    from clbench.speed import loader_options
+    from clbench.speed import loader_options, workers_for
     from clbench.text_cache import TextHeadCache
 
     config, plugin, scenario, classifier = (prepared.config, prepared.plugin, prepared.scenario,
@@ -364,7 +364,8 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
         base = cache_base()
         evaluation = SessionEvaluation(scenario, prepared.bundle.transform,
                                        config.training.eval_batch_size, device, autocast,
-                                       zero_shot, ImageCache(base))
+                                       zero_shot, ImageCache(base),
+                                       workers=workers_for(config.training, device))
         classifier.text_store = text_heads = TextHeadCache(base)
         facts = _SessionFacts(plugin)
         loggers = [StoreLogger(store, run_id, scenario, facts)]

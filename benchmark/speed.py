@@ -17,9 +17,10 @@
   with it turned off (only while it runs), so evaluation uses
   `F.scaled_dot_product_attention` as training always does.
 * `workers`: DataLoader workers of the training sessions (`loader_options`, the keyword
-  arguments Avalanche's `train` hands to its DataLoader). Batches are the same: the sampler
-  draws in the main process, and workers are started per epoch as the main process's iterator
-  is, so the global RNG advances as with none.
+  arguments Avalanche's `train` hands to its DataLoader), and of evaluation while it decodes
+  images (`SessionEvaluation.loader_options`: an eval set not in the image cache). Batches are
+  the same: the sampler draws in the main process, and workers are started per epoch as the
+  main process's iterator is, so the global RNG advances as with none.
 
 `apply_speed_switches` sets the model-side switches once the classifier is on its device,
 before any strategy patches it (the runner calls it in `prepare`).

@@ -322,3 +322,54 @@ def test_clbench_run_applies_the_switches(tiny_scenario, db_path, monkeypatch, c
     assert run["config"]["training"]["grad_checkpointing"] is True
     assert run["config"]["training"]["workers"] == 1
     assert "compile" not in run["config"]["training"]  # switches left off are not stored
+
+
+def evaluation_of(scenario, workers: int = 0, device: torch.device = CPU):
+    from clbench.evaluation import SessionEvaluation
+    from clbench.models.loading import make_transform
+
+    transform = make_transform(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    return SessionEvaluation(scenario, transform, 16, device, workers=workers)
+
+
+def test_evaluation_uses_workers_only_where_it_decodes_images():
+    """The image cache's images (read from one memory-mapped file) and tensors in memory are
+    read without workers."""
+    from clbench.scenarios.stream import load_scenario
+
+    scenario = load_scenario("proxy-20shot", 0)
+    target = scenario.eval_sets[0]
+    decoding = evaluation_of(scenario, workers=3)
+    dataset = decoding.dataset(target)  # the proxy's images are not in the image cache
+    assert decoding.loader_options(dataset) == {"num_workers": 3, "pin_memory": False}
+    on_cuda = evaluation_of(scenario, workers=3, device=torch.device("cuda"))
+    assert on_cuda.loader_options(dataset) == {"num_workers": 3, "pin_memory": True}
+    in_memory = torch.utils.data.TensorDataset(torch.zeros(2, 3, 32, 32), torch.zeros(2))
+    assert decoding.loader_options(in_memory) == {"num_workers": 0, "pin_memory": False}
+
+
+def test_evaluation_with_workers_predicts_the_same():
+    """Worker processes decode in order (no shuffling): the same predictions and features."""
+    from clbench.evaluation import predict
+    from clbench.scenarios.stream import load_scenario
+
+    scenario = load_scenario("proxy-20shot", 0)
+    target = scenario.eval_sets[0]
+    from clbench.classifier import CLIPClassifier
+    from clbench.config import ModelConfig
+    from clbench.models import load_model
+
+    bundle = load_model(ModelConfig())  # the proxy's pretrained weights: varied predictions
+    model = CLIPClassifier(bundle.clip, bundle.tokenizer)
+    model.register_head(target.name, target.data.class_names, target.data.templates)
+    evaluation = evaluation_of(scenario, workers=2)
+    dataset = torch.utils.data.Subset(evaluation.dataset(target), range(100))
+    results = []
+    for options in ({"num_workers": 0}, {"num_workers": 2}):
+        features: list[torch.Tensor] = []
+        preds, labels = predict(model, dataset, target.name, 16, CPU, None, features, options)
+        assert len(features) == 1 and features[0].shape[0] == 100
+        results.append((preds, labels, features[0]))
+    for first, second in zip(*results):
+        assert torch.equal(first, second)
+    assert len(set(results[0][0].tolist())) > 1  # predictions that can differ

@@ -143,7 +143,7 @@ def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeyp
         return original_run(config, *args, **kwargs)
 
     def fake_predict(model, dataset, head, batch_size, device, autocast_dtype=None,
-                     features=None):
+                     features=None, loader_options=None):
         import torch
 
         split = dataset.data.split

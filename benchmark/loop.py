@@ -3,8 +3,10 @@
 `SessionTrainer` is an Avalanche `SupervisedTemplate` subclass that follows the training protocol
 of the LoRSU paper (appendix B): Adam, cosine schedule with warm-up stepped per batch, a fresh
 optimizer each session built over exactly the tensors the strategy left trainable (Avalanche's
-own `make_optimizer` would take every parameter). A NaN or infinite loss stops the run with an
-error instead of training on garbage. With nothing trainable (zero-shot) the session is skipped.
+own `make_optimizer` would take every parameter). A NaN or infinite loss at any step stops the
+run with an error at that epoch's end instead of training on garbage (the loss is summed on the
+device and read once per epoch, so no step waits for the device). With nothing trainable
+(zero-shot) the session is skipped.
 
 Strategies read a few of its attributes (Avalanche's `model`, `device`, `train_mb_size`,
 `adapted_dataset`, plus `training`, `template_generator`, `use_amp`, `amp_dtype`) and enter its

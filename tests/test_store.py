@@ -621,9 +621,16 @@ def test_close_all_folds_the_log_back_and_collects_only_for_a_held_connection(
     kept by a reference cycle (the frames of a handled error) is collected first; with none
     out, no full collection runs (0.25 s with torch loaded)."""
     import gc
+    import weakref
 
     import clbench.store as store_module
+    from clbench.store import opening
 
+    # only this test's engines: one that an earlier test left alive (a Store never closed, held
+    # by a cycle not yet collected) would also, rightly, make close_all collect
+    engines = weakref.WeakSet()
+    monkeypatch.setattr(opening, "ENGINES", engines)
+    monkeypatch.setattr(store_module, "ENGINES", engines)
     collections = []
     real_collect = gc.collect
     monkeypatch.setattr(gc, "collect", lambda *a: collections.append(1) or real_collect(*a))

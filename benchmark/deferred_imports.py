@@ -57,7 +57,11 @@ def _run(module: types.ModuleType) -> None:
         spec = types.ModuleType.__getattribute__(module, "__spec__")
         # from here, a plain module being initialised (not through `__setattr__`, which runs)
         object.__setattr__(module, "__class__", types.ModuleType)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(spec.name, None)  # as a failed import leaves it: the next import
+            raise  # tries again and raises the same error, not a half-run module's
 
 
 class _DeferringLoader(importlib.abc.Loader):

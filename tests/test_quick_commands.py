@@ -101,3 +101,24 @@ def test_a_deferred_package_that_is_missing_fails_as_usual():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert "MISSING clbench_no_such_package" in done.stdout, done.stderr
+
+
+def test_a_deferred_package_whose_code_fails_fails_at_first_use_as_an_import_would(tmp_path):
+    (tmp_path / "clbench_broken_package").mkdir()
+    (tmp_path / "clbench_broken_package" / "__init__.py").write_text(
+        "raise RuntimeError('broken on import')\n")
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "import clbench.deferred_imports as d\n"
+            "d.DEFERRED = ('clbench_broken_package',)\n"
+            "import clbench_broken_package as p  # nothing runs yet\n"
+            "for attempt in (1, 2):\n"
+            "    try:\n"
+            "        import clbench_broken_package as p\n"
+            "        p.anything\n"
+            "    except RuntimeError as error:\n"
+            "        print('FAILED', attempt, error, 'clbench_broken_package' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert "FAILED 1 broken on import False" in done.stdout, done.stderr
+    assert "FAILED 2 broken on import False" in done.stdout, done.stderr

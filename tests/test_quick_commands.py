@@ -14,6 +14,12 @@ HEAVY = ("torch", "avalanche", "open_clip")
 RUN = ["run", "--scenario", "proxy-20shot"]
 
 
+def python(code: str, timeout: int, cwd=None) -> subprocess.CompletedProcess:
+    """`code` run by this Python in a fresh process (nothing imported yet), output captured."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
 @pytest.mark.parametrize("argv", [
     ["--help"], ["run", "--help"], ["list", "strategies"], ["list", "strategies", "-v"],
     ["list", "scenarios"],
@@ -32,8 +38,7 @@ def test_quick_command_imports_no_training_stack(argv, tmp_path):
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=60)
+    result = python(code, 60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
     if argv[0] == "run" and "--help" not in argv:  # refused in one line, exit 2
@@ -69,8 +74,7 @@ def test_avalanche_leaves_wandb_and_gdown_unloaded_until_used():
         "      callable(gdown.download), 'wandb.sdk' in sys.modules,\n"
         "      type(sys.modules['wandb']).__name__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = python(code, 120)
     assert done.returncode == 0, done.stderr
     assert "ALIKE True gdown" in done.stdout  # repr and metadata read without running them
     assert "LOADED []" in done.stdout  # no submodule: the packages' code has not run
@@ -87,8 +91,7 @@ def test_setting_an_attribute_on_a_deferred_package_runs_it_first():
             "print('SET', wandb.login, 'wandb.sdk' in sys.modules)\n"
             "del wandb.login\n"
             "print('GONE', hasattr(wandb, 'login'))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = python(code, 120)
     assert done.returncode == 0, done.stderr
     assert "SET mine True" in done.stdout and "GONE False" in done.stdout
 
@@ -98,8 +101,7 @@ def test_a_deferred_package_that_is_missing_fails_as_usual():
             "d.DEFERRED = ('clbench_no_such_package',)\n"
             "try:\n    import clbench_no_such_package\n"
             "except ModuleNotFoundError as error:\n    print('MISSING', error.name)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    done = python(code, 60)
     assert "MISSING clbench_no_such_package" in done.stdout, done.stderr
 
 
@@ -118,7 +120,6 @@ def test_a_deferred_package_whose_code_fails_fails_at_first_use_as_an_import_wou
             "        p.anything\n"
             "    except RuntimeError as error:\n"
             "        print('FAILED', attempt, error, 'clbench_broken_package' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    done = python(code, 60)
     assert "FAILED 1 broken on import False" in done.stdout, done.stderr
     assert "FAILED 2 broken on import False" in done.stdout, done.stderr

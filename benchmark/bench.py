@@ -16,7 +16,10 @@ the same process on the same inputs, and the ratio.
   backward, optimizer step) of each strategy against plain LoRA's and full fine-tuning's, same
   model and batch. Targets: LoRSU <= 1.2x LoRA, gated LoRA <= 1.3x LoRA.
 - `selection_<strategy>`: LoRSU's and SPU's mask and head selection at the start of a session
-  against one epoch over the session's data. Target: <= 1x.
+  against one epoch over the session's data. Target: <= 1x. `selection_<strategy>_vs_gradient_pass`:
+  the same against that epoch's forward, loss and backward alone, the gradient pass over the
+  session's data that a selection consists of (LoRSU's also takes the attention's weight
+  gradients, which its training does not).
 - `flops_train_step`, `flops_eval`: achieved FLOP/s (counted by torch's FlopCounterMode) as a
   fraction of this machine's matrix-multiply peak, a large fp32 matmul timed in the same run.
 - `memory`: the peak memory of a LoRSU (and a full fine-tuning) session in a fresh process
@@ -26,7 +29,11 @@ the same process on the same inputs, and the ratio.
   channels-last, torch.compile, DataLoader workers, fused attention) on against off.
 - `whole_command`: the wall clock of `clbench run --strategy lorsu --scenario proxy-20shot` (a
   fresh process) against the run's own training and evaluation time as it stores it, the
-  median ratio of `--repeats` runs. Target: <= 1.5x.
+  median ratio of `--repeats` runs. Target: <= 1.5x. `whole_command_import_floor`: that run's
+  work plus the time a fresh Python takes only to import what every run needs (torch with
+  `torch._dynamo`, which a torch optimizer imports; open_clip; `avalanche.training`;
+  SQLAlchemy), against the work: the ratio below which no program built on these packages can
+  start that work on this machine.
 
 Random weights are fine for speed: by default ViT-B-16 as open_clip builds it, on the CPU.
 Timings are the median of repeats after a warm-up.
@@ -269,7 +276,7 @@ def session_eval(arch: str, device: torch.device, images: int, batch: int,
 
 
 def train_steps(arch: str, device: torch.device, batch: int, epochs: int) -> list[Figure]:
-    steps, selection, epoch_time = {}, {}, {}
+    steps, selection, epoch_time, gradient_pass = {}, {}, {}, {}
     for strategy in STRATEGIES:
         # the selecting strategies: 3 sessions, for a median of 3 selections
         sessions = 3 if strategy in SELECTING else 1
@@ -278,6 +285,7 @@ def train_steps(arch: str, device: torch.device, batch: int, epochs: int) -> lis
         selection[strategy] = statistics.median(clock.selections)
         # a session's first epoch also sets up the optimizer's state: left out when possible
         epoch_time[strategy] = statistics.median(clock.later_epochs or clock.epochs)
+        gradient_pass[strategy] = statistics.median(clock.later_passes or [float("nan")])
     figures = []
     for strategy in STRATEGIES:
         for base in ("lora", "fft"):
@@ -292,6 +300,12 @@ def train_steps(arch: str, device: torch.device, batch: int, epochs: int) -> lis
             selection[strategy] / epoch_time[strategy], "s",
             f"{strategy}'s mask/head selection at a session's start vs one epoch over the "
             f"session's data ({2 * batch} images; medians over 3 sessions)"))
+        # what a selection cannot go below: the forward and backward over the same data
+        figures.append(Figure(
+            f"selection_{strategy}_vs_gradient_pass", selection[strategy],
+            gradient_pass[strategy], selection[strategy] / gradient_pass[strategy], "s",
+            f"{strategy}'s selection vs the forward, loss and backward of that epoch's steps "
+            "alone (no optimizer step, no masking): the gradient pass a selection is made of"))
     return figures
 
 
@@ -348,8 +362,9 @@ def flops(arch: str, device: torch.device, batch: int, repeats: int) -> list[Fig
 
 def whole_command(repeats: int) -> list[Figure]:
     """The README's command in a fresh process, `repeats` times (its work varies by a few
-    seconds between runs on a busy machine): the run of median ratio."""
-    timings = []
+    seconds between runs on a busy machine): the run of median ratio. After each run, the
+    imports alone (`_import_time`), so that both meet the machine in the same state."""
+    timings = []  # (wall, work, imports alone)
     for _ in range(max(1, repeats)):
         with tempfile.TemporaryDirectory() as folder:
             db = Path(folder) / "bench.db"
@@ -361,14 +376,35 @@ def whole_command(repeats: int) -> list[Figure]:
             wall = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"clbench run failed: {done.stderr[-2000:]}")
-        timings.append((wall, json.loads(done.stdout)["total_time_s"]))
-    ratios = sorted(timings, key=lambda t: t[0] / t[1])
-    wall, work = ratios[len(ratios) // 2]
-    each = ", ".join(f"{w / t:.2f}" for w, t in timings)
+        timings.append((wall, json.loads(done.stdout)["total_time_s"], _import_time()))
+    middle = len(timings) // 2
+    wall, work, _ = sorted(timings, key=lambda t: t[0] / t[1])[middle]
+    _, floor_work_s, imports = sorted(timings, key=lambda t: t[2] / t[1])[middle]
+    each = ", ".join(f"{w / t:.2f}" for w, t, _ in timings)
+    floors = ", ".join(f"{(t + i) / t:.2f}" for _, t, i in timings)
     return [Figure("whole_command", wall, work, wall / work, "s",
                    "`clbench run --strategy lorsu --scenario proxy-20shot` wall clock vs its "
                    f"own training and evaluation (stored total_time_s); the median ratio of "
-                   f"{len(timings)} run(s): {each}")]
+                   f"{len(timings)} run(s): {each}"),
+            Figure("whole_command_import_floor", floor_work_s + imports, floor_work_s,
+                   (floor_work_s + imports) / floor_work_s, "s",
+                   f"a run's work plus {imports:.2f} s, a fresh Python importing only what "
+                   f"every run needs (timed after each run), vs the work; median of: {floors}")]
+
+
+# What any run must import, with clbench's deferral of the packages it never uses (wandb,
+# gdown), and ended as `clbench.cli.console` ends, without the interpreter's teardown.
+# `torch._dynamo`: torchvision imports it, and so does a torch optimizer's first param group.
+_IMPORT_FLOOR = ("from clbench.deferred_imports import defer; defer(); "
+                 "import torch, torch._dynamo, open_clip, avalanche.training, sqlalchemy, os; "
+                 "os._exit(0)")
+
+
+def _import_time() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-W", "ignore", "-c", _IMPORT_FLOOR], check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
 
 
 def memory(arch: str, device: torch.device, batch: int) -> list[Figure]:

@@ -48,8 +48,9 @@ def bench_model(arch: str, device: torch.device, classes: int = 10):
 
 def step_clock():
     """An Avalanche plugin timing sessions: from each session's start to its first batch (the
-    strategy's selection), each training step, each epoch. (Made here: Avalanche is imported
-    only when a benchmark runs.)"""
+    strategy's selection), each training step, each epoch, and each epoch's gradient work (its
+    steps' forward, loss and backward, without the optimizer step or a strategy's masking).
+    (Made here: Avalanche is imported only when a benchmark runs.)"""
     from avalanche.core import SupervisedPlugin
 
     class _StepClock(SupervisedPlugin):
@@ -60,7 +61,8 @@ def step_clock():
             self.steps: list[float] = []
             self.epochs: list[float] = []
             self.later_epochs: list[float] = []  # all but each session's first
-            self._session = self._step = self._epoch = 0.0
+            self.later_passes: list[float] = []  # their gradient work, summed per epoch
+            self._session = self._step = self._epoch = self._forward = self._passes = 0.0
             self._first = False
 
         def before_training_exp(self, strategy, **kwargs):
@@ -69,6 +71,7 @@ def step_clock():
 
         def before_training_epoch(self, strategy, **kwargs):
             self._epoch = time.perf_counter()
+            self._passes = 0.0
             if self._first:
                 self.selections.append(self._epoch - self._session)
 
@@ -76,7 +79,16 @@ def step_clock():
             self.epochs.append(time.perf_counter() - self._epoch)
             if not self._first:
                 self.later_epochs.append(self.epochs[-1])
+                self.later_passes.append(self._passes)
             self._first = False
+
+        # the first plugin: its hooks run before the strategy's, so the masking that a
+        # strategy does after backward is left out
+        def before_forward(self, strategy, **kwargs):
+            self._forward = time.perf_counter()
+
+        def after_backward(self, strategy, **kwargs):
+            self._passes += time.perf_counter() - self._forward
 
         def before_training_iteration(self, strategy, **kwargs):
             self._step = time.perf_counter()

@@ -32,7 +32,8 @@ def test_bench_times_every_strategy_step_against_lora_and_fft(capsys):
                  "--batch", "4"]) == 0
     out = capsys.readouterr().out
     for name in ("step_lorsu_vs_lora", "step_gated-lora_vs_lora", "step_lorsu_vs_fft",
-                 "selection_lorsu", "selection_spu"):
+                 "selection_lorsu", "selection_spu", "selection_lorsu_vs_gradient_pass",
+                 "selection_spu_vs_gradient_pass"):
         assert name in out
     assert "<= 1.2" in out and "<= 1.3" in out  # the targets beside the ratios
 
@@ -64,6 +65,21 @@ def test_bench_times_the_cached_session_evaluation_and_the_speed_switches(capsys
 def test_bench_times_the_readme_command_against_its_own_work(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("CLBENCH_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["bench", "--only", "whole_command", "--repeats", "1", "--json"]) == 0
-    figure = json.loads(capsys.readouterr().out)["whole_command"]
+    figures = json.loads(capsys.readouterr().out)
+    figure, floor = figures["whole_command"], figures["whole_command_import_floor"]
     assert figure["unit"] == "s" and figure["value"] > figure["reference"] > 0
     assert figure["ratio"] == pytest.approx(figure["value"] / figure["reference"])
+    # the floor is the same work plus the imports' time
+    assert floor["reference"] == figure["reference"] < floor["value"]
+    assert floor["ratio"] == pytest.approx(floor["value"] / floor["reference"])
+
+
+def test_the_step_clock_times_an_epochs_gradient_pass_within_the_epoch():
+    import torch
+
+    from clbench.bench_timing import timed_session
+
+    clock = timed_session("spu", "proxy-vit-tiny", torch.device("cpu"), 4, 2, sessions=2)
+    assert len(clock.later_passes) == len(clock.later_epochs) == 2  # each session's 2nd epoch
+    for passes, epoch in zip(clock.later_passes, clock.later_epochs):
+        assert 0 < passes < epoch  # the steps' forward and backward, not their updates

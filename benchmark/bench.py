@@ -16,10 +16,10 @@ the same process on the same inputs, and the ratio.
   backward, optimizer step) of each strategy against plain LoRA's and full fine-tuning's, same
   model and batch. Targets: LoRSU <= 1.2x LoRA, gated LoRA <= 1.3x LoRA.
 - `selection_<strategy>`: LoRSU's and SPU's mask and head selection at the start of a session
-  against one epoch over the session's data. Target: <= 1x. `selection_<strategy>_vs_gradient_pass`:
-  the same against that epoch's forward, loss and backward alone, the gradient pass over the
-  session's data that a selection consists of (LoRSU's also takes the attention's weight
-  gradients, which its training does not).
+  against one epoch over the session's data. Target: <= 1x.
+  `selection_<strategy>_vs_gradient_pass`: the same against that epoch's forward, loss and
+  backward alone, the gradient pass over the session's data that a selection consists of
+  (LoRSU's also takes the attention's weight gradients, which its training does not).
 - `flops_train_step`, `flops_eval`: achieved FLOP/s (counted by torch's FlopCounterMode) as a
   fraction of this machine's matrix-multiply peak, a large fp32 matmul timed in the same run.
 - `memory`: the peak memory of a LoRSU (and a full fine-tuning) session in a fresh process
@@ -285,7 +285,7 @@ def train_steps(arch: str, device: torch.device, batch: int, epochs: int) -> lis
         selection[strategy] = statistics.median(clock.selections)
         # a session's first epoch also sets up the optimizer's state: left out when possible
         epoch_time[strategy] = statistics.median(clock.later_epochs or clock.epochs)
-        gradient_pass[strategy] = statistics.median(clock.later_passes or [float("nan")])
+        gradient_pass[strategy] = statistics.median(clock.later_passes or clock.passes)
     figures = []
     for strategy in STRATEGIES:
         for base in ("lora", "fft"):

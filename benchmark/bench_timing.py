@@ -61,7 +61,8 @@ def step_clock():
             self.steps: list[float] = []
             self.epochs: list[float] = []
             self.later_epochs: list[float] = []  # all but each session's first
-            self.later_passes: list[float] = []  # their gradient work, summed per epoch
+            self.passes: list[float] = []  # each epoch's gradient work, its steps' summed
+            self.later_passes: list[float] = []
             self._session = self._step = self._epoch = self._forward = self._passes = 0.0
             self._first = False
 
@@ -77,13 +78,14 @@ def step_clock():
 
         def after_training_epoch(self, strategy, **kwargs):
             self.epochs.append(time.perf_counter() - self._epoch)
+            self.passes.append(self._passes)
             if not self._first:
                 self.later_epochs.append(self.epochs[-1])
                 self.later_passes.append(self._passes)
             self._first = False
 
-        # the first plugin: its hooks run before the strategy's, so the masking that a
-        # strategy does after backward is left out
+        # `timed_session` makes the clock the first plugin: its hooks run before the
+        # strategy's, so the masking that a strategy does after backward is left out
         def before_forward(self, strategy, **kwargs):
             self._forward = time.perf_counter()
 

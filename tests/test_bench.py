@@ -80,6 +80,7 @@ def test_the_step_clock_times_an_epochs_gradient_pass_within_the_epoch():
     from clbench.bench_timing import timed_session
 
     clock = timed_session("spu", "proxy-vit-tiny", torch.device("cpu"), 4, 2, sessions=2)
-    assert len(clock.later_passes) == len(clock.later_epochs) == 2  # each session's 2nd epoch
-    for passes, epoch in zip(clock.later_passes, clock.later_epochs):
+    assert len(clock.passes) == len(clock.epochs) == 4
+    assert clock.later_passes == clock.passes[1::2]  # each session's second epoch
+    for passes, epoch in zip(clock.passes, clock.epochs):
         assert 0 < passes < epoch  # the steps' forward and backward, not their updates

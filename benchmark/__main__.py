@@ -1,3 +1,3 @@
-from clbench.cli import console
+from clbench.cli.main import console
 
 console()

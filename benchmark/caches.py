@@ -1,8 +1,8 @@
 """The on-disk cache folder that later sessions and later runs read instead of recomputing.
 
 Three kinds of entry live under it, each in its own subfolder: zero-shot evaluations
-(`clbench.eval_cache`), preprocessed eval images (`clbench.image_cache`) and text heads
-(`clbench.text_cache`). They share what this module gives:
+(`clbench.training.eval_cache`), preprocessed eval images (`clbench.training.image_cache`) and text heads
+(`clbench.training.text_cache`). They share what this module gives:
 
 - where: $CLBENCH_CACHE_DIR (`off` disables every cache), else $XDG_CACHE_HOME/clbench or
   ~/.cache/clbench;

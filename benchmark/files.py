@@ -1,7 +1,7 @@
 """Writing a file so that readers see the old content or the new, never a torn one.
 
-One home for it: session checkpoints (`clbench.checkpoints`) and the zero-shot cache
-(`clbench.eval_cache`) both write this way. Pure standard library.
+One home for it: session checkpoints (`clbench.run.checkpoints`) and the zero-shot cache
+(`clbench.training.eval_cache`) both write this way. Pure standard library.
 """
 
 from __future__ import annotations

@@ -103,8 +103,8 @@ def declared(scenario: str, strategy: str, seed: int) -> dict:
     is), in the form a stored run records them."""
     import dataclasses
 
+    from clbench.run.settings import resolve_for_scenario
     from clbench.scenarios.manifests import load_scenario_manifest
-    from clbench.settings import resolve_for_scenario
     from clbench.strategies import registry
     from clbench.strategies.base import effective_training
 

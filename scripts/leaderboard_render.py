@@ -68,7 +68,7 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from clbench.cli_app import app_script
+    from clbench.cli.app import app_script
     from clbench.leaderboard_app import data as lb_data
     from clbench.leaderboard_app import tables
 

@@ -1,4 +1,4 @@
-"""The README's leaderboard pictures: the app on a results database, in headless Chromium
+"""The docs' leaderboard pictures: the app on a results database, in headless Chromium
 1600 px wide (1000 px for the leaderboard, taller where a page's plot would be cut), one PNG per
 page, taken by the same code as the browser test (`tests/test_leaderboard_browser.py`).
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(TESTS))  # the browser driving code lives with its test
 
 from test_leaderboard_browser import screenshot_pages  # noqa: E402
 
-# page -> (the rest of its link, window height): what the README shows of each page
+# page -> (the rest of its link, window height): what docs/leaderboard.md shows of each page
 PAGES = {"Leaderboard": ("scenario=proxy-20shot", 1000),
          "Forgetting curves": ("scenario=proxy-20shot", 1000),
          "Trade-off": ("scenario=proxy-20shot", 1050),

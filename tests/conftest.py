@@ -31,7 +31,7 @@ strategy_training:
 
 @pytest.fixture(autouse=True)
 def own_cache_folder(tmp_path: Path, monkeypatch):
-    """Each test its own zero-shot cache (`clbench.eval_cache`): runs of one test may reuse each
+    """Each test its own zero-shot cache (`clbench.training.eval_cache`): runs of one test may reuse each
     other's zero-shot evaluation, never another test's, and nothing lands in ~/.cache."""
     monkeypatch.setenv("CLBENCH_CACHE_DIR", str(tmp_path / "clbench-cache"))
 

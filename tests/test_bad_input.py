@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clbench.classifier import CLIPClassifier
-from clbench.cli import main
+from clbench.cli.main import main
+from clbench.models.classifier import CLIPClassifier
 from clbench.store import Store
 
 

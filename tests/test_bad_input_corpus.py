@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.store import Store
 
 FFT = ["run", "--strategy", "fft", "--scenario", "proxy-20shot"]
@@ -373,8 +373,8 @@ def test_faults_during_a_run_mark_it_failed(stage, call, sessions_kept, tiny_sce
     first) or in an evaluation (call 1 is zero-shot, call k + 1 follows session k): the run is
     stored as failed with the signal, finished sessions stay with their evaluations, and the
     interrupted session is not half written (its record is stored with its evaluation)."""
-    from clbench.evaluation import SessionEvaluation
-    from clbench.loop import SessionTrainer
+    from clbench.training.evaluation import SessionEvaluation
+    from clbench.training.loop import SessionTrainer
 
     if stage == "training":
         _interrupt_on_call(SessionTrainer, "train", call, monkeypatch)

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from clbench.bench import TARGETS, Figure
-from clbench.cli import main
+from clbench.bench.suite import TARGETS, Figure
+from clbench.cli.main import main
 
 
 def test_bench_prints_each_figure_with_its_reference_and_ratio_as_json(capsys):
@@ -77,7 +77,7 @@ def test_bench_times_the_readme_command_against_its_own_work(capsys, tmp_path, m
 def test_the_step_clock_times_an_epochs_gradient_pass_within_the_epoch():
     import torch
 
-    from clbench.bench_timing import timed_session
+    from clbench.bench.timing import timed_session
 
     clock = timed_session("spu", "proxy-vit-tiny", torch.device("cpu"), 4, 2, sessions=2)
     assert len(clock.passes) == len(clock.epochs) == 4

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_SCENARIO
 
-from clbench import bundles
-from clbench.cli import main
+from clbench.cli.main import main
+from clbench.run import bundles
 from clbench.scenarios.manifests import use_manifest_dirs
 from clbench.store import Store
 

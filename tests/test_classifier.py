@@ -9,7 +9,7 @@ import random
 import torch
 from torch import nn
 
-from clbench.strategies.testing import classifier, tiny_clip
+from clbench.training.strategy_kit import classifier, tiny_clip
 
 NOT_TEXT = ("logit_scale", "logit_bias")
 

@@ -7,7 +7,7 @@ from statistics import fmean
 
 import pytest
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.store import Store
 
 
@@ -125,7 +125,7 @@ def test_the_command_ends_without_pythons_teardown_once_its_work_is_done(monkeyp
 
     import torch  # noqa: F401 - the command imported the training stack
 
-    from clbench import cli
+    from clbench.cli.main import main as cli
 
     handlers, ended = [], []
     monkeypatch.setattr(cli, "main", lambda: 3)

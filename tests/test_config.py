@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clbench.config import assemble, load_yaml_config, parse_set_options, resolve
+from clbench.config.run_config import assemble, load_yaml_config, parse_set_options, resolve
 from clbench.errors import ConfigError
 
 
@@ -74,8 +74,8 @@ def test_scenario_training_per_strategy_and_preset_fallback(tmp_path):
 
 
 def test_scenario_strategy_parameters_fill_only_unset_ones_of_the_named_strategy(tmp_path):
+    from clbench.run.settings import resolve_for_scenario
     from clbench.scenarios.manifests import load_scenario_manifest
-    from clbench.settings import resolve_for_scenario
 
     path = tmp_path / "s.yaml"
     path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\ntraining: {lr: 1.0e-5}\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from paper_data import make_dalle, make_gtsrb, make_imagenet, make_videos, tiny_image, tree_bytes
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.errors import UserError
 from clbench.scenarios import tsi
 from clbench.scenarios.datasets import dataset_dir, load_split, seeded_subset
@@ -237,7 +237,7 @@ def test_data_roots_and_missing_data_messages(root, monkeypatch, capsys):
 
 
 def test_data_help_imports_no_training_stack(tmp_path):
-    code = ("import sys\nfrom clbench.cli import main\n"
+    code = ("import sys\nfrom clbench.cli.main import main\n"
             "try:\n    main(['data', 'prepare', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('HEAVY', [m for m in ('torch', 'avalanche', 'open_clip', 'av') "
             "if m in sys.modules])\n")

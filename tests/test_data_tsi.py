@@ -11,7 +11,7 @@ import pytest
 from paper_data import expected_index, make_clip, make_videos, read_index, tree_bytes
 from PIL import Image
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.scenarios import tsi
 from clbench.scenarios.datasets import load_split
 from clbench.scenarios.manifests import load_dataset_manifest

@@ -12,9 +12,9 @@ from clbench.store import Store
 
 
 def run_on(scenario: Path, url: str, strategy: str, params: dict | None = None) -> dict:
-    from clbench.runner import run
+    from clbench.run.runner import run
+    from clbench.run.settings import resolve_for_scenario
     from clbench.scenarios.manifests import load_scenario_manifest
-    from clbench.settings import resolve_for_scenario
 
     config = resolve_for_scenario({"strategy": {"name": strategy, **(params or {})},
                                    "scenario": str(scenario)},
@@ -114,7 +114,7 @@ def test_a_frozen_image_encoder_is_evaluated_from_its_first_features(tiny_scenar
     reused = run_on(tiny_scenario, url, strategy)
     assert reused["summary"]["reused"]["image_features"] == {"proxy": [1, 2, 3],
                                                             "proxy-clean": [1, 2, 3]}
-    from clbench.classifier import CLIPClassifier
+    from clbench.models.classifier import CLIPClassifier
 
     draws = iter(range(10**6))  # a tower fingerprint that never matches: every image encoded
     monkeypatch.setattr(CLIPClassifier, "visual_sha256", lambda self: f"fresh-{next(draws)}")
@@ -170,7 +170,7 @@ def test_the_text_heads_a_run_keeps_give_the_rows_of_never_reusing_one(
     url = f"sqlite:///{tmp_path / 'r.db'}"
     monkeypatch.setenv("CLBENCH_CACHE_DIR", "off")  # heads kept in memory for the run only
     kept = run_on(tiny_scenario, url, strategy, {"towers": towers})
-    from clbench.classifier import CLIPClassifier
+    from clbench.models.classifier import CLIPClassifier
 
     draws = iter(range(10**6))
     monkeypatch.setattr(CLIPClassifier, "text_sha256", lambda self: f"fresh-{next(draws)}")

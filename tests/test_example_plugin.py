@@ -5,7 +5,7 @@ The package is installed with pip into a temporary folder (no network, no build 
 project's virtualenv untouched) and clbench runs in subprocesses with that folder on PYTHONPATH,
 so its `clbench.strategies` entry point is found exactly as after `pip install -e
 examples/wiseft`: the `clbench` command lists it, and one process passes four `clbench run`
-command lines in turn to `clbench.cli.main` (the function the `clbench` command calls, so the
+command lines in turn to `clbench.cli.main.main` (the function the `clbench` command calls, so the
 runs share one import of torch) on a shortened proxy scenario (2 sessions of 2 classes, 4 shots,
 2 epochs), with one thread (bit-identical numbers whatever the load). The example's own tests
 run in a third process; all start together, while the in-process checks of the strategy test
@@ -56,7 +56,7 @@ RUNS = {  # name -> (strategy, extra arguments); the refused one first, it is qu
 # exit status, and prints them as JSON
 DRIVER = """\
 import contextlib, io, json, sys
-from clbench.cli import main
+from clbench.cli.main import main
 results = {}
 for name, argv in json.loads(sys.argv[1]).items():
     out, err = io.StringIO(), io.StringIO()
@@ -175,7 +175,7 @@ def test_clbench_lists_the_plugin(installed, runs):
 def test_the_kit_rejects_a_wrong_card():
     """check_strategy fails both ways: a tensor outside the card, a card group that never
     trained (the strength of the strategy matrix, which calls it for every built-in)."""
-    from clbench.strategies.testing import changed_tensors, check_strategy
+    from clbench.training.strategy_kit import changed_tensors, check_strategy
 
     with pytest.raises(AssertionError, match="keeps frozen"):
         check_strategy("fft", [r"clip\.visual\.ln_post\..*"])
@@ -204,7 +204,7 @@ def test_the_hook_order_is_the_documented_one():
     from avalanche.evaluation import PluginMetric
 
     from clbench.strategies.fft import FullFineTuningPlugin
-    from clbench.strategies.testing import TinyImages, proxy_classifier, train_stream, trainer
+    from clbench.training.strategy_kit import TinyImages, proxy_classifier, train_stream, trainer
 
     log: list[str] = []
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import TINY_SCENARIO
 
-from clbench import config as cfg
-from clbench.cli import build_parser, main
-from clbench.extra_plugins import PLUGINS_OVERRIDE
+from clbench.cli.main import build_parser, main
+from clbench.config import run_config as cfg
+from clbench.config.plugin_specs import PLUGINS_OVERRIDE
 from clbench.store import Store
 
 EWC = "avalanche.training.plugins.EWCPlugin"
@@ -87,7 +87,7 @@ def test_lwf_mas_and_replay_together(tiny_scenario, db_path, monkeypatch):
     """Several plugins in one run, each with its own arguments (plugin.CLASS.KEY): LwF
     distils the logits (clbench hands plugins logits as `mb_output` and experiences in task 0),
     MAS adds its penalty, and replay mixes stored samples into the batches."""
-    from clbench.loop import SessionTrainer
+    from clbench.training.loop import SessionTrainer
 
     sizes: list[int] = []
     unpack = SessionTrainer._unpack_minibatch
@@ -130,7 +130,7 @@ def test_the_leaderboard_sees_another_preset(ewc_runs):
 def test_a_stored_config_resolves_to_the_same_plugins(ewc_runs):
     """The stored form ({class, args, package, version}) is accepted as config input and
     resolves to what was hashed: a stored run's plugins can be run again."""
-    from clbench.extra_plugins import create_all
+    from clbench.training.extra_plugins import create_all
 
     stored = ewc_runs["ewc"]["config"]
     config = cfg.resolve(cfg.assemble([{"strategy": "ln", "scenario": "x",
@@ -220,7 +220,7 @@ def test_a_strategy_that_trains_nothing_takes_no_plugin(ewc_runs, monkeypatch, c
 ])
 def test_a_penalty_that_cannot_act_fails_the_run(tiny_scenario, db_path, monkeypatch, capsys,
                                                  strategy, lam, expected):
-    from clbench import runner
+    from clbench.run import runner
 
     monkeypatch.setattr(runner, "_merges_between_sessions", lambda plugin: False)
     code = main(["run", "--strategy", strategy, "--scenario", str(tiny_scenario), "--db",

@@ -15,10 +15,10 @@ import torch
 from paper_data import make_dalle
 from PIL import Image
 
-from clbench.cli import main
-from clbench.image_cache import BLOCK, ImageCache, _header_room
+from clbench.cli.main import main
 from clbench.scenarios.manifests import load_dataset_manifest
 from clbench.store import Store
+from clbench.training.image_cache import BLOCK, ImageCache, _header_room
 
 CAPTIONS = list(load_dataset_manifest("tsi").class_names)
 PER_CAPTION = 12  # 22 captions x 12 = 264 images: two blocks

@@ -11,9 +11,9 @@ import pytest
 import torch
 from tiny_models import TinyImages, classifier, tiny_clip, train_stream, trainer
 
-from clbench.classifier import CLIPClassifier
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.errors import ConfigError, UserError
+from clbench.models.classifier import CLIPClassifier
 from clbench.scenarios.manifests import load_scenario_manifest
 from clbench.scenarios.stream import load_scenario
 from clbench.store import Store

@@ -338,7 +338,7 @@ def test_every_column_has_a_tooltip_with_its_definition_unit_and_direction():
 def test_third_party_strategies_are_marked_and_filtered(tmp_path, capsys):
     from leaderboard_synthetic import Spec, add_run
 
-    from clbench.cli import main
+    from clbench.cli.main import main
     from clbench.store import Store
 
     path = tmp_path / "plugins.db"

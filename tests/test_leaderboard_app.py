@@ -7,8 +7,8 @@ from leaderboard_seed import old_schema_store, seed_store
 from leaderboard_synthetic import Spec, add_run
 from streamlit.testing.v1 import AppTest
 
-from clbench.cli import main
-from clbench.cli_app import app_script, streamlit_command
+from clbench.cli.app import app_script, streamlit_command
+from clbench.cli.main import main
 from clbench.leaderboard_app.app import PAGES
 from clbench.leaderboard_app.data import load, open_store
 from clbench.leaderboard_app.tables import ZERO_SHOT

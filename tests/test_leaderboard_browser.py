@@ -1,7 +1,7 @@
 """End to end: `clbench app` on a free port, in headless Chromium at 1600x1000: every page
 opens (also from a link), the default ranking is checked on a store where the method with
 the highest target gain forgets most, a click on a row opens its preset, and each page is
-saved as a screenshot (the README's pictures come from the same function,
+saved as a screenshot (the docs' pictures come from the same function,
 `scripts/leaderboard_screenshots.py`).
 
 Needs Debian's `chromium` and `chromium-driver` (installed by `.ci/run`). Under CI (the CI

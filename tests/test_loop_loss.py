@@ -13,11 +13,11 @@ import pytest
 import torch
 from avalanche.core import SupervisedPlugin
 
-from clbench import loggers
-from clbench import loop as loop_module
 from clbench.errors import TrainingDiverged
 from clbench.strategies import registry
-from clbench.strategies.testing import (
+from clbench.training import loggers
+from clbench.training import loop as loop_module
+from clbench.training.strategy_kit import (
     TinyImages,
     classifier,
     tiny_clip,

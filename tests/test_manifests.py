@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from paper_data import make_dalle, tiny_image
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.errors import ConfigError, UserError
 from clbench.scenarios import loaders, manifests
 from clbench.scenarios.datasets import load_split

@@ -7,14 +7,14 @@ import torch
 from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
-from clbench.classifier import CLIPClassifier
-from clbench.config import ModelConfig, TrainingConfig
-from clbench.evaluation import SessionEvaluation
-from clbench.loop import SessionTrainer
+from clbench.config.run_config import ModelConfig, TrainingConfig
 from clbench.metrics import accuracy_matrix, forgetting, summarize
 from clbench.models import load_model
+from clbench.models.classifier import CLIPClassifier
 from clbench.scenarios.stream import load_scenario
 from clbench.strategies import registry
+from clbench.training.evaluation import SessionEvaluation
+from clbench.training.loop import SessionTrainer
 
 
 def test_matrix_maths():

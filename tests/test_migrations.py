@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.store import SCHEMA_VERSION, Store
 from clbench.store.errors import StoreError
 

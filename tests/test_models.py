@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from clbench.backbones import PROXY_ARCH
-from clbench.cli import build_parser, main
-from clbench.config import ModelConfig
+from clbench.cli.main import build_parser, main
+from clbench.config.run_config import ModelConfig
 from clbench.errors import UserError
 from clbench.models import (
     PROXY_CHECKPOINT,
@@ -167,7 +167,7 @@ def test_bad_open_clip_checkpoint_is_a_one_line_user_error(tmp_path):
 
 
 def test_cli_prints_one_line_for_random_bytes(tmp_path, capsys):
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     path = _bad_files(tmp_path)["random"]
     code = main(["run", "--strategy", "zeroshot", "--scenario", "proxy-20shot",

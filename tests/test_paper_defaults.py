@@ -13,8 +13,8 @@ import pytest
 import torch
 from tiny_models import tiny_clip
 
+from clbench.cli.params import PAPER_TABLE_9, trainable_table
 from clbench.models.meta import build_on_meta
-from clbench.params import PAPER_TABLE_9, trainable_table
 from clbench.strategies import registry
 from clbench.strategies.lora import GatedLoRAConfig, attach_adapters
 

@@ -6,9 +6,9 @@ import json
 
 from torch import nn
 
-from clbench.cli import main
+from clbench.cli.main import main
+from clbench.cli.params import trainable_table
 from clbench.models.meta import build_on_meta
-from clbench.params import trainable_table
 
 
 def test_counts_follow_each_strategy_rule():

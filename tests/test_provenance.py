@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from clbench.provenance import (
+from clbench.run.provenance import (
     collect_hardware,
     collect_provenance,
     git_state,
@@ -61,7 +61,7 @@ def test_hardware_reads_proc_when_present():
 
 def test_collect_provenance_does_not_import_torch():
     code = (
-        "import sys; from clbench.provenance import collect_provenance; collect_provenance(); "
+        "import sys; from clbench.run.provenance import collect_provenance; collect_provenance(); "
         "print([m for m in ('torch', 'avalanche', 'open_clip') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -13,9 +13,9 @@ import torch
 from clbench.models import PROXY_CHECKPOINT as CHECKPOINT_PATH
 from clbench.models import ProxyTokenizer
 from clbench.models import load_clip as load_proxy_clip
+from clbench.run.proxy_pretrain import pretrain, zero_shot_accuracy
 from clbench.scenarios.proxy import handwriting, world
 from clbench.scenarios.proxy.data import PROXY_TEMPLATES, make_split, split_spec, valid_splits
-from clbench.scenarios.proxy.pretrain import pretrain, zero_shot_accuracy
 
 SPLITS = [
     ("proxy", "train"), ("proxy", "val"), ("proxy", "test"), ("proxy-clean", "val"),
@@ -212,7 +212,7 @@ def test_committed_checkpoint_zero_shot() -> None:
     assert not model.training and len(sha) == 64
     meta = json.loads(CHECKPOINT_PATH.with_suffix(".json").read_text())
     assert meta["sha256"] == sha
-    # The README's required numbers: controls known, targets poor (measured values in the .json).
+    # docs/scenarios.md's required numbers: controls known, targets poor (measured values in the .json).
     for control in ("proxy-clean", "proxy-generic", "proxy-printed", "proxy-glyphs"):
         assert zero_shot_accuracy(model, tok, control) >= 0.8, control
     assert zero_shot_accuracy(model, tok, "proxy") <= 0.4

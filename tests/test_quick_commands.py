@@ -32,7 +32,7 @@ def python(code: str, timeout: int, cwd=None) -> subprocess.CompletedProcess:
 def test_quick_command_imports_no_training_stack(argv, tmp_path):
     code = (
         "import sys\n"
-        "from clbench.cli import main\n"
+        "from clbench.cli.main import main\n"
         f"try:\n    print('RC', main({argv!r}))\nexcept SystemExit as exit:\n"
         "    print('RC', exit.code)\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"

@@ -9,7 +9,7 @@ from importlib.metadata import EntryPoint
 import pytest
 from plugin_packages import PLUGIN_SOURCE, fake_distribution
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.errors import ConfigError, UserError
 from clbench.strategies import registry
 from clbench.strategies.base import StrategyPlugin
@@ -101,7 +101,7 @@ def test_a_plugin_claiming_a_built_in_name_never_shadows_it(tmp_path, monkeypatc
     assert "evil-plug:lora" in listing and "claims the name 'lora'" in listing
     assert "[third-party (evil-plug 2.0)]" in listing
     assert "evil-plug's strategies (test fixture)" in listing  # the package's own summary
-    from clbench.cli import _note_claimants
+    from clbench.cli.main import _note_claimants
 
     _note_claimants("lora")  # what `clbench run --strategy lora` prints before it starts
     assert "evil-plug also registers a strategy 'lora'; this run uses the built-in" in \
@@ -136,7 +136,7 @@ def test_a_broken_plugin_breaks_nothing_else(tmp_path, monkeypatch, capsys, forg
 
 def test_a_third_party_run_records_its_package_and_checkout(tmp_path, monkeypatch,
                                                             forget_modules):
-    from clbench.provenance import strategy_source
+    from clbench.run.provenance import strategy_source
 
     checkout = tmp_path / "checkout"
     monkeypatch.syspath_prepend(str(fake_distribution(

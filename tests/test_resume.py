@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clbench import checkpoints
+from clbench.run import checkpoints
 from clbench.store import Store
 
 RESUME_SCENARIO = """\
@@ -48,8 +48,8 @@ def scenario(tmp_path_factory) -> Path:
 
 
 def config_for(strategy: str, scenario: Path, **params):
+    from clbench.run.settings import resolve_for_scenario
     from clbench.scenarios.manifests import load_scenario_manifest
-    from clbench.settings import resolve_for_scenario
 
     raw = {"strategy": {"name": strategy, **params}, "scenario": str(scenario), "seed": 3}
     return resolve_for_scenario(raw, load_scenario_manifest(str(scenario)))
@@ -70,7 +70,7 @@ def stored_rows(url: str, run_id: str) -> dict:
 
 
 def uninterrupted(strategy: str, scenario: Path, tmp_path: Path, **params) -> dict:
-    from clbench.runner import run
+    from clbench.run.runner import run
 
     url = f"sqlite:///{tmp_path / 'uninterrupted.db'}"
     result = run(config_for(strategy, scenario, **params), Store(url), progress=False,
@@ -162,7 +162,7 @@ class SimulatedCrash(RuntimeError):
 
 def crash_after_checkpoint(monkeypatch, session: int) -> None:
     """The run dies right after session `session`'s checkpoint is committed."""
-    from clbench.run_state import SessionCheckpoints
+    from clbench.run.checkpoints import SessionCheckpoints
 
     save = SessionCheckpoints.save
 
@@ -177,7 +177,7 @@ def crash_after_checkpoint(monkeypatch, session: int) -> None:
 def crashed_run(strategy: str, scenario: Path, tmp_path: Path, monkeypatch, *, session: int = 2,
                 **params) -> tuple[str, str, Path]:
     """(store url, run id, checkpoint base) of a run that crashed after `session`."""
-    from clbench.runner import run
+    from clbench.run.runner import run
 
     url = f"sqlite:///{tmp_path / 'crashed.db'}"
     base = tmp_path / "checkpoints"
@@ -197,7 +197,7 @@ def crashed_run(strategy: str, scenario: Path, tmp_path: Path, monkeypatch, *, s
 ], ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in v.items()))
 def test_every_strategy_resumes_to_the_rows_of_an_uninterrupted_run(strategy, params, scenario,
                                                                      tmp_path, monkeypatch):
-    from clbench.resume import resume
+    from clbench.run.resume import resume
 
     url, run_id, _ = crashed_run(strategy, scenario, tmp_path, monkeypatch, **params)
     with Store(url, create=False) as store:
@@ -244,8 +244,8 @@ def test_a_full_disk_fails_the_run_with_a_clear_error_and_the_previous_checkpoin
 
     import torch
 
-    from clbench.resume import resume
-    from clbench.runner import run
+    from clbench.run.resume import resume
+    from clbench.run.runner import run
 
     real_save = torch.save
     calls = {"n": 0}
@@ -278,7 +278,7 @@ def test_a_full_disk_fails_the_run_with_a_clear_error_and_the_previous_checkpoin
 
 
 def test_keep_checkpoints_keeps_the_last_one(scenario, tmp_path):
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     db = tmp_path / "kept.db"
     assert main(["run", "--strategy", "ln", "--scenario", str(scenario), "--db", str(db),
@@ -289,12 +289,12 @@ def test_keep_checkpoints_keeps_the_last_one(scenario, tmp_path):
 
 def test_no_checkpoints_writes_none_and_cannot_be_resumed(scenario, tmp_path, monkeypatch,
                                                           capsys):
-    from clbench.cli import main
-    from clbench.runner import run
+    from clbench.cli.main import main
+    from clbench.run.runner import run
 
     url = f"sqlite:///{tmp_path / 'none.db'}"
     with monkeypatch.context() as patch:
-        patch.setattr("clbench.loop.SessionTrainer._after_training_exp",
+        patch.setattr("clbench.training.loop.SessionTrainer._after_training_exp",
                       lambda self, **kw: (_ for _ in ()).throw(SimulatedCrash("boom")))
         with pytest.raises(SimulatedCrash):
             run(config_for("ln", scenario), Store(url), progress=False, quiet=True)
@@ -323,7 +323,7 @@ def crashed(scenario, tmp_path, monkeypatch):
 
 def refused(argv: list[str], capsys, url: str, run_id: str, folder: Path | None) -> str:
     """Run the CLI, expect exit 2 with a one-line error and nothing changed; the error."""
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     before = _snapshot(url, run_id, folder)
     assert main(argv) == 2
@@ -341,7 +341,7 @@ def test_resume_refuses_an_unknown_id_naming_the_closest(crashed, capsys):
 
 
 def test_resume_refuses_a_completed_run(scenario, tmp_path, capsys):
-    from clbench.runner import run
+    from clbench.run.runner import run
 
     url = f"sqlite:///{tmp_path / 'done.db'}"
     run_id = run(config_for("ln", scenario), Store(url), progress=False, quiet=True).run_id
@@ -376,8 +376,8 @@ def test_resume_refuses_a_corrupt_checkpoint(crashed, capsys):
 
 def test_resume_refuses_changed_code_unless_forced_and_records_it(crashed, capsys,
                                                                  monkeypatch):
-    from clbench import provenance
-    from clbench.cli import main
+    from clbench.cli.main import main
+    from clbench.run import provenance
 
     url, run_id, base = crashed
     real = provenance.code_fingerprint
@@ -418,7 +418,7 @@ def test_resume_refuses_config_flags(crashed, capsys):
 
 
 def test_force_without_resume_is_refused(scenario, capsys):
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     assert main(["run", "--strategy", "ln", "--scenario", str(scenario), "--force"]) == 2
     assert "--force only applies to --resume" in capsys.readouterr().err
@@ -426,7 +426,7 @@ def test_force_without_resume_is_refused(scenario, capsys):
 
 def test_an_unwritable_checkpoint_folder_refuses_the_run_before_recording_it(scenario, tmp_path,
                                                                             capsys):
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -445,8 +445,8 @@ def test_a_sweep_resumes_a_crashed_run_instead_of_starting_it_again(scenario, tm
                                                                    monkeypatch, capsys):
     import yaml
 
-    from clbench.cli import main
-    from clbench.sweep import load_sweep
+    from clbench.cli.main import main
+    from clbench.sweep.plan import load_sweep
 
     url, run_id, base = crashed_run("lorsu", scenario, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)

@@ -74,7 +74,7 @@ def test_eight_runs_at_once_on_one_postgres_database(pg_url, tmp_path):
 
 
 def test_a_postgres_store_is_created_stamped_and_checked(pg_url, capsys):
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     with Store(pg_url) as store:
         run_id = store.create_run(

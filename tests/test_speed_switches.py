@@ -1,4 +1,4 @@
-"""Speed switches (`clbench.speed`): each changes how a run computes, never what it computes.
+"""Speed switches (`clbench.training.speed`): each changes how a run computes, never what it computes.
 
 Activation checkpointing trains bit-identical weights; channels-last, fused attention and a
 compiled image tower give the same outputs within float rounding; workers reach the DataLoader
@@ -13,11 +13,17 @@ import json
 import pytest
 import torch
 
-from clbench import speed
-from clbench.config import RunConfig, TrainingConfig, assemble, parse_set_options, resolve
+from clbench.config.run_config import (
+    RunConfig,
+    TrainingConfig,
+    assemble,
+    parse_set_options,
+    resolve,
+)
 from clbench.errors import ConfigError, UserError
-from clbench.speed import CompileFailed, apply_speed_switches, loader_options
-from clbench.strategies.testing import (
+from clbench.training import speed
+from clbench.training.speed import CompileFailed, apply_speed_switches, loader_options
+from clbench.training.strategy_kit import (
     TinyImages,
     proxy_classifier,
     tiny_sessions,
@@ -102,7 +108,7 @@ def test_bad_values_name_the_key(override, message):
 
 
 def test_the_cli_refuses_a_bad_value_before_anything_runs(tmp_path, capsys):
-    from clbench.cli import main
+    from clbench.cli.main import main
 
     code = main(["run", "--strategy", "lorsu", "--scenario", "proxy-20shot", "--set",
                  "training.workers=-1", "--db", str(tmp_path / "r.db")])
@@ -149,7 +155,7 @@ def test_grad_checkpointing_on_a_tower_without_it_is_a_config_error():
     import open_clip
     from open_clip.model import CLIPVisionCfg
 
-    from clbench.strategies.testing import classifier, text_cfg
+    from clbench.training.strategy_kit import classifier, text_cfg
 
     resnet = open_clip.CLIP(embed_dim=32, text_cfg=text_cfg(), vision_cfg=CLIPVisionCfg(
         layers=(1, 1, 1, 1), width=16, image_size=32))  # open_clip's ModifiedResNet
@@ -295,7 +301,7 @@ def test_clbench_run_applies_the_switches(tiny_scenario, db_path, monkeypatch, c
     its workers, and the stored config both."""
     import avalanche.training.templates.base_sgd as base_sgd
 
-    from clbench.cli import main
+    from clbench.cli.main import main
     from clbench.store import Store
 
     loaders, applied = [], []
@@ -325,8 +331,8 @@ def test_clbench_run_applies_the_switches(tiny_scenario, db_path, monkeypatch, c
 
 
 def evaluation_of(scenario, workers: int = 0, device: torch.device = CPU):
-    from clbench.evaluation import SessionEvaluation
     from clbench.models.loading import make_transform
+    from clbench.training.evaluation import SessionEvaluation
 
     transform = make_transform(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     return SessionEvaluation(scenario, transform, 16, device, workers=workers)
@@ -350,14 +356,14 @@ def test_evaluation_uses_workers_only_where_it_decodes_images():
 
 def test_evaluation_with_workers_predicts_the_same():
     """Worker processes decode in order (no shuffling): the same predictions and features."""
-    from clbench.evaluation import predict
     from clbench.scenarios.stream import load_scenario
+    from clbench.training.evaluation import predict
 
     scenario = load_scenario("proxy-20shot", 0)
     target = scenario.eval_sets[0]
-    from clbench.classifier import CLIPClassifier
-    from clbench.config import ModelConfig
+    from clbench.config.run_config import ModelConfig
     from clbench.models import load_model
+    from clbench.models.classifier import CLIPClassifier
 
     bundle = load_model(ModelConfig())  # the proxy's pretrained weights: varied predictions
     model = CLIPClassifier(bundle.clip, bundle.tokenizer)

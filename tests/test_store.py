@@ -623,7 +623,7 @@ def test_close_all_folds_the_log_back_and_collects_only_for_a_held_connection(
     import gc
     import weakref
 
-    import clbench.store as store_module
+    import clbench.store.base as store_module
     from clbench.store import opening
 
     # only this test's engines: one that an earlier test left alive (a Store never closed, held
@@ -674,7 +674,7 @@ def _locked_for(path: Path, seconds: float) -> threading.Thread:
 
 def test_a_write_that_finds_the_file_locked_past_the_busy_timeout_is_retried(
         tmp_path: Path, monkeypatch):
-    import clbench.store as store_module
+    import clbench.store.base as store_module
     from clbench.store import opening
 
     monkeypatch.setattr(opening, "SQLITE_BUSY_TIMEOUT_S", 0.2)

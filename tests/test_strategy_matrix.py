@@ -4,7 +4,7 @@ For each: two sessions through clbench's training loop (forward, backward, optim
 then save/load, and the set of tensors that changed must equal the set `MAY_CHANGE` below allows
 for it, the tensors its paper (or its module docstring in strategies/) says train (bit-for-bit
 comparison against a copy taken before training). The check itself is
-`clbench.strategies.testing.check_strategy`, the one plugin packages run on themselves.
+`clbench.training.strategy_kit.check_strategy`, the one plugin packages run on themselves.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from clbench.strategies import registry
-from clbench.strategies.testing import check_strategy
+from clbench.training.strategy_kit import check_strategy
 
 V = r"clip\.visual\.transformer\.resblocks\.\d+\."
 # tensors each strategy may change (regular expressions over state-dict keys, after stripping

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clbench import sweep_executors
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.store import Store
-from clbench.sweep import load_sweep
-from clbench.sweep_executors import LiveTable, SweepJob, load, local_threads, sbatch_script
+from clbench.sweep import executors as sweep_executors
+from clbench.sweep.executors import LiveTable, SweepJob, load, local_threads, sbatch_script
+from clbench.sweep.plan import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,9 +103,9 @@ def test_the_comparison_script_became_a_sweep_file():
     assert "sweeps/proxy-comparison.yaml" in script.__doc__
 
 
-def test_the_readme_slurm_sweep_file_expands_and_renders_its_sbatch_script(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Sweeps"):readme.index("## Leaderboard")]
+def test_the_docs_slurm_sweep_file_expands_and_renders_its_sbatch_script(tmp_path):
+    text = (ROOT / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    section = text[text.index("## Sweeps"):]
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", section, re.S)
                  if "kind: slurm" in b)
     sweep = load(write(tmp_path / "tsi.yaml", yaml.safe_load(block)))
@@ -217,8 +217,8 @@ def test_the_slurm_executor_runs_through_submitits_local_executor(
 
 def test_a_run_that_fails_before_the_store_has_it_is_reported_from_its_workers_record(
         tiny_scenario, tmp_path, monkeypatch, capsys):
-    from clbench.sweep_executors import run_local
-    from clbench.sweep_status import sweep_states
+    from clbench.sweep.executors import run_local
+    from clbench.sweep.status import sweep_states
 
     monkeypatch.chdir(tmp_path)
     sweep = load(write(tmp_path / "gone.yaml", {

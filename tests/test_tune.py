@@ -9,10 +9,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.errors import UserError
+from clbench.run.tune import Point, choose, expand, parse_grid
 from clbench.store import Store
-from clbench.tune import Point, choose, expand, parse_grid
 
 
 def target_classes() -> tuple[list[str], list[str]]:
@@ -107,10 +107,10 @@ def test_a_control_bound_takes_the_largest_target_gain_among_the_points_within_i
 
 def test_the_pasted_entry_declares_the_chosen_point_strategy_parameters_included(tmp_path):
     """What tune prints, pasted into a scenario, makes `clbench run` use the chosen point."""
-    from clbench.config import assemble
+    from clbench.config.run_config import assemble
+    from clbench.run.settings import resolve_for_scenario
+    from clbench.run.tune import paste_block, point_layer
     from clbench.scenarios.manifests import load_scenario_manifest
-    from clbench.settings import resolve_for_scenario
-    from clbench.tune import paste_block, point_layer
 
     path = tmp_path / "s.yaml"
     path.write_text("target: proxy\nshots: 2\nsessions: {sizes: [2]}\ntraining: {lr: 1.0e-5}\n")
@@ -128,14 +128,14 @@ def test_the_pasted_entry_declares_the_chosen_point_strategy_parameters_included
 def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeypatch, capsys):
     """Accuracy is faked so that test data favours lr 1e-5 and validation data favours lr 1e-3;
     tune must pick 1e-3, and no test split may be evaluated (or loaded) at all."""
-    import clbench.evaluation
-    import clbench.runner
+    import clbench.run.runner
+    import clbench.training.evaluation
     from clbench.scenarios import datasets
 
     seen_splits: list[str] = []
     current = {}
     calls: dict[str, int] = {}
-    original_run = clbench.runner.run
+    original_run = clbench.run.runner.run
 
     def run(config, *args, **kwargs):
         current["lr"] = config.training.lr
@@ -161,8 +161,8 @@ def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeyp
         loaded.append((manifest.name, split))
         return original_load(manifest, split, *args, **kwargs)
 
-    monkeypatch.setattr(clbench.runner, "run", run)
-    monkeypatch.setattr(clbench.evaluation, "predict", fake_predict)
+    monkeypatch.setattr(clbench.run.runner, "run", run)
+    monkeypatch.setattr(clbench.training.evaluation, "predict", fake_predict)
     monkeypatch.setattr("clbench.scenarios.stream.load_split", load_split)
     db = tune_world / "tune.db"
     code = main(["tune", "--strategy", "fft", "--scenario", "proxy-tune", "--grid",

@@ -1,4 +1,4 @@
-"""The checks the built-in benchmark must pass (the README's proxy section): with `fft` at its
+"""The checks the built-in benchmark must pass (docs/scenarios.md): with `fft` at its
 tuned setting each session's own classes gain at least 15 points right after it (plasticity)
 while at least one control drops by 5 or more (forgetting stays visible). The real check runs
 the committed proxy checkpoint on the full 20-shot streams (slow); the fast test runs the same
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clbench.cli import main
+from clbench.cli.main import main
 from clbench.store import Store
 
 TINY_STREAM = """\
@@ -54,7 +54,7 @@ def test_the_checked_numbers_come_from_the_stored_matrix(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["proxy-20shot", "proxy-hand-20shot"])
 def test_fft_at_its_tuned_setting_learns_every_session_and_forgets_visibly(scenario, tmp_path):
-    """Measured (seed 0, 2 CPU cores): see the README's proxy section for the numbers."""
+    """Measured (seed 0, 2 CPU cores): see docs/scenarios.md for the numbers."""
     run = run_stored(tmp_path, scenario)
     plasticity, worst = plasticity_and_worst_control(run["summary"])
     print(scenario, f"plasticity {100 * plasticity:+.1f}, worst control {100 * worst:+.1f}")

@@ -1,12 +1,12 @@
 """Tiny open_clip models, data and training helpers shared by the strategy tests.
 
-They live in `clbench.strategies.testing` (the strategy test kit, public so that plugin packages
+They live in `clbench.training.strategy_kit` (the strategy test kit, public so that plugin packages
 test themselves with it); this module re-exports them under their historical names.
 """
 
 from __future__ import annotations
 
-from clbench.strategies.testing import (
+from clbench.training.strategy_kit import (
     DH,
     HEADS,
     WIDTH,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from clbench.backbones import PROXY_ARCH
-from clbench.config import ModelConfig
+from clbench.config.run_config import ModelConfig
 from clbench.errors import UserError
 from clbench.hashing import file_sha256
 from clbench.models.configs import (
@@ -56,7 +56,7 @@ def make_transform(image_size: int, mean: tuple[float, ...], std: tuple[float, .
     own preprocess.
 
     A PIL image goes through two stages that the transform also exposes, so that an image cache
-    can store what lies between them (`clbench.image_cache`): `pil_geometry` (decode, resize,
+    can store what lies between them (`clbench.training.image_cache`): `pil_geometry` (decode, resize,
     crop: a uint8 [3, H, W] tensor) and `finish` (to float in [0, 1], normalise). The PIL path is
     `finish(pil_geometry(image))` itself, so a cached image gives bit-identical input. Both are
     None when the model's preprocess cannot be split there (no ToTensor step)."""

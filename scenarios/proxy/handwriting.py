@@ -7,7 +7,7 @@ glyphs of ``glyphs.py`` leave a margin). Dark-on-light matched the printed digit
 light-on-dark in a prototype (zero-shot about 29% vs 22%). The model never sees handwriting in
 pretraining: this is the "home camera" of the glyph world, a real shift of style, framing and
 resolution, not a relabelling. (With a one-pixel margin added, zero-shot rose from 24% to 54%,
-above the 50% the README requires of a target, so the scans are shown unpadded.)
+above the 50% docs/scenarios.md requires of a target, so the scans are shown unpadded.)
 
 The split of the 1,797 images into train / val / test (60% / 10% / 30%) is a fixed seeded
 permutation, so the three are disjoint and the same in every process.

@@ -24,9 +24,9 @@ silhouettes do not, so a session's four classes are hard to tell apart until the
 the camera, and what one session learns (the four silhouettes under this camera) transfers to the
 next session's colour: one camera, one room.
 
-Measured with the committed checkpoint (see the README's proxy section for the commands):
+Measured with the committed checkpoint (see docs/scenarios.md for the commands):
 zero-shot on ``proxy`` is well below the clean control; the numbers are in
-``benchmark/models/checkpoints/proxy-vit-tiny.json`` and the README.
+``benchmark/models/checkpoints/proxy-vit-tiny.json`` and docs/scenarios.md.
 
 Everything is vectorised torch on CPU and deterministic given a ``torch.Generator``.
 """
@@ -86,7 +86,7 @@ PRETRAIN_CLASSES: tuple[str, ...] = ALL_CLASSES + GLYPH_CLASSES
 # the four classes differ only by what the camera degrades: a session is hard to tell apart
 # without learning the camera, and what it teaches (the four silhouettes under this camera)
 # transfers to the next session's colour. (Sessions of two similar shapes in two colours were
-# measured too and did worse with fft: see the README's proxy section.)
+# measured too and did worse with fft: see docs/scenarios.md.)
 _TARGET_SHAPES = ("star", "square", "heart", "triangle")
 _TARGET_COLOURS = ("red", "yellow", "blue", "green", "purple")
 TARGET_CLASSES: tuple[str, ...] = tuple(

@@ -1,4 +1,4 @@
-"""The WiSE-FT plugin under clbench's own strategy checks (`clbench.strategies.testing`).
+"""The WiSE-FT plugin under clbench's own strategy checks (`clbench.training.strategy_kit`).
 
 Run after installing the package (`pip install -e .`): the strategy is looked up by its
 entry-point name, as `clbench run --strategy wiseft` does.
@@ -12,7 +12,7 @@ from clbench_wiseft.plugin import WiSEFTPlugin
 
 from clbench.errors import ConfigError
 from clbench.strategies import registry
-from clbench.strategies.testing import check_strategy, tiny_sessions, train_sessions
+from clbench.training.strategy_kit import check_strategy, tiny_sessions, train_sessions
 
 VISION = r"clip\.visual\..*"
 

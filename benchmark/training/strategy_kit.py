@@ -1,0 +1,333 @@
+"""The strategy test kit: clbench's own strategy checks, for built-ins and plugins alike.
+
+A strategy's contract is checked by training it for two sessions through clbench's training
+loop (`clbench.training.loop.SessionTrainer`: the same hooks, optimizer and loss as `clbench run`) on a
+small CLIP, then comparing every tensor of the state dict bit for bit with a copy taken before
+training. `check_strategy` asserts that the set of tensors that changed is exactly what the
+strategy says it trains, that each of those groups did change, that the strategy plans its
+trainable set on a weightless (meta-device) copy of the architecture as `clbench params` and
+`clbench run`'s checks do, and that a saved adapted model loads into a freshly built one
+(after `prepare_for_load`) with the same outputs. `tests/test_strategy_matrix.py` runs it on
+every registered strategy; a plugin package runs it on its own in its tests:
+
+    from clbench.training.strategy_kit import check_strategy
+
+    def test_mine_trains_only_layernorms():
+        check_strategy("mine", [r"clip\\.visual\\..*ln_\\w+\\.(weight|bias)"])
+
+The building blocks are public too: tiny open_clip models (`tiny_clip`, `tiny_timm_clip`), the
+proxy architecture under a four-class head (`proxy_classifier`), seeded random images
+(`TinyImages`), a two-session stream (`tiny_sessions`, `train_stream`) and the training loop on
+the CPU (`trainer`). Importing this module has no side effects (it imports torch, Avalanche and
+open_clip, as every strategy does); the model builders seed torch's global RNG so that every
+call builds the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import open_clip
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.utils.utils import as_classification_dataset
+from avalanche.training.plugins import EvaluationPlugin
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from torch import nn
+
+from clbench.config.run_config import TrainingConfig
+from clbench.models.classifier import CLIPClassifier
+from clbench.strategies.base import StrategyPlugin
+from clbench.training.loop import SessionTrainer
+
+__all__ = [
+    "DH", "HEADS", "TOY_CLASSES", "TOY_TEMPLATES", "WIDTH", "TinyImages", "Trained",
+    "changed_tensors", "check_save_load", "check_strategy", "check_weightless_configure",
+    "classifier", "make_plugin", "proxy_classifier", "snapshot", "state_key", "text_cfg",
+    "tiny_clip", "tiny_sessions", "tiny_timm_clip", "tokenize", "train_sessions", "train_stream",
+    "trainer",
+]
+
+WIDTH, HEADS, DH = 64, 4, 16
+# the head of `proxy_classifier`: four classes of the proxy world, two prompt templates
+TOY_CLASSES = ("red star", "blue ring", "green heart", "pink cross")
+TOY_TEMPLATES = ("a photo of a {}.", "a {} in the scene.")
+
+
+# ------------------------------------------------------------------------------ tiny models
+def text_cfg(layers: int = 1) -> CLIPTextCfg:
+    """The tiny text tower: width 32, 4 heads, context 16 over a 100-token vocabulary."""
+    return CLIPTextCfg(context_length=16, vocab_size=100, width=32, heads=4, layers=layers)
+
+
+def tiny_clip(layers: int = 2, text_layers: int = 1) -> nn.Module:
+    """Native open_clip ViT: `layers` blocks of width 64, 4 heads of 16; frozen. Seeds torch's
+    global RNG with 0 first, so every call builds the same weights."""
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=layers, width=WIDTH, head_width=DH, patch_size=8,
+                                 image_size=32),
+        text_cfg=text_cfg(text_layers))
+    return clip.requires_grad_(False)
+
+
+def tiny_timm_clip() -> nn.Module:
+    """open_clip's TimmModel with a 2-block timm ViT trunk (width 192, 3 heads of 64); frozen.
+    Seeds torch's global RNG with 0 first."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(timm_model_name="vit_tiny_patch16_224",
+                                 timm_model_pretrained=False, timm_pool="token",
+                                 timm_proj="linear", image_size=224),
+        text_cfg=text_cfg())
+    clip.visual.trunk = VisionTransformer(img_size=32, patch_size=8, embed_dim=192, depth=2,
+                                          num_heads=3, num_classes=0)
+    return clip.requires_grad_(False)
+
+
+def tokenize(texts: list[str]) -> torch.Tensor:
+    """A character tokenizer for the tiny text tower (EOT 99 is the highest id)."""
+    ids = torch.zeros(len(texts), 16, dtype=torch.long)
+    for row, text in enumerate(texts):
+        codes = [1 + ord(c) % 98 for c in text[:15]] + [99]
+        ids[row, :len(codes)] = torch.tensor(codes)
+    return ids
+
+
+class TinyImages(torch.utils.data.Dataset):
+    """`n` seeded random images labelled 0, 1, ..., classes - 1, 0, ... in turn, or with the
+    given `labels`; Gaussian pixels, or uniform in [0, 1) with `uniform=True`."""
+
+    def __init__(self, n: int | None = None, seed: int = 0, *, classes: int = 2,
+                 labels: Sequence[int] | None = None, size: int = 32, uniform: bool = False):
+        self.targets = list(labels) if labels is not None else [i % classes for i in range(n)]
+        draw = torch.rand if uniform else torch.randn
+        self.x = draw(len(self.targets), 3, size, size,
+                      generator=torch.Generator().manual_seed(seed))
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.x[i], self.targets[i]
+
+
+def classifier(clip: nn.Module, classes: Sequence[str] = ("cat", "dog"),
+               templates: Sequence[str] = ("a photo of a {}.", "a {}.", "my {}"),
+               tokenizer: Callable[[list[str]], torch.Tensor] = tokenize) -> CLIPClassifier:
+    """`clip` as a zero-shot classifier with one head, "toy", over `classes`."""
+    model = CLIPClassifier(clip, tokenizer)
+    model.register_head("toy", list(classes), list(templates))
+    return model
+
+
+def proxy_classifier(seed: int | None = None) -> CLIPClassifier:
+    """The proxy CLIP's architecture (`proxy-vit-tiny`: width 128, 4 blocks of 4 heads) with
+    random weights from torch's global RNG (seeded with `seed` first when given), under a
+    "toy" head over `TOY_CLASSES`. Wide enough for every built-in strategy at its defaults
+    (rank-64 presets included); the committed checkpoint is not loaded."""
+    from clbench.models import ProxyTokenizer, build_clip
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    return classifier(build_clip(), TOY_CLASSES, TOY_TEMPLATES, ProxyTokenizer())
+
+
+# ------------------------------------------------------------------------------ sessions
+def tiny_sessions() -> list[TinyImages]:
+    """Two sessions of two classes of `TOY_CLASSES` each (0, 1 then 2, 3), 4 images per class,
+    uniform random pixels (32 px)."""
+    return [TinyImages(labels=[0, 1] * 4, seed=1, uniform=True),
+            TinyImages(labels=[2, 3] * 4, seed=2, uniform=True)]
+
+
+def train_stream(*datasets: torch.utils.data.Dataset):
+    """One Avalanche training experience per dataset (a session each)."""
+    return benchmark_from_datasets(
+        train=[as_classification_dataset(d) for d in datasets]).train_stream
+
+
+def trainer(model: nn.Module, plugins: list, seed: int = 0, **training) -> SessionTrainer:
+    """clbench's training loop on the CPU with `TrainingConfig(**training)` and no loggers."""
+    return SessionTrainer(model=model, training=TrainingConfig(**training),
+                          device=torch.device("cpu"), seed=seed, plugins=plugins,
+                          evaluator=EvaluationPlugin(loggers=[]))
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every tensor of the state dict (for bit-identity checks)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def state_key(key: str) -> str:
+    """A state-dict key without torch's parametrization wrappers (`.parametrizations.`,
+    `.original`), so that a masked or reparametrized tensor keeps its plain name."""
+    return key.replace(".parametrizations.", ".").replace(".original", "")
+
+
+# ------------------------------------------------------------------------------ the checks
+def make_plugin(strategy: str | StrategyPlugin,
+                params: dict[str, Any] | None = None) -> StrategyPlugin:
+    """A configured plugin: a registered name (built-in, preset or entry point) with optional
+    parameters, validated as `--set strategy.KEY=VALUE` would be, or a plugin instance as is."""
+    if isinstance(strategy, StrategyPlugin):
+        if params:
+            raise TypeError("params apply to a strategy name; configure the instance instead")
+        return strategy
+    from clbench.strategies import registry
+
+    return registry.create(strategy, params)
+
+
+def _fresh(strategy: str | StrategyPlugin, params: dict[str, Any] | None) -> StrategyPlugin:
+    """A new plugin with the same configuration (no state from a training)."""
+    if isinstance(strategy, StrategyPlugin):
+        return type(strategy)(copy.deepcopy(strategy.config))
+    return make_plugin(strategy, params)
+
+
+def _label(strategy: str | StrategyPlugin) -> str:
+    return strategy if isinstance(strategy, str) else type(strategy).__name__
+
+
+@dataclass
+class Trained:
+    """A classifier after `train_sessions`, with the copy of its state taken before training."""
+
+    label: str
+    model: CLIPClassifier
+    plugin: StrategyPlugin
+    before: dict[str, torch.Tensor]
+    trainable_params: list[int]  # per session, as `clbench run` stores them
+
+    def after(self) -> dict[str, torch.Tensor]:
+        """The state now, keyed by `state_key`."""
+        return {state_key(k): v for k, v in snapshot(self.model).items()}
+
+    def changed(self, ignore: Iterable[str] = ()) -> set[str]:
+        """Keys (by `state_key`) of the tensors that are new or differ in any bit from before
+        training, except those fully matching a regular expression of `ignore`."""
+        skip = [re.compile(p) for p in ignore]
+        changed = {k for k, v in self.after().items()
+                   if k not in self.before or not torch.equal(self.before[k], v)}
+        return {k for k in changed if not any(p.fullmatch(k) for p in skip)}
+
+
+def train_sessions(strategy: str | StrategyPlugin, params: dict[str, Any] | None = None, *,
+                   model_factory: Callable[[], CLIPClassifier] = proxy_classifier,
+                   sessions: Sequence[torch.utils.data.Dataset] | None = None, seed: int = 0,
+                   epochs: int = 2, batch_size: int = 4, lr: float = 1e-2,
+                   **training: Any) -> Trained:
+    """Train `strategy` (a registered name with `params`, or a plugin instance, which is
+    trained as it is: pass a new one to each call) on the sessions
+    (default `tiny_sessions()`) through clbench's training loop: torch seeded with `seed`, the
+    model from `model_factory` (default `proxy_classifier`), Adam at `lr` for `epochs` per
+    session, other `TrainingConfig` fields from `training` (e.g. `loss="ce"`). A strategy that
+    replays (`needs_replay`) is given seeded images of the same four classes."""
+    torch.manual_seed(seed)
+    model = model_factory()
+    before = snapshot(model)
+    plugin = make_plugin(strategy, params)
+    if plugin.needs_replay:  # replayed images of the same classes (joint-replay)
+        head = model.heads[model.active_head]
+        plugin.set_replay(TinyImages(labels=list(range(len(head.class_names))), seed=4,
+                                     uniform=True), head.class_names, head.templates, seed=seed)
+    loop = trainer(model, [plugin], seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                   **training)
+    counts = []
+    for experience in train_stream(*(sessions if sessions is not None else tiny_sessions())):
+        loop.train(experience, eval_streams=[])
+        counts.append(loop.session_record["trainable_params"])
+    return Trained(_label(strategy), model, plugin, before, counts)
+
+
+def changed_tensors(strategy: str | StrategyPlugin, params: dict[str, Any] | None = None, *,
+                    ignore: Iterable[str] = (), **kwargs: Any) -> set[str]:
+    """The state-dict keys (by `state_key`) that two sessions of `strategy` changed or added
+    (`train_sessions`' keyword arguments apply), except those matching `ignore`."""
+    return train_sessions(strategy, params, **kwargs).changed(ignore)
+
+
+def check_save_load(trained: Trained, strategy: str | StrategyPlugin,
+                    params: dict[str, Any] | None = None, *,
+                    model_factory: Callable[[], CLIPClassifier] = proxy_classifier,
+                    atol: float = 1e-6) -> None:
+    """Save the trained classifier's state, build a fresh classifier from other random weights,
+    let a fresh plugin `prepare_for_load` it, load the state strictly: same outputs."""
+    images = TinyImages(labels=[0, 1, 2, 3], seed=3, uniform=True).x
+    model = trained.model
+    model.eval()
+    with torch.no_grad():
+        expected = model(images)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    torch.manual_seed(123)  # different random base weights: everything must come from the file
+    fresh = model_factory()
+    _fresh(strategy, params).prepare_for_load(fresh, state)
+    fresh.load_state_dict(state)  # strict: the structure matches exactly
+    fresh.eval()
+    with torch.no_grad():
+        got = fresh(images)
+    if not torch.allclose(got, expected, atol=atol):
+        raise AssertionError(f"{trained.label}: the reloaded model's outputs differ (max "
+                             f"{(got - expected).abs().max().item():.3g})")
+
+
+def check_weightless_configure(strategy: str | StrategyPlugin,
+                               params: dict[str, Any] | None = None, *,
+                               arch: str = "proxy-vit-tiny") -> int:
+    """What `clbench params` and `clbench run`'s checks do before any weight exists: the
+    strategy plans its trainable set on `arch` built on the meta device (`configure` with
+    `strategy=None` on a weightless copy, unless the plugin overrides `planned_trainable`).
+    Returns the planned count; raises if the plan fails or is not a non-negative integer."""
+    from clbench.models import build_on_meta
+
+    plugin = _fresh(strategy, params)
+    planned = plugin.planned_trainable(build_on_meta(arch))
+    if isinstance(planned, bool) or not isinstance(planned, int) or planned < 0:
+        raise AssertionError(f"{_label(strategy)}: planned_trainable returned {planned!r}, "
+                             "not a count")
+    return planned
+
+
+def check_strategy(strategy: str | StrategyPlugin, may_change: Sequence[str],
+                   params: dict[str, Any] | None = None, *, ignore: Iterable[str] = (),
+                   model_factory: Callable[[], CLIPClassifier] = proxy_classifier,
+                   **kwargs: Any) -> set[str]:
+    """clbench's strategy check: two sessions through the training loop (`train_sessions`,
+    whose keyword arguments apply), then
+
+    - every tensor that changed (or was added) matches one of the regular expressions of
+      `may_change` (full match over `state_key` names; `[]` means nothing may change),
+    - every expression of `may_change` matches at least one tensor that changed,
+    - the plan on a weightless copy of the architecture works (`check_weightless_configure`),
+    - the saved state loads strictly into a fresh classifier with the same outputs
+      (`check_save_load`).
+
+    `ignore` lists expressions of tensors left out of the comparison (e.g. a buffer of stored
+    features). Raises AssertionError naming the strategy; returns the changed keys."""
+    label = _label(strategy)
+    allowed = [re.compile(p) for p in may_change]
+    check_weightless_configure(strategy, params)
+    trained = train_sessions(strategy, params, model_factory=model_factory, **kwargs)
+    changed = trained.changed(ignore)
+    outside = sorted(k for k in changed if not any(p.fullmatch(k) for p in allowed))
+    if outside:
+        raise AssertionError(f"{label} changed tensors its card keeps frozen: {outside[:5]}"
+                             + (f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""))
+    for pattern in allowed:  # the card's trainable groups did train
+        if not any(pattern.fullmatch(k) for k in changed):
+            raise AssertionError(f"{label}: nothing matching {pattern.pattern!r} changed")
+    check_save_load(trained, strategy, params, model_factory=model_factory)
+    return changed

@@ -8,9 +8,10 @@ Avalanche's own `make_optimizer` hands every parameter of the model to the optim
 whose gradient is zero; see `masking.py`).
 
 A strategy is a dataclass config (every field with a help text and the paper's default) plus a
-subclass of `StrategyPlugin`; it joins the registry in one line (`registry.BUILTIN` or the
-`clbench.strategies` entry-point group for third-party packages). The contract, the hook order
-and how to test a plugin: docs/writing-a-strategy.md in the repository.
+subclass of `StrategyPlugin`; a built-in is a package `strategies/<name>/` that declares itself
+(`clbench.strategies.declaration`), a third-party package joins through the `clbench.strategies`
+entry-point group. The contract, the hook order and how to test a plugin:
+docs/writing-a-strategy.md in the repository.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 # re-exported: plugins subclass them from here (docs/writing-a-strategy.md)
-from clbench.strategies.configs import StrategyConfig, TowerConfig  # noqa: F401
+from clbench.strategies.config_base import StrategyConfig, TowerConfig  # noqa: F401
 
 
 def vision_parameters(clip: nn.Module) -> list[tuple[str, nn.Parameter]]:

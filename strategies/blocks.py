@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from clbench.errors import ConfigError
-from clbench.strategies.configs import QKV, TARGETS  # noqa: F401 - TARGETS: re-exported
+from clbench.strategies.config_base import QKV, TARGETS  # noqa: F401 - TARGETS: re-exported
 
 
 class UnsupportedArchitecture(ConfigError):

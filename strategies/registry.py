@@ -1,10 +1,12 @@
 """Strategy registry: names -> plugin classes, built-in and third-party.
 
-Listing never imports torch (the quick CLI commands use it): built-ins are declared here as
-import paths, and third-party strategies join through the `clbench.strategies` entry-point group
-(`name = "package.module:PluginClass"` in their pyproject). A preset is a named set of parameter
-overrides of a strategy (`lorsu-official`); it is listed and run like a strategy.
-An unknown name answers with the closest known names.
+Listing never imports torch (the quick CLI commands use it). A built-in strategy is a subpackage
+of `clbench.strategies` whose torch-free `__init__` declares it beside its config
+(`STRATEGIES`, `clbench.strategies.declaration`); `built_ins` finds them by walking the package,
+so adding one edits no list. Third-party strategies join through the `clbench.strategies`
+entry-point group (`name = "package.module:PluginClass"` in their pyproject). A preset is a named
+set of parameter overrides of a strategy (`lorsu-official`), declared with it; it is listed and
+run like a strategy. An unknown name answers with the closest known names.
 
 A third-party strategy is always reachable as `DISTRIBUTION:NAME` (`clbench-wiseft:wiseft`) and
 also as plain `NAME` when no built-in, preset or other plugin claims that name: a plugin never
@@ -15,6 +17,8 @@ import it (`list strategies -v`, `params`, a run of that strategy) and never bre
 
 from __future__ import annotations
 
+import copy
+import pkgutil
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -22,8 +26,10 @@ from typing import Any
 
 from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
+from clbench.strategies.declaration import Declaration
 
 ENTRY_POINT_GROUP = "clbench.strategies"
+DECLARATIONS = "STRATEGIES"  # what a built-in strategy package declares itself in
 BUILT_IN = "built-in"
 THIRD_PARTY = "third-party"
 
@@ -42,6 +48,12 @@ class StrategyInfo:
     version: str | None = None
     # the plain name a plugin claims when another strategy holds it (it runs as dist:name)
     claims: str | None = None
+    # built-ins, from their declaration: a preset's strategy, the torch-free config class, and
+    # what the strategy test matrix expects (state-dict keys that change, and those not compared)
+    base: str | None = None
+    config: type | None = None
+    may_change: tuple[str, ...] = ()
+    check_ignore: tuple[str, ...] = ()
 
     @property
     def origin(self) -> str:
@@ -52,88 +64,66 @@ class StrategyInfo:
             + (f" {self.version})" if self.version else ")")
 
 
-BUILTIN: dict[str, tuple[str, str]] = {
-    "zeroshot": ("clbench.strategies.zeroshot:ZeroShotPlugin",
-                 "no training: the zero-shot reference"),
-    "fft": ("clbench.strategies.fft:FullFineTuningPlugin",
-            "full fine-tuning of the vision tower (F-FT)"),
-    "ln": ("clbench.strategies.ln:LayerNormTuningPlugin",
-           "LayerNorm tuning: only LayerNorm weights and biases train (LN)"),
-    "lora": ("clbench.strategies.lora:LoRAPlugin",
-             "LoRA on the fused qkv, out_proj, fc1, fc2 of every block and the image projection "
-             "(rank 32; the LoRSU paper's Table 9 count)"),
-    "dora": ("clbench.strategies.lora:DoRAPlugin",
-             "DoRA: weight-decomposed LoRA (magnitude and direction) on the same targets"),
-    "gated-lora": ("clbench.strategies.lora:GatedLoRAPlugin",
-                   "LoRA on q, k, v, out_proj, fc1, fc2 gated by learned scores, L1 penalty "
-                   "summed over blocks (Selective LoRA eq. 4)"),
-    "gated-dora": ("clbench.strategies.lora:GatedDoRAPlugin",
-                   "DoRA blocks gated by learned scores, L1 penalty summed over blocks "
-                   "(Selective LoRA eq. 4)"),
-    "spu": ("clbench.strategies.spu:SPUPlugin",
-            "SPU: top 10% of each fc1 matrix by task-loss gradient trains, the rest is frozen"),
-    "lorsu": ("clbench.strategies.lorsu:LoRSUPlugin",
-              "LoRSU: top 5% of fc1 by squared gradient + one LoRA on the fused qkv masked to the "
-              "top-2 heads' rows + a projection LoRA (Table 9's count)"),
-    "llu": ("clbench.strategies.llu:LLUPlugin",
-            "localized latent updates: local affine adapters on frozen embeddings (identity "
-            "penalty: mean squared deviation)"),
-    "joint-replay": ("clbench.strategies.joint_replay:JointReplayPlugin",
-                     "reference, not a continual method: the upper bound with replay (full "
-                     "fine-tuning on each session mixed with the scenario's replayed clean data)"),
-}
+def built_ins() -> dict[str, StrategyInfo]:
+    """Every built-in strategy and preset by name, from the declarations of the subpackages of
+    `clbench.strategies` (their torch-free `__init__`s; no plugin is imported).
 
-# each built-in's parameter class in `clbench.strategies.configs` (no torch): `check_params`
-# validates a run's strategy parameters with it before the training stack is imported
-BUILTIN_CONFIGS: dict[str, str] = {
-    "zeroshot": "StrategyConfig", "fft": "FFTConfig", "ln": "LNConfig", "lora": "LoRAConfig",
-    "dora": "LoRAConfig", "gated-lora": "GatedLoRAConfig", "gated-dora": "GatedLoRAConfig",
-    "spu": "SPUConfig", "lorsu": "LoRSUConfig", "llu": "LLUConfig",
-    "joint-replay": "JointReplayConfig",
-}
+    The package is walked on each call (a directory listing), so a strategy folder is found
+    wherever the package's `__path__` reaches. A subpackage without `STRATEGIES`, or a name
+    declared twice, is an error of clbench's own source and raises TypeError / ValueError."""
+    import clbench.strategies as package
 
-# reference strategies: shown as reference rows, never ranked among the methods
-REFERENCE: frozenset[str] = frozenset({"zeroshot", "joint-replay"})
+    infos: dict[str, StrategyInfo] = {}
+    where: dict[str, str] = {}
 
-# preset name -> (base strategy, parameter overrides, summary)
-PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "spu-official": ("spu", {"score": "output_norm", "towers": "both", "train_biases": True,
-                             "train_projection": True, "sparsity": 0.1, "score_fraction": 1.0},
-                     "SPU as the official code: output-norm score, both towers, fc1 biases and "
-                     "projection train"),
-    "lorsu-official": ("lorsu", {"head_score": "qkv", "lora_layout": "masked_fused",
-                                 "train_biases": True, "proj_lora": True, "rank": 64,
-                                 "alpha": 64.0, "sparsity": 0.1, "top_k_heads": 2},
-                       "LoRSU as the official code: q/k/v head score, one row-masked LoRA on the "
-                       "fused in-projection, biases and a projection LoRA, rank 64"),
-    "lorsu-per-head": ("lorsu", {"lora_layout": "per_head", "proj_lora": False},
-                       "LoRSU eqs. 6-8 read per head: one LoRA pair per chosen (head, q|k|v) row "
-                       "block, no projection LoRA (more than Table 9's count)"),
-    "lora-qkv-split": ("lora", {"targets": ["q", "k", "v", "out_proj", "fc1", "fc2"],
-                                "proj_lora": False},
-                       "LoRA with separate q, k, v factors, no projection LoRA (the Selective "
-                       "LoRA paper's 6 blocks per layer; more than Table 9's LoRA count)"),
-    "dora-qkv-split": ("dora", {"targets": ["q", "k", "v", "out_proj", "fc1", "fc2"],
-                                "proj_lora": False},
-                       "DoRA on the targets of lora-qkv-split (those of gated-dora, ungated)"),
-    "gated-lora-taps": ("gated-lora", {"penalty_reduction": "mean"},
-                        "gated LoRA with the score penalty averaged over the blocks, as the TAPS "
-                        "code (1/blocks of eq. 4's sum)"),
-    "gated-dora-taps": ("gated-dora", {"penalty_reduction": "mean"},
-                        "gated DoRA with the score penalty averaged over the blocks, as the TAPS "
-                        "code (1/blocks of eq. 4's sum)"),
-    "llu-literal": ("llu", {"penalty_norm": "frobenius"},
-                    "LLU with eq. 6 read literally: unsquared norms at lambda 1e3, which keep "
-                    "W = I and b = 0 (a zero-shot row)"),
-}
+    def add(info: StrategyInfo, package_name: str) -> None:
+        if info.name in infos:
+            raise ValueError(f"strategy name {info.name!r} is declared by both "
+                             f"{where[info.name]} and {package_name}")
+        infos[info.name], where[info.name] = info, package_name
+
+    for found in sorted(pkgutil.iter_modules(package.__path__, f"{package.__name__}."),
+                        key=lambda m: m.name):
+        if not found.ispkg:
+            continue
+        declared = getattr(import_module(found.name), DECLARATIONS, None)
+        if not (isinstance(declared, tuple) and declared
+                and all(isinstance(d, Declaration) for d in declared)):
+            raise TypeError(f"{found.name}: a built-in strategy package sets {DECLARATIONS}, a "
+                            "non-empty tuple of clbench.strategies.declaration.Declaration "
+                            "(see strategies/fft/__init__.py)")
+        for decl in declared:
+            target = decl.target(found.name)
+            add(StrategyInfo(decl.name, target, decl.summary, reference=decl.reference,
+                             config=decl.config, may_change=tuple(decl.may_change),
+                             check_ignore=tuple(decl.check_ignore)), found.name)
+            for preset in decl.presets:
+                may_change = decl.may_change if preset.may_change is None else preset.may_change
+                add(StrategyInfo(preset.name, target, preset.summary,
+                                 preset=copy.deepcopy(dict(preset.params)), base=decl.name,
+                                 reference=decl.reference, config=decl.config,
+                                 may_change=tuple(may_change),
+                                 check_ignore=tuple(decl.check_ignore)), found.name)
+    return infos
+
+
+def __getattr__(name: str) -> Any:
+    """The earlier module constants, read from the declarations (PEP 562): `BUILTIN` (name ->
+    (plugin target, summary)), `PRESETS` (name -> (base, parameter overrides, summary)) and
+    `REFERENCE` (the reference strategies' names)."""
+    if name == "BUILTIN":
+        return {n: (i.target, i.summary) for n, i in built_ins().items() if i.base is None}
+    if name == "PRESETS":
+        return {n: (i.base, dict(i.preset), i.summary) for n, i in built_ins().items()
+                if i.base is not None}
+    if name == "REFERENCE":
+        return frozenset(n for n, i in built_ins().items() if i.reference and i.base is None)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def available() -> dict[str, StrategyInfo]:
     """Every known strategy and preset by name, without importing any of them."""
-    infos = {name: StrategyInfo(name, target, summary, reference=name in REFERENCE)
-             for name, (target, summary) in BUILTIN.items()}
-    for preset, (base, params, summary) in PRESETS.items():
-        infos[preset] = StrategyInfo(preset, BUILTIN[base][0], summary, preset=dict(params))
+    infos = built_ins()
     plugins = [_plugin_info(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     claimed: dict[str, int] = {}
     for plugin in plugins:
@@ -164,10 +154,9 @@ def _plugin_info(ep) -> StrategyInfo:
 
 
 def _holder(name: str, infos: dict[str, StrategyInfo], claimed: dict[str, int]) -> str:
-    if name in BUILTIN:
-        return "is a built-in strategy"
-    if name in PRESETS:
-        return "is a built-in preset"
+    held = infos.get(name)
+    if held is not None and held.source == BUILT_IN:
+        return "is a built-in preset" if held.base else "is a built-in strategy"
     return f"{claimed.get(name, 0)} installed packages claim"
 
 
@@ -189,7 +178,8 @@ def strategy_and_base(strategy: Any) -> tuple[str, ...]:
     name = strategy.get("name") if isinstance(strategy, dict) else strategy
     if not name:
         return ()
-    return (str(name), PRESETS[name][0]) if name in PRESETS else (str(name),)
+    held = built_ins().get(name)
+    return (str(name), held.base) if held is not None and held.base else (str(name),)
 
 
 def info(name: str) -> StrategyInfo:
@@ -218,6 +208,11 @@ def load_class(name: str) -> type:
 
     if not (isinstance(cls, type) and issubclass(cls, StrategyPlugin)):
         raise UserError(f"strategy '{name}' ({entry.target}) is not a clbench StrategyPlugin")
+    if entry.config is not None and cls.config_class is not entry.config:
+        # the parameters are checked with the declared class before the plugin is imported
+        raise TypeError(f"strategy '{name}': {entry.target} builds its config with "
+                        f"{cls.config_class.__name__}, its declaration says "
+                        f"{entry.config.__name__}; set `config_class = {entry.config.__name__}`")
     return cls
 
 
@@ -225,11 +220,8 @@ def config_class(name: str) -> type:
     """The parameter dataclass of a strategy (or preset): a built-in's without importing its
     plugin (nor torch), a third-party plugin's from its class."""
     entry = info(name)
-    base = PRESETS[name][0] if name in PRESETS else name
-    if entry.source == BUILT_IN and base in BUILTIN_CONFIGS:
-        from clbench.strategies import configs
-
-        return getattr(configs, BUILTIN_CONFIGS[base])
+    if entry.source == BUILT_IN and entry.config is not None:
+        return entry.config
     return load_class(name).config_class
 
 

@@ -27,7 +27,7 @@ from tiny_models import (
 from torch import nn
 from torch.nn.utils import parametrize
 
-import clbench.strategies.lorsu as lorsu_module
+import clbench.strategies.lorsu.plugin as lorsu_module
 from clbench.errors import ConfigError
 from clbench.strategies import registry
 from clbench.strategies.blocks import blocks, head_rows
@@ -213,8 +213,10 @@ def check_session(s, views_prefix, heads_of, qkv_key, out_key, fc1_key, num_bloc
         assert moved == [], f"frozen tensors changed: {moved}"
 
 
-@pytest.mark.parametrize("name,plain", [("lorsu", False), ("lorsu-official", False),
-                                        ("lorsu", True), ("lorsu-per-head", False)])
+@pytest.mark.parametrize("name,plain", [
+    ("lorsu", False), pytest.param("lorsu-official", False, marks=pytest.mark.slow),
+    pytest.param("lorsu", True, marks=pytest.mark.slow),
+    pytest.param("lorsu-per-head", False, marks=pytest.mark.slow)])
 def test_sessions_through_the_training_loop_keep_the_invariants(name, plain):
     """Also in a plain Avalanche loop: Naive(model, AdamW(all params), plugins=[LoRSUPlugin()])."""
     model = classifier(tiny_clip())

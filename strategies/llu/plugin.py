@@ -1,35 +1,5 @@
-"""LLU: Localized Latent Updates ("Localized Latent Updates for Fine-Tuning Vision-Language
-Models", section 3.2).
-
-The encoders stay frozen. Affine adapters g(f) = W f + b (W = I, b = 0 at start) act on the
-normalised image and text embeddings, and are applied only near data seen in training:
-
-    out = a(f, D) * g(f) + (1 - a(f, D)) * f,   a(f, D) = beta * max_{d in D} exp(-gamma (1 - f.d))
-
-with D the stored training embeddings (image and text separately). Loss: cross-entropy of the
-zero-shot logits (eq. 3) plus the identity penalty of eq. 6, lam * (||W - I||_2 + ||b||_2).
-When D grows past `clusters` entries it is reduced by agglomerative clustering with complete
-linkage (maximum distance) to that many representatives, each the normalised mean of its
-members. No official code was found; defaults are the paper's (beta 0.5, gamma 20, lam 1e3, 512
-clusters, section 4). The adapters train at their own rate (`lr`, 2e-3: the paper reuses CoOp's
-learning rate), not the encoder fine-tuning rate of the run.
-
-Which norm (`penalty_norm`). Read as printed (`frobenius`, preset `llu-literal`), eq. 6 is an
-unsquared norm: its gradient has norm lam = 1e3 everywhere off the identity, far above what a
-batch-mean cross-entropy can oppose, so W stays at I and b at 0 (within one Adam step) and the
-row equals zero-shot. Squared (`squared`, the usual reading of an L2 regulariser) has zero
-gradient at I, but at lam 1e3 the balance W - I = -grad CE / (2 lam) is about 1e-4: zero-shot
-again. The paper reports gains on the base classes at lam 1e3 (its Table 1), so its effective
-weight per entry must be far smaller. The default, `mean_squared`, averages the squared
-deviation over the D^2 + D adapter entries: lam scaled to the parameter count (1e3 / (512^2 +
-512) ~ 4e-3 per squared entry on the paper's ViT-B/16). The adapters then move on the training
-data while the locality a(f, D) still leaves inputs far from D at exactly zero-shot (the
-method's protection; `tests/test_llu.py` measures both). Measured with `clbench run --strategy
-llu --scenario proxy-20shot --seed 0` (and `--strategy llu-literal`) on the proxy of commit
-c23d2eb: the default takes the target from 28.5% to 35.8% (+7.3 pts; proxy-clean -3.0,
-proxy-generic +0.0), `llu-literal` leaves target and both controls at +0.0, the `zeroshot` row.
-Continual use: D accumulates over sessions and the adapters keep training.
-"""
+"""LLU's plugin: the local affine adapters, their memory and the identity penalty (the method:
+this package's docstring)."""
 
 from __future__ import annotations
 
@@ -40,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbench.strategies.base import StrategyPlugin
-from clbench.strategies.configs import LLUConfig
+from clbench.strategies.llu import LLUConfig
 
 
 def cluster_memory(points: torch.Tensor, clusters: int) -> torch.Tensor:

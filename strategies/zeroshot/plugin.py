@@ -1,4 +1,4 @@
-"""Zero-shot: no training. The reference row every comparison needs (LoRSU paper, tables 3-4)."""
+"""The zero-shot reference's plugin (the method: this package's docstring)."""
 
 from __future__ import annotations
 

@@ -1,35 +1,5 @@
-"""LoRSU: Low-Rank Adaptation with Structured Updates (Panos et al. 2025, "Imperfect Vision
-Encoders: Efficient and Robust Tuning for Vision-Language Models", section 3).
-
-Per session, before training, the gradient G of the training loss (FLYP) is accumulated over the
-session's data (all of it in few-shot runs; at most `score_samples` = 800 samples, the paper's
-offline setting) for each block's q/k/v weights, Wo and fc1 weight. Then, per block:
-
-1. fc1: the mask M keeps the top S = max(1, floor(sparsity * numel)) entries of G^2 over the whole
-   matrix; training uses M * grad (eq. 9) and the entries outside M stay bit-identical
-   (`masking.MaskedUpdate`, which also undoes Adam momentum / AdamW weight decay on them).
-2. heads: s_i = sum(G_q^(i)^2 + G_k^(i)^2 + G_v^(i)^2 + G_o^(i)^2) (eq. 5), Wo's slice of head i
-   being the columns i*Dh:(i+1)*Dh of the (D x H*Dh) out-projection weight. The top-k heads of the
-   block get LoRA updates on their q, k and v rows; every other head's rows and Wo stay frozen.
-   Default (`lora_layout=masked_fused`): one rank-r factor pair on the whole fused (3D x D)
-   in-projection whose update is multiplied by a row mask of the chosen heads: the text after
-   eq. 8 ("a binary mask on the gradient vector with respect to all parameters of all attention
-   heads"), and the layout whose count is the paper's Table 9.
-3. an unmasked rank-r LoRA on the image projection (`proj_lora`, in Table 9's count).
-4. train; after the session the factors are merged into the weights, so the next session starts
-   from a plain model and computes new masks and heads.
-
-Paper defaults (appendix B): sparsity 0.05, rank 32, top-2 heads, vision tower. Trainable count
-(`clbench params`, factors counted whole): 8.24 M = 2.71% of ViT-L/14 and 24.59 M = 2.43% of
-EVA01-g-14, Table 9's 8.2 M (2.71%) and 24.6 M (2.43%).
-
-Preset `lorsu-per-head`: the per-head reading of eqs. 6-8 (one rank-r pair per chosen
-(head, q|k|v) row block, Dh x D each, no projection LoRA): 10.05 M = 3.31% of ViT-L/14, 2.84% of
-EVA01-g-14, not Table 9's count; kept as the literal reading of the equations.
-Preset `lorsu-official` (`aresPanos/LoRSU`, `src/clip_ft/train_utils.py`): head score from q, k,
-v only; the masked fused layout and projection LoRA; fc1 biases and the whole q/k/v bias
-trainable; rank 64, alpha 64, sparsity 0.1.
-"""
+"""LoRSU's plugin: gradient scores, fc1 masks, head selection and the head LoRA (the method:
+this package's docstring)."""
 
 from __future__ import annotations
 
@@ -41,8 +11,8 @@ from torch import nn
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin
 from clbench.strategies.blocks import QKV, BlockView, head_rows, image_projection, tower_blocks
-from clbench.strategies.configs import LoRSUConfig
 from clbench.strategies.lora_layers import LowRankDelta, attach, merge_adapters
+from clbench.strategies.lorsu import LoRSUConfig
 from clbench.strategies.masking import (
     MaskedUpdate,
     MaskedUpdatePlugin,

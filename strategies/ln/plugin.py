@@ -1,15 +1,11 @@
-"""LN: LayerNorm tuning (the LoRSU paper's LN baseline; about 0.03% of ViT-L/14, table 9).
-
-Only the affine weights and biases of the LayerNorms of the tuned tower(s) train: `ln_pre`,
-`ln_post` and each block's `ln_1`/`ln_2` (and the text tower's, with `towers=both`).
-"""
+"""LN's plugin (the method: this package's docstring)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from clbench.strategies.base import StrategyPlugin, tower_modules
-from clbench.strategies.configs import LNConfig
+from clbench.strategies.ln import LNConfig
 
 
 class LayerNormTuningPlugin(StrategyPlugin):

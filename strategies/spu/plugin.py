@@ -1,21 +1,4 @@
-"""SPU: Selective Parameter Update (Zhang et al., CVPR 2024), the LoRSU paper's SPU baseline.
-
-Per session, before training, the gradient of a score is accumulated over the session's data for
-the fc1 weight of every block of the tuned tower(s) (`mlp.c_fc` in open_clip, `mlp.fc1` in timm;
-SwiGLU's `fc1_g` and `fc1_x` each count as one matrix). The mask of each matrix is its top
-k = max(1, floor(sparsity * numel)) entries of |G| over the whole matrix (not per row), as
-`int(numel * rate)` in the official code. Only those entries train; every other entry and every
-other tensor stays bit-identical (`masking.MaskedUpdate`: masked gradients plus restoring the
-frozen entries after each step, so Adam momentum and AdamW weight decay cannot move them). The
-mask is recomputed each session and replaces the previous one.
-
-Defaults (as the LoRSU paper runs SPU): score = the training loss (FLYP), vision tower, sparsity
-10%, up to 800 samples for scoring (few-shot sessions are smaller: all their data).
-Preset `spu-official` (`wx-zhang/spu`, `trainer/spu.py`): score = MAS-style output norm (mean
-squared L2 norm of the image->text logits), both towers, fc1 biases and the image projection
-fully trainable. The official code scores on at least 25% of the batches; the preset uses all of
-them (`score_fraction=1`, a superset, and the simpler choice for few-shot sessions).
-"""
+"""SPU's plugin: the fc1 masks and their scoring (the method: this package's docstring)."""
 
 from __future__ import annotations
 
@@ -26,7 +9,6 @@ from torch import nn
 from clbench.errors import ConfigError
 from clbench.strategies.base import StrategyPlugin
 from clbench.strategies.blocks import image_projection, tower_blocks
-from clbench.strategies.configs import SPUConfig
 from clbench.strategies.masking import (
     MaskedUpdate,
     MaskedUpdatePlugin,
@@ -34,6 +16,7 @@ from clbench.strategies.masking import (
     mask_size,
     topk_mask,
 )
+from clbench.strategies.spu import SPUConfig
 
 
 def fc1_weights(clip: nn.Module, towers: str) -> list[tuple[str, nn.Parameter]]:

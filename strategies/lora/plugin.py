@@ -1,36 +1,5 @@
-"""LoRA, DoRA and their gated variants (the LoRSU paper's LoRA baseline; Selective LoRA gates).
-
-* `lora` (Hu et al. 2021, arXiv:2106.09685): W' = W + (alpha/r) B A. Default layout = the count
-  of the LoRSU paper's Table 9 ("Imperfect Vision Encoders", appendix): per block one factor
-  pair on the whole fused q/k/v in-projection (`qkv`), out_proj, fc1 (`c_fc`) and fc2 (`c_proj`),
-  plus one on the image projection (`proj_lora`); rank 32, alpha = rank (appendix B). That is
-  12.64 M on ViT-L/14 (4.16% of its 304.0 M; 4.15% of the paper's 304.3 M ViT-L/14-336) and
-  30.22 M = 2.98% on EVA01-g-14; Table 9 says 12.6 M (4.15%) and 30.2 M (2.98%). Without the
-  projection it is 12.58 M (4.14%) and 30.15 M (printed 30.1 M, not the paper's 30.2 M), so the
-  projection factor is what the paper's counts contain (`proj_lora: false` leaves it out).
-  Preset `lora-qkv-split`: separate q, k, v factor pairs (row blocks of the fused in-projection)
-  and no projection factor, 4.66% of ViT-L/14: section 5.1's "Low rank updates applied to all
-  transformer layers" with q, k, v as separate layers, as the Selective LoRA paper adapts them
-  (its 6 blocks per layer); the ungated twin of `gated-lora`.
-* `dora` (Liu et al. 2024, arXiv:2402.09353): weight-decomposed LoRA as in HF peft
-  `LoraConfig(use_dora=True)` on the same targets; on a fused in-projection each target's row
-  block is decomposed separately. No paper of this benchmark gives its count.
-* `gated-lora`, `gated-dora` (the Selective Low Rank Adaptation paper, section 3.2): every
-  adapter has a score s gating it with I_tau(s) (eq. 3, straight-through). Blocks: the paper's
-  section 4.4 adds "6 LoRA blocks per layer" (query, key, value, attention output, two MLP
-  layers) and its 6.94% = 5 of 72 blocks of a 12-layer ViT-S confirms the count, so the gated
-  default keeps separate q, k, v (no projection). The loss adds lam * sum_i penalty(s_i) over
-  the gated blocks (eq. 4 sums |s_i|; section 4.5 gives l1 |s|, l2 s^2, hinge max(0, s - tau)).
-  Preset `gated-lora-taps` (and `gated-dora-taps`): the penalty averaged over the blocks, as the
-  TAPS code (`MattWallingford/TAPS`) does, i.e. 1/(number of gated blocks) as strong: 1/24 on
-  the proxy (4 layers x 6 blocks), 1/144 on ViT-L/14. Scores train at their own rate
-  (`score_lr`), as TAPS gives them a separate learning rate; a session whose steps cannot carry
-  any score across tau at that rate (under the lr schedule, `gate_reach`) prints a warning at
-  its start: its gates stay as they are (all open in a first session: gated = plain LoRA).
-
-Adapters are weight parametrizations (`lora_layers.py`); they keep training across sessions
-(no merge between sessions, as the papers use them) unless `merge_each_session` is set.
-"""
+"""LoRA, DoRA and their gated variants: the plugins and the adapters' attachment (the methods:
+this package's docstring)."""
 
 from __future__ import annotations
 
@@ -43,7 +12,7 @@ from clbench.errors import ConfigError
 from clbench.schedules import warmup_cosine
 from clbench.strategies.base import StrategyPlugin
 from clbench.strategies.blocks import Slot, image_projection, tower_blocks
-from clbench.strategies.configs import PAPER_TARGETS, VALID_TARGETS, GatedLoRAConfig, LoRAConfig
+from clbench.strategies.lora import PAPER_TARGETS, VALID_TARGETS, GatedLoRAConfig, LoRAConfig
 from clbench.strategies.lora_layers import (
     LowRankDelta,
     WeightAdapters,

@@ -23,15 +23,20 @@ accuracy over all its classes after session i; T sessions):
   the paper's question "did the update destroy what the model knew?";
 - balanced score (`balanced`): target change + mean control change, in points; the one number
   for "improved the target without destroying what the model knew" (`balanced_score` says why).
-Each metric's direction is declared once (`METRICS`) and reused by tables, ranking and plots.
-This module is pure Python (no torch): the leaderboard imports it.
+Each metric is declared once (`declare(Metric(...))`, at the end of this module): name, label,
+direction, unit, definition, how it is computed and where it is shown (`Metric.shown`). The
+run summary (`summarize`), the run report, `clbench show`, the leaderboard's columns, tooltips,
+CSV headers and headline numbers read `METRICS`; `undeclared` finds what a view shows without a
+declaration. This module is pure Python (no torch, no pandas): the leaderboard imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import fmean
+from typing import Any
 
 # the `purpose` a run stored by `clbench tune` carries in its config and summary: scored on
 # validation data, so never ranked as a result (the leaderboard leaves such runs out)
@@ -58,55 +63,150 @@ def check_purpose(summary: dict | None) -> str | None:
     return purpose if purpose in (TUNING, REPRODUCTION) else None
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    label: str
+PERCENT = "%"  # accuracies, stored as fractions
+POINTS = "points"  # differences of accuracies (percentage points), stored as fractions
+
+# Where a metric is shown (`Metric.shown`). Every view reads the declarations; none keeps a list
+# of its own, so a declared metric shows up everywhere its `shown` names and nowhere else.
+SUMMARY = "summary"  # stored in each run's summary: `clbench show --json`, the app's Runs page
+REPORT = "report"  # a line of the run report (after `clbench run`, in `clbench show`)
+LEADERBOARD = "leaderboard"  # a leaderboard column with its tooltip, the CSV, the Presets page
+BOARD_DEFAULT = "board default"  # among the columns shown before the chooser is touched
+HEADLINE = "headline"  # the app's headline numbers of a run and its Presets page's runs list
+PLACES = (SUMMARY, REPORT, LEADERBOARD, BOARD_DEFAULT, HEADLINE)
+
+CONTROL = "control"  # `Metric.per`: one value per control set (summary["controls"][set])
+SESSION = "session"  # `Metric.per`: a list, one value per session (no column can hold it)
+
+# keys of a run's summary that are facts of the run, not metrics (`undeclared` skips them)
+RUN_FACTS = frozenset({"target", "sessions", "controls", "purpose", "evaluated_on",
+                       "seeds_required", "checkpoint_cost", "reused"})
+
+
+class RunEvaluations:
+    """What a metric is computed from: a run's evaluations (rows of after_session, eval_set,
+    subset, accuracy; session 0 = zero-shot) and the roles of its eval sets."""
+
+    def __init__(self, evaluations: Iterable[dict], target: str, controls: Iterable[str],
+                 sessions: int):
+        self.evaluations = list(evaluations)
+        self.target, self.controls, self.sessions = target, list(controls), sessions
+        self.cells = _lookup(self.evaluations)
+
+    def accuracy(self, after: int, eval_set: str | None = None,
+                 subset: str = "all") -> float | None:
+        """The accuracy after session `after` (None where not evaluated); the target's by
+        default."""
+        return self.cells.get((after, eval_set or self.target, subset))
+
+    def change(self, eval_set: str | None = None) -> float | None:
+        """Accuracy after the last session minus zero-shot (the target's by default)."""
+        final, zero = self.accuracy(self.sessions, eval_set), self.accuracy(0, eval_set)
+        return final - zero if final is not None and zero is not None else None
+
+    @cached_property
+    def matrix(self) -> list[list[float | None]]:
+        return accuracy_matrix(self.evaluations, self.target, self.sessions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metric:
+    """One metric, declared once: what it means, how it is computed and where it is shown.
+
+    The run summary, the run report, `clbench show`, the leaderboard's columns, tooltips and
+    CSV headers all read these fields, so adding a metric is one `declare(Metric(...))`."""
+
+    name: str  # the summary key; "control:<part>" for one with a value per control set
+    label: str  # full name (report, CSV header); "{control}" stands for a control set's name
     higher_is_better: bool
-    unit: str = "%"  # accuracies in %; differences of accuracies in percentage points
-    definition: str = ""  # one sentence, for tooltips (the module docstring has the formulas)
+    unit: str  # PERCENT, POINTS, "s", ...
+    definition: str  # one sentence (tooltips); the module docstring has the formulas
+    # from a run's evaluations: compute(run) or, per control set, compute(run, control); None
+    # when something else sets it, which `source` then names
+    compute: Callable[..., Any] | None = None
+    source: str = ""
+    shown: frozenset[str] = frozenset()  # PLACES
+    short: str | None = None  # the leaderboard header and headline name (default: label)
+    per: str | None = None  # CONTROL or SESSION; None: one number per run
+    scale: float = 100.0  # stored value -> shown unit (fractions -> % and points)
+    digits: int = 1
+    seed_interval: bool = True  # False: seeds cannot change it, no confidence interval shown
+    # the zero-shot reference row's value: another metric's name (the zero-shot model's value
+    # is stored there), a number (0.0 for a change against zero-shot), None: unknown
+    at_zero_shot: str | float | None = None
+    # recomputes it from a stored summary that lacks it (runs stored before it was declared)
+    backfill: Callable[..., Any] | None = None
+
+    def __post_init__(self):
+        wrong = []
+        if (self.compute is None) == (not self.source):
+            wrong.append("give either compute or source (who sets it), not both")
+        if set(self.shown) - set(PLACES):
+            wrong.append(f"unknown places {sorted(set(self.shown) - set(PLACES))}")
+        if self.compute is not None and SUMMARY not in self.shown:
+            wrong.append("a computed metric is stored: add SUMMARY to shown")
+        if {REPORT, HEADLINE} & self.shown and SUMMARY not in self.shown:
+            wrong.append("the report and headline read the summary: add SUMMARY to shown")
+        if BOARD_DEFAULT in self.shown and LEADERBOARD not in self.shown:
+            wrong.append("a default column is a column: add LEADERBOARD to shown")
+        if self.per == SESSION and {LEADERBOARD, HEADLINE} & self.shown:
+            wrong.append("a list per session fits no column")
+        if (self.per == CONTROL) != self.name.startswith("control:"):
+            wrong.append("name a metric per control set control:<part>, and only those")
+        if (self.per == CONTROL) != ("{control}" in self.label):
+            wrong.append("a per-control label names its set as {control}, others do not")
+        if ":" in self.label:
+            wrong.append("no ':' in a label (the report prints 'label: value')")
+        if wrong:
+            raise ValueError(f"metric {self.name!r}: " + "; ".join(wrong))
+
+    @property
+    def summary_key(self) -> str:
+        """Its key in the summary (under summary["controls"][<set>] for a per-control one)."""
+        return self.name.split(":", 1)[1] if self.per == CONTROL else self.name
+
+    def column(self, control: str | None = None) -> str:
+        """Its name in a flat row (the leaderboard's runs frame): control:<set>:<part>."""
+        return f"control:{control}:{self.summary_key}" if self.per == CONTROL else self.name
+
+    def label_for(self, control: str | None = None) -> str:
+        return self.label.format(control=control) if self.per == CONTROL else self.label
+
+    def short_for(self, control: str | None = None) -> str:
+        short = self.short or self.label
+        return short.format(control=control) if self.per == CONTROL else short
+
+    @property
+    def better(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+    def tooltip(self, control: str | None = None) -> str:
+        """Definition, unit and direction: a column's hover help."""
+        definition = self.definition.format(control=control) if self.per == CONTROL \
+            else self.definition
+        return f"{definition} ({self.unit}; {self.better} is better)"
+
+    def text(self, value: Any) -> str:
+        """A stored value as shown: scaled, changes signed, with the unit ("–" if unknown)."""
+        if isinstance(value, (list, tuple)):
+            return ", ".join(self.text(v) for v in value)
+        if value is None:
+            return "–"
+        sign = "+" if self.unit == POINTS else ""
+        unit = self.unit if self.unit.startswith("%") else f" {self.unit}"
+        return f"{self.scale * value:{sign}.{self.digits}f}{unit}"
 
 
-POINTS = "points"
+# every declared metric by name, in display order (report lines, leaderboard columns)
+METRICS: dict[str, Metric] = {}
 
 
-METRICS: dict[str, MetricSpec] = {
-    "balanced": MetricSpec(
-        "balanced score (target Δ + mean control Δ)", True, POINTS,
-        "target change plus the mean change of the controls, both against zero-shot: "
-        "improved the target without destroying what the model knew"),
-    "final_accuracy": MetricSpec(
-        "final target accuracy", True, definition="target accuracy over all its classes "
-        "after the last session"),
-    "target_gain": MetricSpec(
-        "target change vs zero-shot", True, POINTS,
-        "final target accuracy minus the zero-shot model's"),
-    "average_incremental_accuracy": MetricSpec(
-        "average incremental accuracy (Avg)", True, definition="mean over sessions of the "
-        "target accuracy over all its classes after each session"),
-    "transfer": MetricSpec(
-        "transfer to classes not yet trained", True, definition="mean over sessions of the "
-        "accuracy on the classes of later sessions (MTIL's Transfer)"),
-    "average_accuracy": MetricSpec(
-        "last-row mean over sessions", True, definition="mean over sessions j of the "
-        "accuracy on session j's classes after the last session"),
-    "plasticity": MetricSpec(
-        "plasticity (own session's gain right after it)", True, POINTS,
-        "mean over sessions of the accuracy on a session's classes right after it, minus "
-        "zero-shot's on them"),
-    "forgetting": MetricSpec(
-        "forgetting", False, POINTS, "mean over all but the last session of the accuracy on "
-        "a session's classes right after it minus after the last session"),
-    "bwt": MetricSpec("backward transfer (BWT)", True, POINTS, "minus the forgetting"),
-    "control_change": MetricSpec(
-        "control change vs zero-shot", True, POINTS,
-        "a control set's accuracy after the last session minus the zero-shot model's"),
-    "trainable_percent": MetricSpec(
-        "trainable parameters", False, "% of the vision encoder",
-        "share of the vision encoder's parameters the strategy trains"),
-    "time_per_session_s": MetricSpec(
-        "train time per session", False, "s", "wall-clock training time per session on the "
-        "machine the run used (see its provenance)"),
-}
+def declare(metric: Metric) -> Metric:
+    """Add a metric to METRICS (a name is declared once)."""
+    if metric.name in METRICS:
+        raise ValueError(f"metric {metric.name!r} is declared twice")
+    METRICS[metric.name] = metric
+    return metric
 
 
 def _lookup(evaluations: Iterable[dict]) -> dict[tuple[int, str, str], float]:
@@ -195,33 +295,191 @@ def transfer_by_session(evaluations: Iterable[dict], eval_set: str,
     return out
 
 
+def _mean_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return fmean(known) if known else None
+
+
+def _balanced_of_summary(summary: dict) -> float | None:
+    """The balanced score from a summary stored before the score was (same definition)."""
+    return balanced_score(summary.get("target_gain"), [
+        c.get("change") for c in (summary.get("controls") or {}).values()])
+
+
+# Display order: the question's numbers first (balanced, target, controls), then the field's.
+declare(Metric(
+    name="balanced", label="balanced score (target Δ + mean control Δ)", short="balanced",
+    higher_is_better=True, unit=POINTS, definition="target change plus the mean change of the "
+    "controls, both against zero-shot: improved the target without destroying what the model "
+    "knew", compute=lambda run: balanced_score(run.change(), map(run.change, run.controls)),
+    backfill=_balanced_of_summary, at_zero_shot=0.0,
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD, BOARD_DEFAULT, HEADLINE})))
+declare(Metric(
+    name="target_gain", label="target change vs zero-shot", short="target Δ",
+    higher_is_better=True, unit=POINTS, definition="final target accuracy minus the zero-shot "
+    "model's", compute=lambda run: run.change(), at_zero_shot=0.0,
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD, BOARD_DEFAULT, HEADLINE})))
+declare(Metric(
+    name="control_change", label="mean control change vs zero-shot", short="controls Δ",
+    higher_is_better=True, unit=POINTS, definition="the mean over the chosen control sets of "
+    "their accuracy after the last session minus the zero-shot model's",
+    source="the leaderboard, per run over the controls it averages (tables."
+    "with_mean_control_change)", at_zero_shot=0.0,
+    shown=frozenset({LEADERBOARD, BOARD_DEFAULT})))
+declare(Metric(
+    name="zero_shot_accuracy", label="zero-shot target accuracy", higher_is_better=True,
+    unit=PERCENT, definition="target accuracy over all its classes before any session (the "
+    "leaderboard's zero-shot row)", compute=lambda run: run.accuracy(0),
+    shown=frozenset({SUMMARY, REPORT})))
+declare(Metric(
+    name="final_accuracy", label="final target accuracy", short="target acc.",
+    higher_is_better=True, unit=PERCENT, definition="target accuracy over all its classes after "
+    "the last session", compute=lambda run: run.accuracy(run.sessions),
+    at_zero_shot="zero_shot_accuracy",
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD, HEADLINE})))
+declare(Metric(
+    name="control:zero_shot", per=CONTROL, label="{control} zero-shot accuracy",
+    higher_is_better=True, unit=PERCENT, definition="{control}'s accuracy before any session",
+    compute=lambda run, c: run.accuracy(0, c), shown=frozenset({SUMMARY, REPORT})))
+declare(Metric(
+    name="control:final", per=CONTROL, label="{control} accuracy", short="{control} acc.",
+    higher_is_better=True, unit=PERCENT, definition="{control}'s accuracy after the last "
+    "session", compute=lambda run, c: run.accuracy(run.sessions, c), at_zero_shot="control:zero_shot",
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="control:change", per=CONTROL, label="{control} change vs zero-shot",
+    short="{control} Δ", higher_is_better=True, unit=POINTS, definition="{control}'s accuracy "
+    "after the last session minus the zero-shot model's", compute=lambda run, c: run.change(c),
+    at_zero_shot=0.0, shown=frozenset({SUMMARY, REPORT, LEADERBOARD, HEADLINE})))
+declare(Metric(
+    name="average_incremental_accuracy", label="average incremental accuracy (Avg)",
+    short="Avg", higher_is_better=True, unit=PERCENT, definition="mean over sessions of the "
+    "target accuracy over all its classes after each session",
+    compute=lambda run: average_incremental_accuracy(run.evaluations, run.target,
+                                                     run.sessions),
+    at_zero_shot="zero_shot_accuracy", shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="plasticity", label="plasticity (own session's gain right after it)",
+    short="plasticity", higher_is_better=True, unit=POINTS, definition="mean over sessions of "
+    "the accuracy on a session's classes right after it, minus zero-shot's on them",
+    compute=lambda run: plasticity(run.evaluations, run.target, run.sessions), at_zero_shot=0.0,
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="forgetting", label="forgetting", higher_is_better=False, unit=POINTS,
+    definition="mean over all but the last session of the accuracy on a session's classes "
+    "right after it minus after the last session", compute=lambda run: forgetting(run.matrix),
+    at_zero_shot=0.0, shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="bwt", label="backward transfer (BWT)", higher_is_better=True, unit=POINTS,
+    definition="minus the forgetting (Avalanche's bwt_metrics)",
+    compute=lambda run: None if (f := forgetting(run.matrix)) is None else -f,
+    shown=frozenset({SUMMARY, REPORT})))
+declare(Metric(
+    name="transfer", label="transfer to classes not yet trained", short="transfer",
+    higher_is_better=True, unit=PERCENT, definition="mean over sessions of the accuracy on the "
+    "classes of later sessions (MTIL's Transfer)",
+    compute=lambda run: _mean_known(transfer_by_session(run.evaluations, run.target,
+                                                        run.sessions)),
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="transfer_by_session", per=SESSION, label="transfer after sessions 0 (zero-shot) to "
+    "T-1", higher_is_better=True, unit=PERCENT, definition="after each session, the accuracy "
+    "on the classes of later sessions",
+    compute=lambda run: transfer_by_session(run.evaluations, run.target, run.sessions),
+    shown=frozenset({SUMMARY, REPORT})))
+declare(Metric(
+    name="average_accuracy", label="last-row mean over sessions", higher_is_better=True,
+    unit=PERCENT, definition="mean over sessions j of the accuracy on session j's classes "
+    "after the last session (with sessions of equal size, the final accuracy again: kept for "
+    "stored runs, not shown)",
+    compute=lambda run: _mean_known(run.matrix[-1]) if run.matrix else None,
+    shown=frozenset({SUMMARY})))
+declare(Metric(
+    name="trainable_percent", label="trainable parameters", short="trainable %",
+    higher_is_better=False, unit="% of the vision encoder", definition="share of the vision "
+    "encoder's parameters the strategy trains (the most any session trained)",
+    source="the runner (clbench.run.runner), from the sessions' trainable parameter counts",
+    scale=1.0, digits=2, seed_interval=False, at_zero_shot=0.0,
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD, BOARD_DEFAULT})))
+declare(Metric(
+    name="time_per_session_s", label="train time per session", short="train s/session",
+    higher_is_better=False, unit="s", definition="wall-clock training time per session on the "
+    "machine the run used (see its provenance)", source="the leaderboard, from the run's "
+    "stored sessions (data.load)", scale=1.0, at_zero_shot=0.0,
+    shown=frozenset({LEADERBOARD})))
+
+
 def summarize(evaluations: list[dict], target: str, controls: list[str], sessions: int) -> dict:
-    acc = _lookup(evaluations)
+    """A run's summary: every declared metric that has a `compute`, from its evaluations
+    (per-control ones under summary["controls"][<set>]), with the target and session count."""
+    run = RunEvaluations(evaluations, target, controls, sessions)
     summary: dict = {"target": target, "sessions": sessions}
-    final = acc.get((sessions, target, "all"))
-    zero = acc.get((0, target, "all"))
-    summary["final_accuracy"] = final
-    summary["zero_shot_accuracy"] = zero
-    summary["target_gain"] = final - zero if final is not None and zero is not None else None
-    matrix = accuracy_matrix(evaluations, target, sessions)
-    last_row = [a for a in matrix[-1] if a is not None] if matrix else []
-    summary["average_accuracy"] = fmean(last_row) if last_row else None
-    summary["average_incremental_accuracy"] = average_incremental_accuracy(
-        evaluations, target, sessions)
-    transfer = transfer_by_session(evaluations, target, sessions)
-    summary["transfer_by_session"] = transfer
-    known = [t for t in transfer if t is not None]
-    summary["transfer"] = fmean(known) if known else None
-    summary["plasticity"] = plasticity(evaluations, target, sessions)
-    f = forgetting(matrix)
-    summary["forgetting"] = f
-    summary["bwt"] = -f if f is not None else None
-    summary["controls"] = {}
-    for name in controls:
-        c_final, c_zero = acc.get((sessions, name, "all")), acc.get((0, name, "all"))
-        summary["controls"][name] = {
-            "final": c_final, "zero_shot": c_zero,
-            "change": c_final - c_zero if c_final is not None and c_zero is not None else None}
-    summary["balanced"] = balanced_score(
-        summary["target_gain"], [c["change"] for c in summary["controls"].values()])
+    for metric in METRICS.values():
+        if metric.compute is None:
+            continue
+        if metric.per == CONTROL:
+            per_set = summary.setdefault("controls", {name: {} for name in controls})
+            for name in controls:
+                per_set[name][metric.summary_key] = metric.compute(run, name)
+        else:
+            summary[metric.name] = metric.compute(run)
+    summary.setdefault("controls", {name: {} for name in controls})
     return summary
+
+
+def stored_value(metric: Metric, summary: dict, control: str | None = None) -> Any:
+    """A metric's value in a stored summary (None if the run has none), backfilled for runs
+    stored before it was."""
+    if metric.per == CONTROL:
+        value = ((summary.get("controls") or {}).get(control) or {}).get(metric.summary_key)
+    else:
+        value = summary.get(metric.name)
+    if value is None and metric.backfill is not None:
+        value = metric.backfill(summary, control) if metric.per == CONTROL \
+            else metric.backfill(summary)
+    return value
+
+
+def shown_in(place: str, controls: Iterable[str] = ()) -> list[tuple[Metric, str | None]]:
+    """(metric, control set or None) for every metric shown at `place`, in declaration order;
+    the per-control ones once per control set, grouped by set where the first is declared."""
+    metrics = [m for m in METRICS.values() if place in m.shown]
+    per_control = [m for m in metrics if m.per == CONTROL]
+    out: list[tuple[Metric, str | None]] = []
+    for metric in metrics:
+        if metric.per != CONTROL:
+            out.append((metric, None))
+        elif metric is per_control[0]:
+            out += [(m, name) for name in controls for m in per_control]
+    return out
+
+
+def declaration_of(shown: str, controls: Iterable[str] = ()) -> Metric | None:
+    """The declaration behind a name a view shows: a summary key, a column (a control set's
+    as control:<set>:<part>), or a label or short label (a control's with its set's name)."""
+    if shown in METRICS and METRICS[shown].per != CONTROL:
+        return METRICS[shown]
+    if shown.startswith("control:") and shown.count(":") >= 2:
+        metric = METRICS.get("control:" + shown.rsplit(":", 1)[1])
+        return metric if metric is not None and metric.per == CONTROL else None
+    names = list(controls)
+    for metric in METRICS.values():
+        for control in (names if metric.per == CONTROL else [None]):
+            if shown in (metric.label_for(control), metric.short_for(control)):
+                return metric
+    return None
+
+
+def undeclared(shown: Iterable[str], controls: Iterable[str] = ()) -> list[str]:
+    """The names among `shown` that no declaration covers (what a view must not show)."""
+    names = list(controls)
+    return [s for s in shown if declaration_of(s, names) is None]
+
+
+def summary_keys(summary: dict) -> list[str]:
+    """The metric names a stored summary holds (a control set's as control:<set>:<part>),
+    its facts (RUN_FACTS) left out."""
+    keys = [k for k in summary if k not in RUN_FACTS]
+    for name, parts in (summary.get("controls") or {}).items():
+        keys += [f"control:{name}:{part}" for part in parts]
+    return keys

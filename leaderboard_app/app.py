@@ -4,6 +4,8 @@ Start it with `clbench app [--db URL] [--port N]`, or deploy it on its own with
 `streamlit run leaderboard_app/app.py -- --db URL` (or CLBENCH_DB=URL). It opens the results
 store read-only and never writes to it. Every page works under the sidebar's filters, ranking
 and seed rule; all of them live in the URL (`url_state`), so a link opens what it showed.
+A page is one function of the sidebar's `View` and one entry in `PAGES`; its metric columns,
+headers and tooltips come from the declarations in `clbench.metrics`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 
 import streamlit as st
@@ -20,8 +23,6 @@ from clbench.leaderboard_app.data import RUN_HINT, Data, StoreProblem, load
 from clbench.leaderboard_app.data import open_store as _open_store
 from clbench.leaderboard_app.tables import control_names
 
-PAGES = ("Leaderboard", "Forgetting curves", "Per-session comparison", "Trade-off", "Presets",
-         "Runs")
 CACHE_S = 30  # new runs show up within this many seconds
 ROW_PX, HEADER_PX = 35, 38  # st.dataframe's row and header heights: the table fits its rows
 
@@ -57,11 +58,12 @@ def problem_page(problem: StoreProblem) -> None:
 
 
 class View:
-    """What the sidebar chose: filters, ranking, seed rule, and which presets the plots draw."""
+    """What the sidebar chose: filters, ranking, seed rule, and which presets the plots draw;
+    every page draws itself from one (`PAGES`)."""
 
     def __init__(self, data: Data, f: tables.Filters, rank_by: str, top: int,
-                 highlight: list[str]):
-        self.data, self.f, self.rank_by = data, f, rank_by
+                 highlight: list[str], db: str | None = None):
+        self.data, self.f, self.rank_by, self.db = data, f, rank_by, db
         self.top, self.highlight = top, highlight
         self.runs = tables.filter_runs(data.runs, f)
         self.table = tables.leaderboard(data.runs, f, rank_by)
@@ -84,12 +86,12 @@ class View:
                        "highlighted ones and references (sidebar: presets drawn, highlight).")
 
 
-def sidebar(data: Data) -> tuple[str, View]:
+def sidebar(data: Data, pages: list[str], db: str | None = None) -> tuple[str, View]:
     runs = data.runs
     sb = st.sidebar
     sb.title("clbench leaderboard")
-    url_state.restore("page", PAGES[0], PAGES)
-    page = sb.radio("Page", PAGES, key="page")
+    url_state.restore("page", pages[0], pages)
+    page = sb.radio("Page", pages, key="page")
     scenarios = tables.options(runs, "scenario")
     url_state.restore("scenario", scenarios[0], scenarios)
     scenario = sb.selectbox("Scenario", scenarios, key="scenario")
@@ -147,7 +149,7 @@ def sidebar(data: Data) -> tuple[str, View]:
     url_state.restore("highlight", [], groups, many=True)
     highlight = sb.multiselect("Highlight", groups, key="highlight",
                                help="drawn in colour on every plot, the others in grey")
-    return page, View(data, f, rank_by, int(top), highlight)
+    return page, View(data, f, rank_by, int(top), highlight, db)
 
 
 def show_figure(fig, name: str) -> None:
@@ -175,7 +177,7 @@ def leaderboard_page(v: View) -> None:
     st.header("Leaderboard")
     cols = tables.metric_columns(v.controls)
     names = [c.name for c in cols]
-    url_state.restore("columns", list(tables.DEFAULT_COLUMNS), names, many=True)
+    url_state.restore("columns", list(tables.default_columns()), names, many=True)
     shown = st.multiselect("Columns", names, key="columns",
                            format_func=lambda n: next(c.header for c in cols if c.name == n),
                            help="rank, strategy, preset and seeds are always shown")
@@ -306,7 +308,7 @@ def presets_page(v: View) -> None:
         "preset-matrix")
 
 
-def runs_page(v: View, db: str | None) -> None:
+def runs_page(v: View) -> None:
     st.header("Runs")
     runs = tables.in_ranking_order(v.runs, v.table)
     if runs.empty:
@@ -316,7 +318,7 @@ def runs_page(v: View, db: str | None) -> None:
     ids = runs["id"].tolist()
     url_state.restore("run", ids[0], ids)
     run_id = st.selectbox("Run", ids, key="run", format_func=lambda i: labels.get(i, i))
-    run = get_run(db, run_id)
+    run = get_run(v.db, run_id)
     headline = tables.headline(run)
     for column, (name, value) in zip(st.columns(len(headline)), headline.items()):
         column.metric(name, value)
@@ -336,13 +338,27 @@ def runs_page(v: View, db: str | None) -> None:
     picked = st.multiselect("Runs to compare (two or more)", ids, key="compare_runs",
                             format_func=lambda i: labels.get(i, i))
     if len(picked) >= 2:
-        st.dataframe(tables.compare_runs([get_run(db, i) for i in picked],
+        st.dataframe(tables.compare_runs([get_run(v.db, i) for i in picked],
                                          [labels[i] for i in picked]))
     elif picked:
         st.caption("Pick at least one more run.")
 
 
-def main(argv: list[str]) -> None:
+# The pages in sidebar order: a page is a function drawing itself from the sidebar's View (its
+# tables and figures as pure functions in `tables` and `figures`), added here by one entry.
+PAGES: dict[str, Callable[[View], None]] = {
+    "Leaderboard": leaderboard_page,
+    "Forgetting curves": curves_page,
+    "Per-session comparison": sessions_page,
+    "Trade-off": tradeoff_page,
+    "Presets": presets_page,
+    "Runs": runs_page,
+}
+
+
+def main(argv: list[str], pages: dict[str, Callable[[View], None]] = PAGES) -> None:
+    """Draw the app: the chosen page of `pages` under the sidebar (a problem page when the
+    store cannot back a leaderboard)."""
     st.set_page_config(page_title="clbench leaderboard", layout="wide")
     url_state.start_run()
     db = db_argument(argv)
@@ -360,20 +376,10 @@ def main(argv: list[str]) -> None:
             + (f" ({others}; those are never counted)" if others else "") + ".",
             "Record one, e.g.\n\n    " + RUN_HINT.format(db=where)))
         return
-    page, view = sidebar(data)
-    if page == "Leaderboard":
-        leaderboard_page(view)
-    elif page == "Forgetting curves":
-        curves_page(view)
-    elif page == "Per-session comparison":
-        sessions_page(view)
-    elif page == "Trade-off":
-        tradeoff_page(view)
-    elif page == "Presets":
-        presets_page(view)
-    else:
-        runs_page(view, db)
+    page, view = sidebar(data, list(pages), db)
+    pages[page](view)
     url_state.publish()
 
 
-main(sys.argv[1:])
+if __name__ == "__main__":  # `streamlit run` (and AppTest) run this file as __main__
+    main(sys.argv[1:])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from clbench.hashing import canonical_hash
-from clbench.metrics import DEFAULT_SEEDS, balanced_score, check_purpose
+from clbench.metrics import DEFAULT_SEEDS, SESSION, SUMMARY, check_purpose, shown_in, stored_value
 from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
@@ -85,11 +85,6 @@ class Data:
         return self._evals
 
 
-RUN_METRICS = ("final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
-               "forgetting", "bwt", "trainable_percent", "balanced",
-               "average_incremental_accuracy", "transfer", "plasticity")
-
-
 def _flat_params(strategy_config: dict | None, training_config: dict | None) -> dict:
     out = {f"{k}": v for k, v in (strategy_config or {}).items()}
     out.update({f"{k}": v for k, v in (training_config or {}).items()})
@@ -141,10 +136,12 @@ def preset_labels(runs: pd.DataFrame) -> pd.Series:
 def runs_frame(rows: list[dict]) -> pd.DataFrame:
     """One row per completed run with its summary flattened into columns.
 
-    Controls become `control:<name>:final|change|zero_shot`; `group` is strategy plus preset,
-    the unit a leaderboard row stands for.
+    Every metric declared with SUMMARY in its `shown` becomes a column (a control set's as
+    `control:<name>:<part>`), backfilled for runs stored before it was declared; `group` is
+    strategy plus preset, the unit a leaderboard row stands for.
     """
     records = []
+    metric_cols: dict[str, None] = {}
     for r in rows:
         summary = r.get("summary") or {}
         rec = {k: r.get(k) for k in ("id", "status", "created_at", "strategy", "scenario", "seed",
@@ -165,14 +162,11 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
         rec["n_sessions"] = summary.get("sessions")
         # what the run's scenario asked of a result (runs stored before it: the default)
         rec["seeds_required"] = summary.get("seeds_required") or DEFAULT_SEEDS
-        for key in RUN_METRICS:
-            rec[key] = summary.get(key)
-        if rec["balanced"] is None:  # runs stored before the score: the same definition
-            rec["balanced"] = balanced_score(summary.get("target_gain"), [
-                c.get("change") for c in (summary.get("controls") or {}).values()])
-        for name, c in (summary.get("controls") or {}).items():
-            for part in ("final", "change", "zero_shot"):
-                rec[f"control:{name}:{part}"] = c.get(part)
+        for metric, control in shown_in(SUMMARY, summary.get("controls") or {}):
+            if metric.per != SESSION:  # a list per session fits no column
+                column = metric.column(control)
+                rec[column] = stored_value(metric, summary, control)
+                metric_cols[column] = None
         records.append(rec)
     runs = pd.DataFrame.from_records(records)
     if runs.empty:
@@ -181,8 +175,7 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
     runs["preset"] = preset_labels(runs)
     runs["group"] = [s if not p else f"{s} ({p})" for s, p in zip(runs["strategy"],
                                                                  runs["preset"])]
-    metric_cols = [c for c in runs.columns if c in RUN_METRICS or c.startswith("control:")]
-    runs[metric_cols] = runs[metric_cols].apply(pd.to_numeric, errors="coerce")
+    runs[list(metric_cols)] = runs[list(metric_cols)].apply(pd.to_numeric, errors="coerce")
     return runs
 
 

@@ -235,7 +235,7 @@ def accuracy_heatmaps(matrices: dict[str, list[list[float | None]]], eval_set: s
 
 def pareto_front(points: pd.DataFrame, x: str, y: str, x_metric: str, y_metric: str) -> pd.Series:
     """Whether each point is on the Pareto front: no other point is at least as good on both
-    axes and better on one, "good" following each metric's direction in METRICS."""
+    axes and better on one, "good" following each metric's declared direction (METRICS)."""
     sx = 1 if METRICS[x_metric].higher_is_better else -1
     sy = 1 if METRICS[y_metric].higher_is_better else -1
     vx, vy = points[x].to_numpy() * sx, points[y].to_numpy() * sy
@@ -342,13 +342,22 @@ def _error(value: float) -> dict:
     return {"type": "data", "array": [float(value)], "visible": True, "thickness": 1.5}
 
 
+def _axis_title(name: str) -> str:
+    """A metric's label and unit, from its declaration."""
+    return f"{METRICS[name].label} ({METRICS[name].unit})"
+
+
 def _tradeoff_hover(row: pd.Series) -> str:
     def ci(column: str) -> str:
         v = row[column + " ±"]
         return "" if pd.isna(v) else f" ± {v:.1f}"
-    return (f"{row['group']}<br>target change {row['target_gain']:+.1f}{ci('target_gain')} pts"
-            f"<br>mean control change {row['control_change']:+.1f}{ci('control_change')} pts"
-            f" (95% CI)<br>trainable {row['trainable_percent']:.2f}%<br>{_count(row['seeds'])} seeds")
+    gain, change, trainable = (METRICS[n] for n in ("target_gain", "control_change",
+                                                    "trainable_percent"))
+    return (f"{row['group']}<br>{gain.label} {row['target_gain']:+.1f}{ci('target_gain')} "
+            f"{gain.unit}<br>{change.label} {row['control_change']:+.1f}"
+            f"{ci('control_change')} {change.unit} (95% CI)<br>{trainable.label} "
+            f"{row['trainable_percent']:.{trainable.digits}f}{trainable.unit}"
+            f"<br>{_count(row['seeds'])} seeds")
 
 
 def _count(value: object) -> str:
@@ -396,8 +405,8 @@ def tradeoff_plot(table: pd.DataFrame, highlight: Iterable[str] = (), labels: in
     zero = {"zeroline": True, "zerolinewidth": 1, "zerolinecolor": "#888"}
     fig.update_layout(
         title=f"Trade-off vs zero-shot ({CI_TEXT}; size = trainable %)",
-        xaxis={"title": "mean control change vs zero-shot (points)", "range": xr, **zero},
-        yaxis={"title": "target change vs zero-shot (points)", "range": yr, **zero},
+        xaxis={"title": _axis_title("control_change"), "range": xr, **zero},
+        yaxis={"title": _axis_title("target_gain"), "range": yr, **zero},
         legend_title="strategy", template="plotly_white")
     _legend_below(fig, ["Pareto front", *data["group"]], plot_px=PLOT_PX[1], top_px=60)
     return fig

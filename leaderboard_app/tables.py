@@ -5,8 +5,9 @@ stands for one strategy preset: per seed the runs are averaged first, then the m
 and its 95% confidence interval (Student t, `clbench.metrics.ci95_halfwidth`) are taken, and
 the seed count is shown, so a preset run on more seeds is not mistaken for a better one.
 Presets run on fewer seeds than their scenario declares (`seeds:`, 3 by default) are left out
-unless asked for (`Filters.show_few_seeds`), on every page alike. Each metric's direction
-comes from `clbench.metrics.METRICS`.
+unless asked for (`Filters.show_few_seeds`), on every page alike. Every metric column, its
+header, tooltip, direction, unit and CSV header come from its declaration in
+`clbench.metrics.METRICS`; no list of metrics is kept here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from datetime import date
 
 import pandas as pd
 
-from clbench.metrics import METRICS, ci95_halfwidth
+from clbench.metrics import (
+    BOARD_DEFAULT,
+    HEADLINE,
+    LEADERBOARD,
+    METRICS,
+    SUMMARY,
+    Metric,
+    ci95_halfwidth,
+    shown_in,
+    stored_value,
+)
 
 ZERO_SHOT = "zero-shot (reference)"
 # Strategies whose runs are reference rows (the zero-shot strategy, the joint-replay upper
@@ -131,73 +142,57 @@ def _pass_filters(runs: pd.DataFrame, f: Filters) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Column:
-    """A leaderboard metric column: where it comes from, its METRICS entry and its scale."""
+    """A leaderboard metric column: a declared metric (`clbench.metrics.METRICS`), for one
+    control set where the metric has a value per set. Everything shown about it (header,
+    tooltip, CSV header, digits) is read from the declaration."""
 
-    name: str
-    label: str  # full name (CSV headers)
-    metric: str
-    scale: float = 100.0  # fractions shown in %
-    unit: str | None = None  # when it differs from the metric's (a control's accuracy: %)
-    short: str | None = None  # the table header, narrow enough for many columns at 1600 px
+    metric: Metric
+    control: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metric.column(self.control)
+
+    @property
+    def label(self) -> str:  # full name (CSV headers)
+        return self.metric.label_for(self.control)
+
+    @property
+    def scale(self) -> float:
+        return self.metric.scale
 
     @property
     def higher_is_better(self) -> bool:
-        return METRICS[self.metric].higher_is_better
+        return self.metric.higher_is_better
 
     @property
     def unit_text(self) -> str:
-        return self.unit or METRICS[self.metric].unit
+        return self.metric.unit
 
     @property
     def tooltip(self) -> str:
         """The column's definition, unit and direction (the table's hover help)."""
-        spec = METRICS[self.metric]
-        definition = spec.definition
-        if self.name.startswith("control:") and self.name.endswith(":final"):
-            definition = "this control set's accuracy after the last session"
-        better = "higher" if self.higher_is_better else "lower"
-        return f"{definition} ({self.unit_text}; {better} is better)"
+        return self.metric.tooltip(self.control)
 
     @property
     def header(self) -> str:
-        return f"{self.short or self.label} {'↑' if self.higher_is_better else '↓'}"
+        """The table header, narrow enough for many columns at 1600 px, with its direction."""
+        return f"{self.metric.short_for(self.control)} {'↑' if self.higher_is_better else '↓'}"
 
 
 MEAN_CONTROL_CHANGE = "control_change"  # per run: the mean change over the chosen controls
 
 
 def metric_columns(controls: list[str]) -> list[Column]:
-    """The leaderboard's metric columns in display order."""
-    cols = [Column("balanced", METRICS["balanced"].label, "balanced", short="balanced"),
-            Column("target_gain", METRICS["target_gain"].label, "target_gain",
-                   short="target Δ"),
-            Column(MEAN_CONTROL_CHANGE, "mean control change vs zero-shot", "control_change",
-                   short="controls Δ"),
-            Column("final_accuracy", METRICS["final_accuracy"].label, "final_accuracy",
-                   short="target acc.")]
-    for name in controls:
-        # a control's accuracy and its change against zero-shot: both better when higher
-        cols.append(Column(f"control:{name}:final", f"{name} accuracy", "control_change",
-                           unit="%", short=f"{name} acc."))
-        cols.append(Column(f"control:{name}:change", f"{name} change vs zero-shot",
-                           "control_change", short=f"{name} Δ"))
-    # the last-row mean ("average accuracy") is left out: with sessions of equal size it is
-    # the final accuracy again; Avg and plasticity say what it does not
-    cols += [Column("average_incremental_accuracy", METRICS["average_incremental_accuracy"].label,
-                    "average_incremental_accuracy", short="Avg"),
-             Column("plasticity", METRICS["plasticity"].label, "plasticity",
-                    short="plasticity"),
-             Column("forgetting", METRICS["forgetting"].label, "forgetting", short="forgetting"),
-             Column("trainable_percent", "trainable %", "trainable_percent", 1.0,
-                    short="trainable %"),
-             Column("time_per_session_s", "train s / session", "time_per_session_s", 1.0,
-                    short="train s/session")]
-    return cols
+    """The leaderboard's metric columns in display order: the metrics declared with
+    LEADERBOARD in their `shown`, a per-control one once per control set."""
+    return [Column(metric, control) for metric, control in shown_in(LEADERBOARD, controls)]
 
 
-# shown before the column chooser is touched: the question's four numbers (with rank,
-# strategy, preset and seeds, which are always shown)
-DEFAULT_COLUMNS = ("balanced", "target_gain", MEAN_CONTROL_CHANGE, "trainable_percent")
+def default_columns() -> tuple[str, ...]:
+    """The columns shown before the column chooser is touched (declared BOARD_DEFAULT; rank,
+    strategy, preset and seeds are always shown)."""
+    return tuple(Column(metric, control).name for metric, control in shown_in(BOARD_DEFAULT))
 
 
 def seed_stats(frame: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
@@ -223,28 +218,40 @@ def seed_stats(frame: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
 def with_mean_control_change(runs: pd.DataFrame, controls: list[str]) -> pd.DataFrame:
     """`runs` with MEAN_CONTROL_CHANGE: per run, the mean change over `controls` (before the
     seed statistics, so that its interval is that of the mean, not a mean of intervals)."""
-    changes = [f"control:{c}:change" for c in controls if f"control:{c}:change" in runs]
+    per_set = METRICS["control:change"]
+    changes = [per_set.column(c) for c in controls if per_set.column(c) in runs]
     out = runs.copy()
     out[MEAN_CONTROL_CHANGE] = runs[changes].mean(axis=1) if changes else float("nan")
     return out
 
 
+def _at_zero_shot(c: Column, population: pd.DataFrame) -> object:
+    """The zero-shot model's value of a column (its declaration's `at_zero_shot`): another
+    column of every run (the zero-shot accuracy stored with it), a constant, or unknown."""
+    ref = c.metric.at_zero_shot
+    if not isinstance(ref, str):
+        return ref
+    column = METRICS[ref].column(c.control)
+    return population[column] if column in population else float("nan")
+
+
 def zero_shot_row(population: pd.DataFrame, controls: list[str]) -> dict:
     """The reference row: every run's session-0 accuracies (zero-shot), over seeds.
 
-    Gains, changes, forgetting, trainable share and time are zero by definition.
+    Each column takes the value its metric declares for the zero-shot model (`at_zero_shot`):
+    gains, changes, forgetting, trainable share and time are zero by definition (and have no
+    interval), accuracies come from the runs' zero-shot evaluations, others are unknown.
     """
     cols = metric_columns(controls)
     frame = pd.DataFrame({"seed": population.get("seed", pd.Series(dtype=float))})
-    if not population.empty:
-        frame["final_accuracy"] = population["zero_shot_accuracy"]
-        frame["average_incremental_accuracy"] = population["zero_shot_accuracy"]
-        for name in controls:
-            column = f"control:{name}:zero_shot"
-            frame[f"control:{name}:final"] = population.get(column)
-    zeros = [c.name for c in cols if c.name not in frame]
-    for name in zeros:
-        frame[name] = 0.0
+    constants = []
+    for c in cols:
+        value = _at_zero_shot(c, population) if not population.empty else None
+        if value is None:
+            value = float("nan")
+        if not isinstance(value, pd.Series):
+            constants.append(c.name)
+        frame[c.name] = value
     frame["group"] = ZERO_SHOT
     row = {"strategy": ZERO_SHOT, "preset": "", "group": ZERO_SHOT, "seeds_required": 0}
     stats = seed_stats(frame, cols)
@@ -253,7 +260,7 @@ def zero_shot_row(population: pd.DataFrame, controls: list[str]) -> dict:
         row.update({name: float("nan") for c in cols for name in (c.name, c.name + " ±")})
     else:
         row.update(stats.iloc[0].to_dict())
-        for name in zeros:  # a change against itself is 0 by definition: no interval
+        for name in constants:  # a change against itself is 0 by definition: no interval
             row[name + " ±"] = float("nan")
     return row
 
@@ -320,12 +327,12 @@ REFERENCE_TINT = "background-color: rgba(128, 128, 128, 0.14)"
 
 
 def _digits(c: Column) -> int:
-    return 2 if c.metric == "trainable_percent" else 1
+    return c.metric.digits
 
 
 def _interval(c: Column, half: float) -> float:
-    """The interval shown: none for the trainable share, which seeds do not change."""
-    return float("nan") if c.metric == "trainable_percent" else half
+    """The interval shown: none for a metric seeds do not change (the trainable share)."""
+    return half if c.metric.seed_interval else float("nan")
 
 
 def _cell_text(mean: float, half: float, digits: int, best: bool) -> str:
@@ -402,16 +409,14 @@ def styled(table: pd.DataFrame, cols: list[Column], shown: list[str] | None = No
 
 
 def export_csv(table: pd.DataFrame, controls: list[str]) -> bytes:
-    """The table as CSV with headers that carry units (accuracies in %, changes in points) and
-    directions."""
+    """The table as CSV with headers that carry the declared label, unit (accuracies in %,
+    changes in points) and direction."""
     out = table.drop(columns=["group"], errors="ignore").copy()
     renamed = {}
     for c in metric_columns(controls):
-        unit = c.unit_text
-        label = c.label.removesuffix(" %") if unit.startswith("%") else c.label
+        unit, label = c.unit_text, c.label
         if c.name in out:
-            renamed[c.name] = f"{label} ({unit}, {'higher' if c.higher_is_better else 'lower'}"\
-                              " is better)"
+            renamed[c.name] = f"{label} ({unit}, {c.metric.better} is better)"
             renamed[c.name + " ±"] = f"{label} 95% CI half-width over seeds ({unit})"
     return out.rename(columns=renamed).to_csv(index=False, float_format="%.4f").encode()
 
@@ -471,53 +476,47 @@ def run_labels(runs: pd.DataFrame) -> dict[str, str]:
 
 
 def runs_list(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs behind presets: one line each with its headline numbers (in % and points)."""
+    """The runs behind presets: one line each with its headline numbers (the metrics declared
+    HEADLINE that have one value per run, in their units)."""
     out = pd.DataFrame({
         "preset": runs["group"], "seed": runs["seed"], "run": runs["id"].str[:12],
         "created": runs["created_at"].dt.strftime("%Y-%m-%d %H:%M"),
-        "code": ["clean" if c else "dirty" for c in runs["clean"]],
-        "target acc. %": runs["final_accuracy"] * 100,
-        "target Δ (points)": runs["target_gain"] * 100,
-        "balanced (points)": runs["balanced"] * 100,
-        "run s": runs["total_time_s"]})
+        "code": ["clean" if c else "dirty" for c in runs["clean"]]})
+    for metric, _ in shown_in(HEADLINE):
+        if metric.per is None and metric.name in runs:
+            out[f"{metric.short_for()} ({metric.unit})"] = runs[metric.name] * metric.scale
+    out["run s"] = runs["total_time_s"]
     return out.sort_values(["preset", "seed"]).round(1)
 
 
-PERCENT_KEYS = frozenset({"final_accuracy", "zero_shot_accuracy", "target_gain", "average_accuracy",
-                          "average_incremental_accuracy", "transfer", "plasticity", "forgetting",
-                          "bwt", "balanced", "final", "zero_shot", "change",
-                          "transfer_by_session"})
+def percent_keys() -> frozenset[str]:
+    """Summary keys stored as fractions and shown in % or points: the declared metrics' with a
+    scale of 100 (a control set's by the key under its name: final, change, ...)."""
+    return frozenset(m.summary_key for m in METRICS.values()
+                     if SUMMARY in m.shown and m.scale == 100.0)
 
 
 def in_percent(summary: dict) -> dict:
     """A run summary with its accuracies (fractions) in % and changes in points, as every page
     shows them; counts, names and the trainable share stay as they are."""
+    keys = percent_keys()
+
     def convert(key: str, value: object) -> object:
         if isinstance(value, dict):
             return {k: convert(k, v) for k, v in value.items()}
-        if key in PERCENT_KEYS and isinstance(value, list):
+        if key in keys and isinstance(value, list):
             return [None if v is None else round(100 * v, 2) for v in value]
-        if key in PERCENT_KEYS and isinstance(value, (int, float)) and not isinstance(value,
-                                                                                       bool):
+        if key in keys and isinstance(value, (int, float)) and not isinstance(value, bool):
             return 100 * value
         return value
     return {k: convert(k, v) for k, v in summary.items()}
 
 
 def headline(run: dict) -> dict[str, str]:
-    """The numbers a run is judged by, as text for st.metric."""
-    summary = in_percent(run.get("summary") or {})
-    controls = summary.get("controls") or {}
-
-    def fmt(value, unit):
-        return "–" if value is None else f"{value:+.1f} {unit}" if unit == "pts" \
-            else f"{value:.1f}{unit}"
-    out = {"target accuracy": fmt(summary.get("final_accuracy"), "%"),
-           "target Δ": fmt(summary.get("target_gain"), "pts")}
-    for name, c in controls.items():
-        out[f"{name} Δ"] = fmt(c.get("change"), "pts")
-    out["balanced"] = fmt(summary.get("balanced"), "pts")
-    return out
+    """The numbers a run is judged by (the metrics declared HEADLINE), as text for st.metric."""
+    summary = run.get("summary") or {}
+    return {metric.short_for(control): metric.text(stored_value(metric, summary, control))
+            for metric, control in shown_in(HEADLINE, summary.get("controls") or {})}
 
 
 def flatten(value: object, prefix: str = "") -> dict:

@@ -203,7 +203,8 @@ def test_csv_export_has_directions_and_rows(data):
     assert "final target accuracy (%, higher is better)" in lines[0]
     assert "ctrl-a change vs zero-shot (points, higher is better)" in lines[0]
     assert "ctrl-a accuracy (%, higher is better)" in lines[0]
-    assert "trainable (% of the vision encoder, lower is better)" in lines[0]
+    # the label is the declaration's ("trainable parameters"), its unit starts with "%"
+    assert "trainable parameters (% of the vision encoder, lower is better)" in lines[0]
     assert "(%…" not in lines[0] and "% (%" not in lines[0]
 
 

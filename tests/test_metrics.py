@@ -8,8 +8,10 @@ from clbench.metrics import (
     METRICS,
     average_incremental_accuracy,
     balanced_score,
+    declaration_of,
     plasticity,
     summarize,
+    summary_keys,
     transfer_by_session,
 )
 
@@ -88,6 +90,10 @@ def test_balanced_never_rewards_forgetting():
 
 
 def test_every_summary_metric_declares_a_direction():
-    for key in ("balanced", "average_incremental_accuracy", "transfer", "final_accuracy"):
-        assert METRICS[key].higher_is_better
+    keys = summary_keys(summarize(evaluations(), "t", ["c1"], 3))
+    assert [k for k in keys if declaration_of(k) is None] == []
+    for key in ("balanced", "average_incremental_accuracy", "transfer", "final_accuracy",
+                "control:c1:change"):
+        assert declaration_of(key).higher_is_better
+    assert METRICS["forgetting"].higher_is_better is False
     assert "last-row" in METRICS["average_accuracy"].label

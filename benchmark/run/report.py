@@ -1,10 +1,13 @@
-"""Plain-text views of stored runs for the terminal (`clbench runs`, `clbench show`, run summary)."""
+"""Plain-text views of stored runs for the terminal (`clbench runs`, `clbench show`, run summary).
+
+The run report's metric lines come from the declarations in `clbench.metrics` (those shown at
+`REPORT`), so a declared metric is printed without a line of its own here."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from clbench.metrics import REPRODUCTION, TUNING
+from clbench.metrics import METRICS, REPORT, REPRODUCTION, TUNING, shown_in, stored_value
 
 
 def purpose(run: dict) -> str | None:
@@ -39,6 +42,7 @@ def format_runs(runs: list[dict]) -> str:
     if not runs:
         return "no runs stored yet (start one with `clbench run --strategy fft --scenario " \
                "proxy-20shot`)"
+    final = METRICS["final_accuracy"]
     rows = []
     for r in runs:
         summary = r.get("summary") or {}
@@ -47,10 +51,11 @@ def format_runs(runs: list[dict]) -> str:
         rows.append([r["id"][:12], status, strategy_label(r["strategy"],
                                                           r.get("strategy_source")),
                      r["scenario"], r["model"],
-                     r["seed"], pct(summary.get("final_accuracy")),
+                     r["seed"], pct(stored_value(final, summary)),
                      f"{r['total_time_s']:.0f}s" if r.get("total_time_s") else "-",
                      (r.get("created_at") or "")[:19]])
-    return table(["id", "status", "strategy", "scenario", "model", "seed", "final acc %",
+    return table(["id", "status", "strategy", "scenario", "model", "seed",
+                  f"{final.short_for()} {final.unit}",
                   "time", "created (UTC)"], rows)
 
 
@@ -73,32 +78,28 @@ def matrix_table(run: dict, target: str) -> str:
     return table([f"{target} %", *[f"S{j}" for j in range(1, sessions + 1)]], rows)
 
 
+def metric_lines(summary: dict) -> list[str]:
+    """The declared metrics the run report shows (`REPORT`), one aligned "label: value" line
+    each in declaration order; a metric the run did not record is left out."""
+    controls = summary.get("controls") or {}
+    items = []
+    for metric, control in shown_in(REPORT, controls):
+        value = stored_value(metric, summary, control)
+        if value is None or (isinstance(value, list) and all(v is None for v in value)):
+            continue
+        items.append((metric.label_for(control) + ":", metric.text(value)))
+    width = max((len(label) for label, _ in items), default=0)
+    return [f"  {label:<{width}} {text}" for label, text in items]
+
+
 def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
+    sessions = summary.get("sessions")
     lines = [f"\nrun {run_id} completed in {total_time_s:.0f}s",
-             f"  target {summary['target']}: {pct(summary['zero_shot_accuracy'])}% zero-shot -> "
-             f"{pct(summary['final_accuracy'])}% final ({pct(summary['target_gain'], True)} pts)"]
+             f"  target {summary.get('target')}" + (f", {sessions} sessions" if sessions else "")]
     if summary.get("purpose") == TUNING:
-        lines.insert(1, "  tuning run: evaluated on validation data (the target's validation "
-                        "split, the controls' val splits), not on test data")
-    if summary.get("forgetting") is not None:
-        lines.append(f"  average incremental accuracy {pct(summary.get('average_incremental_accuracy'))}%"
-                     f", forgetting {pct(summary['forgetting'])} pts, BWT "
-                     f"{pct(summary['bwt'], True)} pts")
-    if summary.get("plasticity") is not None and summary.get("forgetting") is not None:
-        lines.append(f"  plasticity (each session's classes right after it, vs zero-shot) "
-                     f"{pct(summary['plasticity'], True)} pts")
-    if summary.get("transfer") is not None:
-        per = " ".join(pct(t) for t in summary.get("transfer_by_session") or [])
-        lines.append(f"  transfer (classes not yet trained) {pct(summary['transfer'])}% "
-                     f"(after sessions 0..{summary['sessions'] - 1}: {per})")
-    for name, c in summary.get("controls", {}).items():
-        lines.append(f"  control {name}: {pct(c['zero_shot'])}% -> {pct(c['final'])}% "
-                     f"({pct(c['change'], True)} pts)")
-    if summary.get("balanced") is not None:
-        lines.append(f"  balanced score {pct(summary['balanced'], True)} pts (target change + "
-                     "mean control change)")
-    if summary.get("trainable_percent") is not None:
-        lines.append(f"  trainable: {summary['trainable_percent']:.2f}% of the vision encoder")
+        lines.append("  tuning run: evaluated on validation data (the target's validation "
+                     "split, the controls' val splits), not on test data")
+    lines += metric_lines(summary)
     cost = summary.get("checkpoint_cost")
     if cost:
         lines.append(f"  session checkpoints: {cost['seconds']:.2f}s for {cost['sessions']}, "
@@ -174,7 +175,8 @@ def format_run(run: dict) -> str:
         lines.append("  training: " + ", ".join(f"{k}={v}" for k, v in training.items()))
     if run["evaluations"]:
         lines += ["", accuracy_table(run)]
-        target = run["evaluations"][0]["eval_set"]
+        # the summary names the target (the store lists eval sets in its own order)
+        target = (run.get("summary") or {}).get("target") or run["evaluations"][0]["eval_set"]
         if run["sessions"] and any(e["subset"] != "all" for e in run["evaluations"]):
             lines += ["", matrix_table(run, target)]
     if run["sessions"]:

@@ -1,12 +1,22 @@
 """Dataset kinds: one registry that says how each kind of dataset is listed, loaded, checked,
 prepared and described. A dataset declaration names its kind with `loader: KIND`.
 
-A new kind is one class here (or in a plugin module that is imported first):
+A new kind is one class here (or in a plugin module that is imported first). Its preparation is
+declared beside it, once: the flags `clbench data prepare` takes for it (help, type, default,
+whether required) and the function that reads them. The CLI builds its `data prepare` options,
+`clbench data prepare NAME --help` and the refusal of flags the kind does not take from that
+declaration, so a new kind is prepared from the command line with no edit anywhere else:
+
+    def prepare_mine(manifest, args, log):  # args.source: the flag's value; args.folder: the
+        ...                                 # dataset's folder under the data root
+        return prepare_in_place(manifest, args.folder)  # writes the file index
 
     @register_loader("mykind")
-    class MyKind(DatasetKind):
+    class MyKind(FolderKind):
         summary = "..."
-        def list_files(self, manifest, split, folder, index): ...
+        preparation = Preparation(
+            flags=[Flag("--from", "folder of ... images", dest="source", required=True)],
+            run=prepare_mine)
 
 Built-in kinds:
 
@@ -20,18 +30,21 @@ Built-in kinds:
   request).
 * `imagenet`: the validation set as `val/<wnid>/<image>`; prepare writes the file index in place.
 
-This module imports neither torch nor PIL; each method imports what it needs.
+This module imports neither torch nor PIL (the CLI's parser reads the flags from it); each
+method and preparation function imports what it needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import keyword
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clbench.errors import ConfigError, UserError
-from clbench.names import unknown_name_message
+from clbench.names import closest, unknown_name_message
 
 if TYPE_CHECKING:
     from clbench.scenarios.check import CheckResult
@@ -41,19 +54,40 @@ if TYPE_CHECKING:
 
 _KINDS: dict[str, DatasetKind] = {}
 
+Report = dict[str, Any]
+Log = Callable[[str], None]
+
 
 def register_loader(name: str) -> Callable[[type[DatasetKind]], type[DatasetKind]]:
-    """Class decorator: register a `DatasetKind` subclass under `name` (the `loader:` value)."""
+    """Class decorator: register a `DatasetKind` subclass under `name` (the `loader:` value).
+
+    A flag that other kinds declare too must have their type: the CLI parses it once for all."""
 
     def add(cls: type[DatasetKind]) -> type[DatasetKind]:
         if name in _KINDS:
             raise ValueError(f"dataset kind '{name}' is registered twice")
+        preparation = cls.preparation
+        if preparation is not None and not isinstance(preparation, Preparation):
+            raise TypeError(f"dataset kind '{name}': `preparation` must be a Preparation")
+        for flag in preparation.flags if preparation else ():
+            for other, same in prepare_flags().get(flag.name, []):
+                if same.type is not flag.type:
+                    raise ValueError(
+                        f"dataset kind '{name}' declares {flag.name} as {flag.type.__name__}, "
+                        f"kind '{other}' as {same.type.__name__}: a flag has one type across "
+                        "kinds (`clbench data prepare` parses it once)")
         kind = cls()
         kind.name = name
         _KINDS[name] = kind
         return cls
 
     return add
+
+
+def unregister_loader(name: str) -> None:
+    """Remove a registered kind (a test's kind, or a plugin's before it registers its own)."""
+    get_kind(name)
+    del _KINDS[name]
 
 
 def kinds() -> list[str]:
@@ -75,28 +109,114 @@ def kind_of(manifest: DatasetManifest) -> DatasetKind:
     return manifest.kind or get_kind(manifest.loader, manifest.path)
 
 
-@dataclass
-class PrepareRequest:
-    """What `clbench data prepare` was given; each kind reads the options it declares."""
-
-    data_root: str | None = None
-    out: str | None = None  # --out
-    root: str | None = None  # --root
-    source: str | None = None  # --from
-    videos: str | None = None  # --videos
-    download: bool = False
-    workers: int = 1
-    skip_corrupt: bool = False
-
-    def given(self) -> list[str]:
-        """The options set to something other than their default, as CLI flags."""
-        flags = {"out": "--out", "root": "--root", "source": "--from", "videos": "--videos",
-                 "download": "--download", "skip_corrupt": "--skip-corrupt"}
-        out = [flag for attr, flag in flags.items() if getattr(self, attr)]
-        return out + (["--workers"] if self.workers != 1 else [])
+def prepare_flags() -> dict[str, list[tuple[str, Flag]]]:
+    """Every flag a registered kind declares, by name, with the kinds that declare it: what
+    the CLI's `data prepare` parser accepts (each kind then refuses the ones it does not take)."""
+    out: dict[str, list[tuple[str, Flag]]] = {}
+    for name, kind in _KINDS.items():
+        for flag in kind.preparation.flags if kind.preparation else ():
+            out.setdefault(flag.name, []).append((name, flag))
+    return out
 
 
-Report = dict[str, Any]
+# --------------------------------------------------------------------------- preparation
+
+_METAVARS = {Path: "DIR", str: "TEXT", int: "N", float: "X", bool: ""}
+_TYPE_WORDS = {Path: "a path", str: "a text", int: "an integer", float: "a number"}
+RESERVED_FLAGS = ("--data-root", "--help")  # every `clbench data prepare` has these
+RESERVED_DESTS = ("folder", "data_root")  # what `PrepareArgs` itself holds
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One option of `clbench data prepare` that a kind reads. Declared once, it is the parser's
+    option, its line in `clbench data prepare NAME --help` and the value the kind's preparation
+    receives (`args.<dest>`)."""
+
+    name: str  # "--videos"
+    help: str
+    type: type = Path  # Path, str, int or float; bool: a switch, True when given
+    default: Any = None  # the value when not given (a switch: False)
+    required: bool = False
+    metavar: str = ""  # default: DIR for a Path, N for an int, X for a float, TEXT for a str
+    dest: str = ""  # the attribute `run` reads; default: the name without "--", "-" as "_"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"--[a-z][a-z0-9-]*", self.name):
+            raise ValueError(f"flag '{self.name}': a flag is '--' and lower-case words, "
+                             "e.g. --videos or --skip-corrupt")
+        if self.name in RESERVED_FLAGS:
+            raise ValueError(f"flag {self.name}: every `clbench data prepare` has it already")
+        if self.type not in _METAVARS:
+            raise ValueError(f"flag {self.name}: type must be one of "
+                             f"{', '.join(t.__name__ for t in _METAVARS)}")
+        if self.type is bool and (self.required or self.default not in (None, False)):
+            raise ValueError(f"flag {self.name}: a switch is off unless given")
+        dest = self.dest or self.name[2:].replace("-", "_")
+        if not dest.isidentifier() or keyword.iskeyword(dest) or dest in RESERVED_DESTS:
+            raise ValueError(f"flag {self.name}: '{dest}' cannot be an attribute name; pass dest=")
+        object.__setattr__(self, "dest", dest)
+        object.__setattr__(self, "metavar", self.metavar or _METAVARS[self.type])
+        if self.type is bool:
+            object.__setattr__(self, "default", False)
+
+    @property
+    def switch(self) -> bool:
+        return self.type is bool
+
+    def read(self, value: Any) -> Any:
+        """`value` as the declared type (the CLI's are already); a wrong one names the flag."""
+        if self.switch:
+            if isinstance(value, bool):
+                return value
+            raise UserError(f"{self.name} is a switch (given or not), got {value!r}")
+        try:
+            return value if isinstance(value, self.type) else self.type(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{self.name}: expected {_TYPE_WORDS[self.type]}, got {value!r}",
+                            hint=f"{self.name} {self.metavar}: {self.help}") from None
+
+
+class PrepareArgs:
+    """What a kind's preparation reads: `args.<dest>` for each flag it declares (its default when
+    not given), `args.data_root` and `args.folder`, the dataset's own folder ($CLBENCH_DATA_<NAME>,
+    else `<data root>/<subdir>`)."""
+
+    def __init__(self, manifest: DatasetManifest, values: Mapping[str, Any],
+                 data_root: str | None = None):
+        self._manifest, self._values, self.data_root = manifest, dict(values), data_root
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name not in values:
+            raise AttributeError(f"no flag of `clbench data prepare` has dest '{name}' "
+                                 f"(declared: {', '.join(values) or 'none'})")
+        return values[name]
+
+    @property
+    def folder(self) -> Path:
+        from clbench.scenarios.datasets import dataset_dir
+
+        return dataset_dir(self._manifest, self.data_root)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How `clbench data prepare NAME` makes a dataset of a kind: the flags it takes and
+    `run(manifest, args, log)`, which reads them as `args.<dest>` (a `PrepareArgs`), writes the
+    dataset's file index and returns its report: `index` (the file written), `records` (its
+    `FileRecord`s) and `info` (what it skipped, under `skipped`)."""
+
+    flags: tuple[Flag, ...]
+    run: Callable[[DatasetManifest, PrepareArgs, Log], Report]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flags", tuple(self.flags))
+        for attr in ("name", "dest"):
+            seen = [getattr(f, attr) for f in self.flags]
+            twice = sorted({x for x in seen if seen.count(x) > 1})
+            if twice:
+                raise ValueError(f"preparation flags: {attr} {', '.join(twice)} declared twice")
 
 
 class DatasetKind:
@@ -105,8 +225,11 @@ class DatasetKind:
     name: str = ""
     summary: str = ""
     has_files: bool = True
-    prepare_options: tuple[str, ...] = ()  # CLI flags its `prepare` reads; None: cannot prepare
-    can_prepare: bool = False
+    preparation: Preparation | None = None  # how `clbench data prepare` makes it; None: it can't
+
+    @property
+    def can_prepare(self) -> bool:
+        return self.preparation is not None
 
     # ------------------------------------------------------------------ description
     def default_layout(self, manifest: DatasetManifest) -> str:
@@ -132,21 +255,34 @@ class DatasetKind:
         return check_files(manifest, data_root)
 
     # ------------------------------------------------------------------ preparing
-    def prepare(self, manifest: DatasetManifest, request: PrepareRequest,
-                log: Callable[[str], None] = print) -> Report:
-        raise UserError(f"dataset '{manifest.name}' (kind {self.name}) has nothing to prepare")
-
-    def _reject_unused(self, manifest: DatasetManifest, request: PrepareRequest) -> None:
-        unused = [f for f in request.given() if f not in self.prepare_options]
+    def prepare(self, manifest: DatasetManifest, given: Mapping[str, Any] | None = None,
+                data_root: str | None = None, log: Log = print) -> Report:
+        """Prepare `manifest` from the flags given, by name (`{"--videos": "clips/"}`), as its
+        declared preparation says: a flag it does not take is refused (naming the closest it
+        does, before anything is read or written), a required one missing is asked for with how
+        to obtain the data, the others get their defaults."""
+        command = f"clbench data prepare {manifest.name}"
+        if self.preparation is None:
+            raise UserError(f"dataset '{manifest.name}' (kind {self.name}) has nothing to "
+                            "prepare")
+        flags = {f.name: f for f in self.preparation.flags}
+        given = {k: v for k, v in (given or {}).items() if v is not None}
+        unused = [g for g in given if g not in flags]
         if unused:
-            takes = ", ".join(self.prepare_options) or "no options"
-            raise UserError(f"{' '.join(unused)}: not used by `clbench data prepare "
-                            f"{manifest.name}` (kind {self.name}; it takes {takes})")
-
-    def _folder(self, manifest: DatasetManifest, request: PrepareRequest) -> Path:
-        from clbench.scenarios.datasets import dataset_dir
-
-        return dataset_dir(manifest, request.data_root)
+            bare = [f[2:] for f in flags]  # the "--" would make any two flags look alike
+            near = sorted({f"--{n}" for g in unused for n in closest(g[2:], bare, n=1)})
+            also = f"; did you mean {' or '.join(near)}?" if near else ""
+            raise UserError(f"{' '.join(unused)}: not used by `{command}` (kind {self.name}; "
+                            f"it takes {', '.join(flags) or 'no options'}){also}",
+                            hint=f"`{command} --help` lists its options")
+        for flag in flags.values():
+            if flag.required and flag.name not in given:
+                obtain = f"{manifest.obtain.strip()} " if manifest.obtain.strip() else ""
+                raise UserError(f"`{command}` needs {flag.name} {flag.metavar} ({flag.help})",
+                                hint=f"{obtain}`{command} --help` lists its options")
+        values = {f.dest: None if (v := given.get(f.name, f.default)) is None else f.read(v)
+                  for f in flags.values()}
+        return self.preparation.run(manifest, PrepareArgs(manifest, values, data_root), log)
 
 
 @register_loader("proxy")
@@ -174,11 +310,24 @@ class ProxyKind(DatasetKind):
             "embedded proxy data, generated on the fly; nothing to check"))
 
 
+# One preparation function per kind, next to it: each imports what it needs (torch, PyAV) only
+# when it runs.
+_ROOT_HELP = ("the dataset's folder, whose files are indexed in place (default: its folder under "
+              "the data root)")
+_OUT = Flag("--out", "output folder (default: the dataset's folder under the data root)")
+
+
+def _prepare_folder(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
+    """Write the file index of the files already in place."""
+    from clbench.scenarios.prepare import prepare_in_place
+
+    return prepare_in_place(manifest, args.root or args.folder)
+
+
 @register_loader("folder")
 class FolderKind(DatasetKind):
     summary = "<split>/<class name>/<image> folders"
-    prepare_options = ("--root",)
-    can_prepare = True
+    preparation = Preparation(flags=[Flag("--root", _ROOT_HELP)], run=_prepare_folder)
 
     def list_files(self, manifest, split, folder, index):
         from clbench.scenarios.datasets import list_folder, listing_from_index
@@ -187,56 +336,60 @@ class FolderKind(DatasetKind):
             return listing_from_index(manifest, split, folder, index)
         return list_folder(manifest, split, folder)
 
-    def prepare(self, manifest, request, log=print):
-        """Write the file index of the files already in place (`--root`: the dataset folder)."""
-        from clbench.scenarios.prepare import prepare_in_place
 
-        self._reject_unused(manifest, request)
-        folder = Path(request.root) if request.root else self._folder(manifest, request)
-        return prepare_in_place(manifest, folder)
+def _prepare_tsi(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
+    from clbench.scenarios.prepare import prepare_tsi
+
+    return prepare_tsi(args.videos, args.out or args.folder, workers=max(1, args.workers),
+                       log=log, dataset=manifest.name)
 
 
 @register_loader("tsi")
 class TsiKind(FolderKind):
     summary = "folder made from Toyota Smarthome clips (`clbench data prepare tsi`)"
-    prepare_options = ("--videos", "--out", "--workers")
+    preparation = Preparation(flags=[
+        Flag("--videos", "folder of Toyota Smarthome trimmed clips "
+             "(<Action>_<subject>_<recording>_<video>_<camera>.mp4)", required=True),
+        _OUT,
+        Flag("--workers", "parallel decoding processes (output is identical for any number)",
+             type=int, default=1),
+    ], run=_prepare_tsi)
 
-    def prepare(self, manifest, request, log=print):
-        from clbench.scenarios.prepare import prepare_tsi
 
-        self._reject_unused(manifest, request)
-        if not request.videos:
-            raise UserError("tsi needs --videos DIR (the Toyota Smarthome trimmed clips)",
-                            hint=manifest.obtain.strip())
-        out = Path(request.out) if request.out else self._folder(manifest, request)
-        return prepare_tsi(Path(request.videos), out, workers=max(1, request.workers), log=log,
-                           dataset=manifest.name)
+def _prepare_dalle(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
+    from clbench.scenarios.prepare import prepare_dalle
+
+    return prepare_dalle(args.source, args.out or args.folder, manifest,
+                         skip_corrupt=args.skip_corrupt, log=log)
 
 
 @register_loader("dalle")
 class DalleKind(FolderKind):
     summary = "folder copied from <caption>/<file> folders (`clbench data prepare dalle`)"
-    prepare_options = ("--from", "--out", "--skip-corrupt")
+    preparation = Preparation(flags=[
+        Flag("--from", "folder of generated images, <caption>/<file>", dest="source",
+             required=True),
+        _OUT,
+        Flag("--skip-corrupt", "leave out images that do not decode (listed in the file index) "
+             "instead of failing", type=bool),
+    ], run=_prepare_dalle)
 
-    def prepare(self, manifest, request, log=print):
-        from clbench.scenarios.prepare import prepare_dalle
 
-        self._reject_unused(manifest, request)
-        if not request.source:
-            raise UserError(f"{manifest.name} needs --from DIR (generated images as "
-                            "<caption>/<file>)",
-                            hint=f"`clbench data show {manifest.name}` lists the captions and "
-                                 "prompts")
-        out = Path(request.out) if request.out else self._folder(manifest, request)
-        return prepare_dalle(Path(request.source), out, manifest,
-                             skip_corrupt=request.skip_corrupt, log=log)
+def _prepare_gtsrb(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
+    from clbench.scenarios.prepare import prepare_gts
+
+    return prepare_gts(args.root / "gtsrb" if args.root else args.folder, manifest,
+                       download=args.download)
 
 
 @register_loader("gtsrb")
 class GtsrbKind(DatasetKind):
     summary = "torchvision's GTSRB layout"
-    prepare_options = ("--root", "--download")
-    can_prepare = True
+    preparation = Preparation(flags=[
+        Flag("--root", "folder holding torchvision's gtsrb/ (default: the one holding the "
+             "dataset's folder)"),
+        Flag("--download", "let torchvision download GTSRB (needs network)", type=bool),
+    ], run=_prepare_gtsrb)
 
     def default_layout(self, manifest):
         return (f"<data root>/{manifest.subdir}/GTSRB/Training/<label>/*.ppm and "
@@ -249,20 +402,20 @@ class GtsrbKind(DatasetKind):
             return listing_from_index(manifest, split, folder, index)
         return list_gtsrb(manifest, split, folder)
 
-    def prepare(self, manifest, request, log=print):
-        from clbench.scenarios.prepare import prepare_gts
 
-        self._reject_unused(manifest, request)
-        folder = (Path(request.root) / "gtsrb" if request.root
-                  else self._folder(manifest, request))
-        return prepare_gts(folder, manifest, download=request.download)
+def _prepare_imagenet(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
+    from clbench.scenarios.prepare import prepare_imagenet
+
+    return prepare_imagenet(args.root or args.folder, dataset=manifest.subdir)
 
 
 @register_loader("imagenet")
 class ImagenetKind(DatasetKind):
     summary = "ImageNet validation set, val/<wnid>/<image>"
-    prepare_options = ("--root",)
-    can_prepare = True
+    preparation = Preparation(flags=[
+        Flag("--root", "folder holding val/<wnid>/ (default: the dataset's folder under the "
+             "data root)"),
+    ], run=_prepare_imagenet)
 
     def default_layout(self, manifest):
         return f"<data root>/{manifest.subdir}/val/<wnid>/<image files>"
@@ -271,10 +424,3 @@ class ImagenetKind(DatasetKind):
         from clbench.scenarios.datasets import list_imagenet
 
         return list_imagenet(manifest, split, folder, index)
-
-    def prepare(self, manifest, request, log=print):
-        from clbench.scenarios.prepare import prepare_imagenet
-
-        self._reject_unused(manifest, request)
-        return prepare_imagenet(Path(request.root) if request.root
-                                else self._folder(manifest, request), dataset=manifest.subdir)

@@ -236,14 +236,18 @@ def test_data_roots_and_missing_data_messages(root, monkeypatch, capsys):
     assert "did you mean: imagenet" in capsys.readouterr().err
 
 
-def test_data_help_imports_no_training_stack(tmp_path):
+@pytest.mark.parametrize("argv", [["data", "prepare", "--help"],
+                                  ["data", "prepare", "tsi", "--help"]])
+def test_data_help_imports_no_training_stack(tmp_path, argv):
     code = ("import sys\nfrom clbench.cli.main import main\n"
-            "try:\n    main(['data', 'prepare', '--help'])\nexcept SystemExit:\n    pass\n"
+            f"try:\n    print('RC', main({argv!r}))\nexcept SystemExit as exit:\n"
+            "    print('RC', exit.code)\n"
             "print('HEAVY', [m for m in ('torch', 'avalanche', 'open_clip', 'av') "
             "if m in sys.modules])\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=tmp_path, timeout=60)
-    assert "HEAVY []" in result.stdout, result.stderr
+    assert "HEAVY []" in result.stdout and "RC 0" in result.stdout, result.stderr
+    assert "--videos DIR" in result.stdout  # the help is the kinds' declarations
 
 
 def test_prepare_dalle_twice_gives_the_same_bytes(root, tmp_path):

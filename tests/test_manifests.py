@@ -297,7 +297,7 @@ def test_a_new_kind_is_one_registration(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="registered twice"):
             loaders.register_loader("two-pets")(TwoPets)
     finally:
-        loaders._KINDS.pop("two-pets")
+        loaders.unregister_loader("two-pets")
 
 
 def test_proxy_has_nothing_to_check_or_prepare(capsys):

@@ -2,15 +2,15 @@
 what a dataset expects. Heavy imports (torch, PyAV) happen inside the commands only. What each
 command does for a dataset is decided by the dataset's kind (`clbench.scenarios.loaders`).
 
-  clbench data prepare tsi --videos DIR [--out DIR] [--workers N]
-  clbench data prepare dalle --from DIR [--out DIR] [--skip-corrupt]
-  clbench data prepare gts [--root DIR] [--download]
-  clbench data prepare imagenet [--root DIR]
-  clbench data prepare NAME [--root DIR]      (any `folder` dataset: index the files in place)
+  clbench data prepare NAME [FLAGS OF ITS KIND] [--data-root DIR]
+  clbench data prepare NAME --help       (the flags NAME's kind takes)
   clbench data check NAME [--skip-corrupt] [--json]
   clbench data show NAME
 
 `prepare` writes the dataset's file index (`manifest.json`, see `clbench.scenarios.integrity`).
+Its flags are declared with the kinds (`Preparation` in `loaders.py`); this module only turns
+the declarations into the parser's options and a kind's `--help`, so a new kind's flags need no
+edit here.
 """
 
 from __future__ import annotations
@@ -20,49 +20,81 @@ import json
 
 from clbench.errors import UserError
 
+GIVEN = "prepare "  # namespace prefix of the kinds' flags: "prepare --videos"
+
+
+def _root_option(p) -> None:
+    p.add_argument("--data-root", metavar="DIR", help="root of local datasets (default: "
+                   "$CLBENCH_DATA, else ./data; $CLBENCH_DATA_<NAME> points at one "
+                   "dataset's own folder)")
+
+
+def _add_flag(parser, flag, help: str, **kwargs) -> None:
+    """A kind's declared flag as an argparse option."""
+    help = help.replace("%", "%%")
+    if flag.switch:
+        parser.add_argument(flag.name, action="store_true", help=help, **kwargs)
+    else:
+        parser.add_argument(flag.name, type=flag.type, metavar=flag.metavar, help=help, **kwargs)
+
 
 def add_parser(sub) -> None:
+    from clbench.scenarios.loaders import prepare_flags
+
     data = sub.add_parser("data", help="prepare, check and describe the paper's datasets",
                           description="Make the paper's datasets from your own copies "
                           "(reproducibly), verify them, and show their expected layout.")
     actions = data.add_subparsers(dest="data_command", metavar="ACTION")
 
-    def root_option(p):
-        p.add_argument("--data-root", metavar="DIR", help="root of local datasets (default: "
-                       "$CLBENCH_DATA, else ./data; $CLBENCH_DATA_<NAME> points at one "
-                       "dataset's own folder)")
-
-    prep = actions.add_parser("prepare", help="build a dataset's files and its file index "
-                              "(manifest.json)")
-    prep.add_argument("name", metavar="NAME", help="dataset name, e.g. tsi, dalle, gts, "
-                      "imagenet (`clbench list datasets`)")
-    prep.add_argument("--videos", metavar="DIR", help="tsi: folder of Toyota Smarthome trimmed "
-                      "clips (<Action>_<subject>_<recording>_<video>_<camera>.mp4)")
-    prep.add_argument("--from", dest="source", metavar="DIR", help="dalle: folder of generated "
-                      "images, <caption>/<file>")
-    prep.add_argument("--root", metavar="DIR", help="gts: folder holding torchvision's gtsrb/; "
-                      "imagenet: folder holding val/<wnid>/; a folder dataset: its folder")
-    prep.add_argument("--out", metavar="DIR", help="tsi, dalle: output folder (default: the "
-                      "dataset's folder under the data root)")
-    prep.add_argument("--download", action="store_true", help="gts: let torchvision download "
-                      "GTSRB (needs network)")
-    prep.add_argument("--workers", type=int, default=1, help="tsi: parallel decoding processes "
-                      "(output is identical for any number)")
-    prep.add_argument("--skip-corrupt", action="store_true", help="dalle: leave out images that "
-                      "do not decode (listed in the file index) instead of failing")
-    root_option(prep)
+    prep = actions.add_parser(
+        "prepare", add_help=False, help="build a dataset's files and its file index "
+        "(manifest.json)", usage="%(prog)s NAME [FLAGS OF ITS KIND] [--data-root DIR]",
+        description="Build a dataset's files from your copy and write its file index "
+        "(manifest.json). Each dataset kind takes its own flags, listed below with the kinds "
+        "that take them; `clbench data prepare NAME --help` shows NAME's alone.")
+    prep.add_argument("-h", "--help", action="store_true", dest="want_help",
+                      help="show this help (with NAME: the flags NAME takes) and exit")
+    prep.add_argument("name", nargs="?", metavar="NAME", help="dataset name, e.g. tsi, dalle, "
+                      "gts, imagenet (`clbench list datasets`)")
+    flags = prep.add_argument_group("flags of the dataset kinds (KIND: what it reads)")
+    for name, declared in prepare_flags().items():
+        texts: dict[str, list[str]] = {}
+        for kind, flag in declared:
+            texts.setdefault(flag.help, []).append(kind)
+        _add_flag(flags, declared[0][1], "; ".join(f"{', '.join(k)}: {t}" for t, k in
+                                                   texts.items()),
+                  dest=GIVEN + name, default=argparse.SUPPRESS)
+    _root_option(prep)
+    prep.set_defaults(prepare_help=prep.format_help)
 
     check = actions.add_parser("check", help="verify presence, counts and checksums")
     check.add_argument("name", metavar="NAME", help="dataset name (`clbench list datasets`)")
     check.add_argument("--skip-corrupt", action="store_true", help="report missing or corrupt "
                        "files but exit 0 (runs then need --skip-corrupt too, and record them)")
     check.add_argument("--json", action="store_true", help="machine-readable result")
-    root_option(check)
+    _root_option(check)
 
     show = actions.add_parser("show", help="a dataset's layout, how to obtain it, classes, "
                               "prompts")
     show.add_argument("name", metavar="NAME")
-    root_option(show)
+    _root_option(show)
+
+
+def _kind_help(manifest, kind) -> str:
+    """`clbench data prepare NAME --help`: the flags NAME's kind declares, as a parser of their
+    own (with the same help texts, defaults and required ones as the kind's declaration)."""
+    parser = argparse.ArgumentParser(
+        prog=f"clbench data prepare {manifest.name}", add_help=False,
+        description=f"{manifest.description.strip()} Its kind, {kind.name}: "
+                    f"{kind.summary}.".replace("%", "%%"),
+        epilog=f"obtain: {manifest.obtain.strip()}".replace("%", "%%")
+        if manifest.obtain.strip() else None)
+    for flag in kind.preparation.flags:
+        default = "" if flag.switch or flag.default is None else f" (default: {flag.default})"
+        _add_flag(parser, flag, flag.help + default,
+                  **({} if flag.switch else {"required": flag.required}))
+    _root_option(parser)
+    return parser.format_help()
 
 
 def _manifest(name: str):
@@ -92,9 +124,16 @@ def preparable() -> list[str]:
 
 def _prepare(args: argparse.Namespace) -> int:
     from clbench.names import unknown_name_message
-    from clbench.scenarios.loaders import PrepareRequest, kind_of
+    from clbench.scenarios.loaders import kind_of
     from clbench.scenarios.manifests import list_datasets
 
+    if args.name is None:
+        if args.want_help:
+            print(args.prepare_help(), end="")
+            return 0
+        raise UserError("`clbench data prepare` needs a dataset NAME",
+                        hint=f"preparable: {', '.join(preparable())}; `clbench data prepare "
+                             "NAME --help` lists the flags it takes")
     if args.name not in list_datasets():
         raise UserError(unknown_name_message("dataset", args.name, preparable()))
     manifest = _manifest(args.name)
@@ -102,10 +141,12 @@ def _prepare(args: argparse.Namespace) -> int:
     if not kind.can_prepare:
         raise UserError(f"dataset '{args.name}' (kind {kind.name}) has nothing to prepare",
                         hint=f"preparable: {', '.join(preparable())}")
-    request = PrepareRequest(data_root=args.data_root, out=args.out, root=args.root,
-                             source=args.source, videos=args.videos, download=args.download,
-                             workers=args.workers, skip_corrupt=args.skip_corrupt)
-    _print_counts(kind.prepare(manifest, request))
+    if args.want_help:
+        print(_kind_help(manifest, kind), end="")
+        return 0
+    given = {key[len(GIVEN):]: value for key, value in vars(args).items()
+             if key.startswith(GIVEN)}
+    _print_counts(kind.prepare(manifest, given, args.data_root))
     return 0
 
 

@@ -1,5 +1,7 @@
 """Shared fixtures: a shortened proxy scenario, a temporary results database, and a fresh
-PostgreSQL database (a failure under CI when none is running, a skip elsewhere)."""
+PostgreSQL database (a failure under CI when none is running, a skip elsewhere); and the test
+tiers: a test with a second-tier marker (pyproject's `markers`) is also marked `tier2`, which the
+default run leaves out and `.ci/run` runs in full."""
 
 from __future__ import annotations
 
@@ -8,6 +10,18 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+SECOND_TIER = ("slow", "spawns", "multirun", "postgres", "browser", "install")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+        if any(item.get_closest_marker(name) for name in SECOND_TIER):
+            item.add_marker(pytest.mark.tier2)
+
 
 TINY_SCENARIO = """\
 name: proxy-tiny

@@ -394,6 +394,7 @@ def test_faults_during_a_run_mark_it_failed(stage, call, sessions_kept, tiny_sce
     assert evaluated == (set(range(sessions_kept + 1)) if call > 1 else set())
 
 
+@pytest.mark.spawns
 def test_a_real_sigterm_during_training_marks_the_run_failed(tiny_scenario, tmp_path):
     db = tmp_path / "runs.db"
     proc = _run_in_subprocess(["run", "--strategy", "fft", "--scenario", str(tiny_scenario),

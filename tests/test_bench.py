@@ -50,6 +50,7 @@ def test_bench_refuses_a_bad_count(capsys):
     assert "--repeats: 0 is below 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_times_the_cached_session_evaluation_and_the_speed_switches(capsys):
     assert main(["bench", "--model", "proxy-vit-tiny", "--only", "session_eval", "switches",
                  "--repeats", "1", "--images", "8", "--batch", "4", "--json"]) == 0
@@ -62,6 +63,7 @@ def test_bench_times_the_cached_session_evaluation_and_the_speed_switches(capsys
         assert f["value"] > 0 and f["reference"] > 0, name
 
 
+@pytest.mark.spawns
 def test_bench_times_the_readme_command_against_its_own_work(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("CLBENCH_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["bench", "--only", "whole_command", "--repeats", "1", "--json"]) == 0

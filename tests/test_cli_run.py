@@ -125,7 +125,7 @@ def test_the_command_ends_without_pythons_teardown_once_its_work_is_done(monkeyp
 
     import torch  # noqa: F401 - the command imported the training stack
 
-    from clbench.cli.main import main as cli
+    from clbench.cli import main as cli
 
     handlers, ended = [], []
     monkeypatch.setattr(cli, "main", lambda: 3)

@@ -61,6 +61,7 @@ def flip_a_byte(path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_a_corrupt_cache_entry_is_detected_and_rebuilt(tiny_scenario, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     first = run_on(tiny_scenario, url, "ln")
@@ -78,6 +79,7 @@ def test_a_corrupt_cache_entry_is_detected_and_rebuilt(tiny_scenario, tmp_path, 
 
 
 @pytest.mark.parametrize("where", ["under-a-file", "dev-full"])
+@pytest.mark.slow
 def test_an_unwritable_or_full_cache_folder_warns_and_the_run_completes(tiny_scenario, tmp_path,
                                                                         monkeypatch, capsys,
                                                                         where):
@@ -105,7 +107,7 @@ def test_an_unwritable_or_full_cache_folder_warns_and_the_run_completes(tiny_sce
         assert not list((tmp_path / "clbench-cache" / "zero-shot").glob("*"))  # no torn file
 
 
-@pytest.mark.parametrize("strategy", ["zeroshot", "llu"])
+@pytest.mark.parametrize("strategy", ["zeroshot", pytest.param("llu", marks=pytest.mark.slow)])
 def test_a_frozen_image_encoder_is_evaluated_from_its_first_features(tiny_scenario, tmp_path,
                                                                      monkeypatch, strategy):
     """Zero-shot and LLU leave the image tower unchanged: sessions 1-3 are evaluated from the
@@ -126,11 +128,13 @@ def test_a_frozen_image_encoder_is_evaluated_from_its_first_features(tiny_scenar
     assert trained(reused) == trained(encoded)  # and training drew the same numbers
 
 
+@pytest.mark.slow
 def test_an_encoder_that_trains_is_encoded_again_after_every_session(tiny_scenario, tmp_path):
     run = run_on(tiny_scenario, f"sqlite:///{tmp_path / 'r.db'}", "lora")
     assert "image_features" not in run["summary"].get("reused", {})
 
 
+@pytest.mark.multirun
 def test_a_zero_shot_entry_brings_its_features_to_the_next_run(tiny_scenario, tmp_path):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     run_on(tiny_scenario, url, "fft")  # computes and caches the zero-shot evaluation
@@ -140,6 +144,7 @@ def test_a_zero_shot_entry_brings_its_features_to_the_next_run(tiny_scenario, tm
     assert reused["image_features"] == {"proxy": [1, 2, 3], "proxy-clean": [1, 2, 3]}
 
 
+@pytest.mark.multirun
 def test_text_heads_are_read_by_later_runs_with_the_same_rows(tiny_scenario, tmp_path,
                                                              monkeypatch):
     url = f"sqlite:///{tmp_path / 'r.db'}"
@@ -160,6 +165,7 @@ def test_text_heads_are_read_by_later_runs_with_the_same_rows(tiny_scenario, tmp
 
 @pytest.mark.parametrize("strategy,towers", [("lorsu", "vision"), ("lorsu", "both"),
                                              ("fft", "both")])
+@pytest.mark.multirun
 def test_the_text_heads_a_run_keeps_give_the_rows_of_never_reusing_one(
         tiny_scenario, tmp_path, monkeypatch, strategy, towers):
     """Every text head a run takes from its store (and the text side's fingerprint it keeps
@@ -182,6 +188,7 @@ def test_the_text_heads_a_run_keeps_give_the_rows_of_never_reusing_one(
     assert trained(kept) == trained(fresh)
 
 
+@pytest.mark.slow
 def test_a_corrupt_text_head_is_detected_and_computed_again(tiny_scenario, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     first = run_on(tiny_scenario, url, "lora")

@@ -161,6 +161,7 @@ def accuracies(run: dict) -> dict[tuple, float]:
 
 
 # ------------------------------------------------------------------ the installed package
+@pytest.mark.install
 def test_clbench_lists_the_plugin(installed, runs):
     listing = subprocess.run([*clbench_command(), "list", "strategies"], cwd=installed["tmp"],
                              env=installed["env"], capture_output=True, text=True, timeout=120)
@@ -260,6 +261,7 @@ def test_the_hook_order_is_the_documented_one():
 
 
 # ------------------------------------------------------------------ end to end on the proxy
+@pytest.mark.install
 def test_default_alpha_runs_end_to_end(installed, runs):
     done = cli(runs, "alpha05")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -278,6 +280,7 @@ def test_default_alpha_runs_end_to_end(installed, runs):
     assert all(0.0 < f["relative_drift"] < 1.0 for f in facts)
 
 
+@pytest.mark.install
 def test_alpha_one_stores_exactly_the_numbers_of_fft(installed, runs):
     for name in ("alpha1", "fft", "alpha05"):
         done = cli(runs, name)
@@ -293,6 +296,7 @@ def test_alpha_one_stores_exactly_the_numbers_of_fft(installed, runs):
     assert trained != {k: v for k, v in accuracies(fft).items() if k[0] > 0}
 
 
+@pytest.mark.install
 def test_a_bad_alpha_is_one_line_and_exit_2(installed, runs):
     done = cli(runs, "bad")
     assert done.returncode == 2
@@ -303,6 +307,7 @@ def test_a_bad_alpha_is_one_line_and_exit_2(installed, runs):
     assert not (installed["tmp"] / "bad.db").exists()  # refused before anything was written
 
 
+@pytest.mark.install
 def test_the_examples_own_tests_pass(runs):
     done = runs.result("pytest")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

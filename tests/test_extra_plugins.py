@@ -83,6 +83,7 @@ def test_ewc_with_ln_is_stored_and_applied(ewc_runs, capsys):
 
 
 @pytest.mark.filterwarnings("ignore:Call to deprecated function update:DeprecationWarning")
+@pytest.mark.slow
 def test_lwf_mas_and_replay_together(tiny_scenario, db_path, monkeypatch):
     """Several plugins in one run, each with its own arguments (plugin.CLASS.KEY): LwF
     distils the logits (clbench hands plugins logits as `mb_output` and experiences in task 0),

@@ -74,6 +74,7 @@ def test_images_are_preprocessed_once_and_give_the_same_rows(scenario, data_root
     assert entry.exists()
 
 
+@pytest.mark.slow
 def test_a_corrupt_block_is_detected_decoded_again_and_repaired(scenario, data_root, tmp_path,
                                                                 capsys):
     db = tmp_path / "r.db"

@@ -80,6 +80,7 @@ def test_presets_page_compares_presets(seeded, monkeypatch):
     assert sorted(set(runs["preset"])) == ["alpha (lr=0.0001)", "beta"] and len(runs) == 6
 
 
+@pytest.mark.slow
 def test_filters_change_the_row_count(seeded, monkeypatch):
     at = start(seeded, monkeypatch)
     # alpha at lr 1e-3 has one seed of the three its scenario asks for: hidden, and said so
@@ -109,6 +110,7 @@ def test_rank_by_reorders(seeded, monkeypatch):
     assert board_groups(at) == [ZERO_SHOT, "beta", "alpha (lr=0.0001)"]  # least first
 
 
+@pytest.mark.slow
 def test_state_lives_in_the_url(seeded, monkeypatch):
     """A link opens the page, filters and ranking it names; leaving a page keeps its choices."""
     at = start(seeded, monkeypatch, page="Trade-off", rank="forgetting", few="1",
@@ -186,6 +188,7 @@ def test_bad_port_is_a_user_error(capsys):
     assert "--port must be between" in capsys.readouterr().err
 
 
+@pytest.mark.spawns
 def test_stopping_clbench_app_stops_the_server(tmp_path):
     """SIGTERM to `clbench app` closes the port and leaves no process behind (the server is
     the command's own process, not an orphaned child)."""

@@ -201,6 +201,7 @@ def _not_blank(path: Path) -> None:
     assert max(ImageStat.Stat(grey).stddev) > 10
 
 
+@pytest.mark.browser
 def test_leaderboard_in_chromium(tmp_path):
     """The default view answers the question on a store where ranking by target gain would
     put the forgetting-heavy method first; every page opens from a link; a row opens its

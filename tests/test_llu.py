@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from tiny_models import TinyImages, classifier, snapshot, tiny_clip, train_stream, trainer
@@ -70,6 +71,7 @@ def deviation(adapter: LocalAffine) -> float:
     return (adapter.weight - torch.eye(len(adapter.weight))).abs().max().item()
 
 
+@pytest.mark.slow
 def test_default_penalty_lets_the_adapters_move_and_the_literal_one_pins_them():
     """Eq. 6 unsquared at lam 1e3 (`llu-literal`) pulls with norm 1e3 towards the identity: W
     stays within one Adam step (lr) of I. The default's mean squared deviation lets the

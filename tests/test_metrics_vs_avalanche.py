@@ -38,6 +38,7 @@ def test_matrix_maths():
     assert s["balanced"] == pytest.approx(0.5 - 0.2)
 
 
+@pytest.mark.slow
 def test_forgetting_and_bwt_match_avalanche(tiny_scenario):
     torch.manual_seed(0)
     scenario = load_scenario(str(tiny_scenario), seed=0)

@@ -27,7 +27,7 @@ from clbench.models import (
 )
 from clbench.models.configs import CONFIG_DIR, read_vocabulary
 from clbench.models.loading import load_weights
-from clbench.scenarios.proxy import pretrain as proxy_pretrain
+from clbench.run import proxy_pretrain
 from clbench.scenarios.proxy import world
 from clbench.schedules import warmup_cosine
 

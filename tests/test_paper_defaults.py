@@ -31,7 +31,8 @@ EXACT = {
 }
 
 
-@pytest.fixture(scope="module", params=["ViT-L-14", "EVA01-g-14"])
+@pytest.fixture(scope="module",
+                params=["ViT-L-14", pytest.param("EVA01-g-14", marks=pytest.mark.slow)])
 def table(request):
     return request.param, trainable_table(request.param, NAMES)
 

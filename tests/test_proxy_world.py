@@ -75,6 +75,7 @@ def test_rendering_is_deterministic_and_ignores_global_seed() -> None:
     assert not torch.equal(a, c)
 
 
+@pytest.mark.spawns
 def test_make_split_is_identical_in_a_fresh_process(tmp_path) -> None:
     code = (
         "import torch, sys; torch.manual_seed(123);"
@@ -177,6 +178,7 @@ def test_handwriting_is_dark_ink_on_light_paper() -> None:
     assert s.class_names[0] == "digit zero" and set(s.targets.tolist()) == set(range(10))
 
 
+@pytest.mark.slow
 def test_pretraining_batch_and_captions() -> None:
     g = torch.Generator().manual_seed(0)
     images, caps, classes = world.sample_pretraining_batch(16, g)
@@ -207,6 +209,7 @@ def test_tokenizer() -> None:
         assert tok.UNK not in tok.encode(t.format("blue heart"))
 
 
+@pytest.mark.slow
 def test_committed_checkpoint_zero_shot() -> None:
     model, tok, sha = load_proxy_clip()
     assert not model.training and len(sha) == 64

@@ -29,6 +29,7 @@ def python(code: str, timeout: int, cwd=None) -> subprocess.CompletedProcess:
     [*RUN, "--strategy", "gated-lora", "--set", "strategy.tau=0.5"],
     [*RUN, "--strategy", "llu", "--set", "strategy.sides=left"],
 ], ids=lambda argv: " ".join(argv))
+@pytest.mark.spawns
 def test_quick_command_imports_no_training_stack(argv, tmp_path):
     code = (
         "import sys\n"
@@ -54,6 +55,7 @@ def test_every_built_in_declares_the_config_class_its_plugin_uses():
         assert registry.config_class(name) is registry.load_class(name).config_class, name
 
 
+@pytest.mark.spawns
 def test_avalanche_leaves_wandb_and_gdown_unloaded_until_used():
     """Avalanche imports wandb and gdown on import, and timm (under open_clip) imports wandb;
     under clbench their code runs only when something uses them, and then they are the whole

@@ -143,11 +143,13 @@ def check_killed_and_resumed(url: str, scenario: Path, tmp_path: Path) -> None:
     assert not (base / run_id).exists()  # deleted once the run completed
 
 
+@pytest.mark.spawns
 def test_sigkill_in_session_3_and_resume_equals_an_uninterrupted_run_on_sqlite(scenario,
                                                                              tmp_path):
     check_killed_and_resumed(f"sqlite:///{tmp_path / 'killed.db'}", scenario, tmp_path)
 
 
+@pytest.mark.spawns
 def test_sigkill_in_session_3_and_resume_equals_an_uninterrupted_run_on_postgres(
         scenario, tmp_path, pg_url):
     check_killed_and_resumed(pg_url, scenario, tmp_path)
@@ -191,9 +193,12 @@ def crashed_run(strategy: str, scenario: Path, tmp_path: Path, monkeypatch, *, s
     return url, run_id, base
 
 
+# lorsu in the default tier (the `--resume` path end to end); every other strategy in the second
 @pytest.mark.parametrize("strategy,params", [
-    ("zeroshot", {}), ("fft", {}), ("ln", {}), ("lora", {}), ("lora", {"merge_each_session": True}),
-    ("dora", {}), ("gated-lora", {}), ("spu", {}), ("lorsu", {}), ("llu", {}),
+    ("lorsu", {}), *(pytest.param(s, p, marks=pytest.mark.multirun) for s, p in [
+        ("zeroshot", {}), ("fft", {}), ("ln", {}), ("lora", {}),
+        ("lora", {"merge_each_session": True}), ("dora", {}), ("gated-lora", {}), ("spu", {}),
+        ("llu", {})]),
 ], ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in v.items()))
 def test_every_strategy_resumes_to_the_rows_of_an_uninterrupted_run(strategy, params, scenario,
                                                                      tmp_path, monkeypatch):
@@ -235,6 +240,7 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused_on_load(tmp_path):
         checkpoints.load(folder)
 
 
+@pytest.mark.multirun
 def test_a_full_disk_fails_the_run_with_a_clear_error_and_the_previous_checkpoint_resumes(
         scenario, tmp_path, monkeypatch):
     """Writing session 2's checkpoint hits ENOSPC halfway: the run is failed with the error,
@@ -277,6 +283,7 @@ def test_a_full_disk_fails_the_run_with_a_clear_error_and_the_previous_checkpoin
     assert stored_rows(url, failed["id"]) == uninterrupted("lorsu", scenario, tmp_path)
 
 
+@pytest.mark.slow
 def test_keep_checkpoints_keeps_the_last_one(scenario, tmp_path):
     from clbench.cli.main import main
 
@@ -340,6 +347,7 @@ def test_resume_refuses_an_unknown_id_naming_the_closest(crashed, capsys):
     assert wrong in err
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_completed_run(scenario, tmp_path, capsys):
     from clbench.run.runner import run
 
@@ -349,6 +357,7 @@ def test_resume_refuses_a_completed_run(scenario, tmp_path, capsys):
     assert "is completed: there is nothing to resume" in err
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_still_running(crashed, capsys):
     url, run_id, base = crashed
     with Store(url, create=False) as store:  # as if its process were alive and beating
@@ -357,6 +366,7 @@ def test_resume_refuses_a_run_still_running(crashed, capsys):
     assert "still running" in err
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_missing_checkpoint(crashed, capsys):
     url, run_id, base = crashed
     checkpoints.delete(base / run_id)
@@ -364,6 +374,7 @@ def test_resume_refuses_a_missing_checkpoint(crashed, capsys):
     assert "has no checkpoint in" in err
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_corrupt_checkpoint(crashed, capsys):
     url, run_id, base = crashed
     state = base / run_id / "session-2.pt"
@@ -374,6 +385,7 @@ def test_resume_refuses_a_corrupt_checkpoint(crashed, capsys):
     assert "is corrupt" in err
 
 
+@pytest.mark.multirun
 def test_resume_refuses_changed_code_unless_forced_and_records_it(crashed, capsys,
                                                                  monkeypatch):
     from clbench.cli.main import main
@@ -393,6 +405,7 @@ def test_resume_refuses_changed_code_unless_forced_and_records_it(crashed, capsy
     assert run["config"]["resumes"][0]["forced"] == ["the code changed (clbench_sources_sha256)"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_config(crashed, capsys):
     """A strategy parameter the stored config lacks (as when one is added to the code)."""
     from sqlalchemy import create_engine, text
@@ -410,6 +423,7 @@ def test_resume_refuses_a_changed_config(crashed, capsys):
     assert "the config resolves differently now (strategy" in err
 
 
+@pytest.mark.slow
 def test_resume_refuses_config_flags(crashed, capsys):
     url, run_id, base = crashed
     err = refused(["run", "--resume", run_id, "--db", url, "--strategy", "fft", "--set",
@@ -441,6 +455,7 @@ def test_an_unwritable_checkpoint_folder_refuses_the_run_before_recording_it(sce
 # --------------------------------------------------------------------------- sweeps
 
 
+@pytest.mark.spawns
 def test_a_sweep_resumes_a_crashed_run_instead_of_starting_it_again(scenario, tmp_path,
                                                                    monkeypatch, capsys):
     import yaml

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TINY_SCENARIO
 
 from clbench.store import Store
@@ -65,6 +66,7 @@ def _concurrent(url: str, tmp_path: Path) -> int:
     return check_every_row(url)
 
 
+@pytest.mark.multirun
 def test_eight_runs_at_once_on_one_sqlite_file(tmp_path):
     assert _concurrent(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path) == RUNS
 

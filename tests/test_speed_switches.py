@@ -212,6 +212,7 @@ def test_sdpa_evaluates_with_fused_attention(monkeypatch):
 
 
 @pytest.mark.parametrize("strategy", ["lorsu", "lora"])
+@pytest.mark.slow
 def test_compile_trains_the_same_weights(monkeypatch, strategy):
     """Dynamo's own backend (no code generation: fast) through the path `clbench run` takes;
     inductor, the default, in the slow test below."""
@@ -240,6 +241,10 @@ def test_compile_with_inductor_trains_the_same_weights(strategy):
 def test_a_compilation_failure_is_one_clear_error(monkeypatch):
     def broken_backend(graph, example_inputs):
         raise RuntimeError("no code generator here")
+
+    # a compile test before this one (the inductor check, in the same process) leaves compiled
+    # code in dynamo's cache, which would run without calling the broken backend
+    torch._dynamo.reset()
 
     monkeypatch.setattr(speed, "COMPILE_BACKEND", broken_backend)
     model = seeded(compile=True)

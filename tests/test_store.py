@@ -484,6 +484,7 @@ def _silence(db_path: Path, run_id: str, seconds: float) -> None:
     sql(db_path, "UPDATE runs SET heartbeat_at = ? WHERE id = ?", (then.isoformat(" "), run_id))
 
 
+@pytest.mark.spawns
 def test_killed_run_is_marked_failed(db_path: Path, monkeypatch):
     url = resolve_db_url(str(db_path))
     Store(url).close()
@@ -538,6 +539,7 @@ def test_reader_marks_stale_runs_when_it_can_write(db_path: Path, store: Store):
     assert store.get_run(run_id)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_the_heartbeat_keeps_a_long_run_alive(db_path: Path, store: Store, monkeypatch):
     monkeypatch.setenv("CLBENCH_STALE_AFTER_S", "0.6")
     run_id = store.create_run(**run_kwargs())
@@ -672,6 +674,7 @@ def _locked_for(path: Path, seconds: float) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 def test_a_write_that_finds_the_file_locked_past_the_busy_timeout_is_retried(
         tmp_path: Path, monkeypatch):
     import clbench.store.base as store_module

@@ -89,6 +89,7 @@ def test_a_grid_expands_into_its_cartesian_product_per_strategy(tmp_path):
     assert len({r.identity["config_hash"] for r in sweep.runs}) == 6
 
 
+@pytest.mark.slow
 def test_the_comparison_script_became_a_sweep_file():
     spec = importlib.util.spec_from_file_location(
         "compare_strategies", ROOT / "scripts" / "compare_strategies.py")
@@ -149,6 +150,7 @@ def test_the_live_table_redraws_in_place_on_a_terminal(tmp_path):
 # --------------------------------------------------------------------------- running
 
 
+@pytest.mark.spawns
 def test_a_local_sweep_skips_what_is_done_and_a_failure_ends_one_run_only(
         tiny_scenario, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -191,6 +193,7 @@ def test_a_local_sweep_skips_what_is_done_and_a_failure_ends_one_run_only(
     assert "2 completed before (skipped); 1 to run" in capsys.readouterr().out
 
 
+@pytest.mark.spawns
 def test_the_slurm_executor_runs_through_submitits_local_executor(
         tiny_scenario, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -215,6 +218,7 @@ def test_the_slurm_executor_runs_through_submitits_local_executor(
     assert "1 completed before (skipped); 0 to run" in capsys.readouterr().out
 
 
+@pytest.mark.spawns
 def test_a_run_that_fails_before_the_store_has_it_is_reported_from_its_workers_record(
         tiny_scenario, tmp_path, monkeypatch, capsys):
     from clbench.sweep.executors import run_local

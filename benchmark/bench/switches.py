@@ -5,16 +5,16 @@
 on / off):
 
 * `switch_<name>_step` for grad_checkpointing, channels_last and compile: the median training
-  step of a LoRSU session (forward, FLYP loss, backward, optimizer step; `bench_timing.step_clock`),
+  step of a LoRSU session (forward, FLYP loss, backward, optimizer step; `clbench.bench.timing.step_clock`),
   after the first step (warm-up; with compile the first batches compile);
 * `switch_workers_epoch`: the median epoch of the same session with DataLoader workers (a step
   does not include loading a batch, an epoch does), min(4, CPU count) workers against none;
 * `switch_sdpa_eval`: an evaluation pass over the batch (no gradients), the switch applied to
   the same model afterwards;
 * `switch_grad_checkpointing_memory`: peak memory of a one-epoch LoRSU session in a fresh
-  process (`bench_timing.session_peak_mb`).
+  process (`clbench.bench.timing.session_peak_mb`).
 
-The session is `bench_timing.timed_session`'s (2 classes, 2 batches of random images, lr 1e-5),
+The session is `clbench.bench.timing.timed_session`'s (2 classes, 2 batches of random images, lr 1e-5),
 with the switches applied as `clbench run` applies them (`apply_speed_switches` on the
 classifier, `loader_options` for the DataLoader). Avalanche and the model are imported only when it runs.
 """

@@ -2,9 +2,10 @@
 
 The app must never write: it opens the store with `Store(url, read_only=True)`, which opens an
 SQLite file through a `mode=ro` URI (SQLite itself then refuses writes and never creates a
-missing file), never marks stale runs failed and refuses every write. Everything the pages
-show is built from `Data`, three pandas frames read with one query each, so 1,000 runs cost
-three queries, not 3,000 (the evaluations only when a page draws curves).
+missing file; on a read-only disk, as immutable), never marks stale runs failed and refuses
+every write. Everything the pages show is built from `Data`, three pandas frames read with one
+query each, so 1,000 runs cost three queries, not 3,000 (the evaluations only when a page draws
+curves).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from clbench.hashing import canonical_hash
 from clbench.metrics import DEFAULT_SEEDS, SESSION, SUMMARY, check_purpose, shown_in, stored_value
-from clbench.store import SCHEMA_VERSION, Store, StoreError, resolve_db_url
+from clbench.store import SCHEMA_VERSION, Store, StoreError, UncheckpointedLog, resolve_db_url
 
 RUN_HINT = "clbench run --strategy fft --scenario proxy-20shot --db {db}"
 THIRD_PARTY = "third-party"  # `config.strategy_source.source` of a plugin package's run
@@ -49,6 +50,9 @@ def open_store(db: str | None) -> Store:
         return Store(url, read_only=True, shown_as=shown)
     except StoreError as exc:
         text = str(exc)
+        if isinstance(exc, UncheckpointedLog):
+            raise StoreProblem("Results database published without a checkpoint", text,
+                               exc.hint or "") from exc
         if "schema version" in text:
             title = "Results database from another schema"
             todo = (exc.hint or "") + (

@@ -573,6 +573,111 @@ def test_stale_marking_uses_the_liveness_decision(db_path: Path, store: Store, m
     assert store.get_run(second)["status"] == "failed"
 
 
+# -- a run killed on this host is failed at once --------------------------------------------
+
+
+def _free_pid() -> int:
+    """A process id that no process has now."""
+    for pid in range(2**22 - 1, 2**22 - 1000, -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    raise AssertionError("no free process id found")
+
+
+def _set(db_path: Path, run_id: str, **columns) -> None:
+    for column, value in columns.items():
+        sql(db_path, f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run_id))
+
+
+def _days_ago(days: float) -> str:
+    then = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days)
+    return then.isoformat(" ")
+
+
+def test_a_run_whose_process_is_gone_from_this_host_is_failed_at_once(db_path: Path,
+                                                                       store: Store):
+    run_id = store.create_run(**run_kwargs())  # its heartbeat is fresh
+    pid = _free_pid()
+    _set(db_path, run_id, pid=pid)
+    assert store.mark_stale_runs() == 1
+    run = store.get_run(run_id)
+    assert run["status"] == "failed"
+    assert run["error"].startswith(f"its process (pid {pid} on this host, "
+                                   f"{socket.gethostname()}) is gone: it was killed")
+
+
+def test_a_run_of_another_host_is_judged_by_its_heartbeat_alone(db_path: Path, store: Store):
+    run_id = store.create_run(**run_kwargs())
+    _set(db_path, run_id, pid=_free_pid(), hostname="another-host")
+    assert store.mark_stale_runs() == 0  # its pid means nothing here
+    assert store.get_run(run_id)["status"] == "running"
+    _silence(db_path, run_id, 600)
+    assert store.mark_stale_runs() == 1
+    assert store.get_run(run_id)["error"].startswith("no heartbeat for ")
+
+
+def test_a_host_named_localhost_is_not_taken_for_this_one(db_path: Path, store: Store,
+                                                          monkeypatch):
+    """Many containers are all "localhost": a pid recorded there may be alive in another."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "localhost")
+    run_id = store.create_run(**run_kwargs())
+    _set(db_path, run_id, pid=_free_pid())
+    assert store.mark_stale_runs() == 0
+    assert store.get_run(run_id)["status"] == "running"
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_alive(db_path: Path, store: Store,
+                                                     monkeypatch):
+    """The run's pid is now another process's (this one, started after the run last beat)."""
+    monkeypatch.setenv("CLBENCH_STALE_AFTER_S", str(30 * 86400))  # the heartbeat rule is mute
+    dead, alive = store.create_run(**run_kwargs()), store.create_run(**run_kwargs(seed=8))
+    _set(db_path, dead, created_at=_days_ago(2), started_at=_days_ago(2),
+         heartbeat_at=_days_ago(1))
+    assert store.mark_stale_runs() == 1
+    assert store.get_run(dead)["status"] == "failed"
+    assert store.get_run(alive)["status"] == "running"  # same pid, started before the run
+
+
+def test_without_psutil_a_missing_pid_still_fails_the_run(db_path: Path, store: Store,
+                                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` raises ImportError
+    monkeypatch.setenv("CLBENCH_STALE_AFTER_S", str(30 * 86400))
+    gone, old = store.create_run(**run_kwargs()), store.create_run(**run_kwargs(seed=8))
+    _set(db_path, gone, pid=_free_pid())
+    _set(db_path, old, heartbeat_at=_days_ago(1))  # without start times: taken as alive
+    assert store.mark_stale_runs() == 1
+    assert store.get_run(gone)["status"] == "failed"
+    assert store.get_run(old)["status"] == "running"
+
+
+@pytest.mark.spawns
+def test_a_run_killed_on_this_host_is_failed_by_the_next_reader_at_once(db_path: Path,
+                                                                        monkeypatch):
+    monkeypatch.delenv("CLBENCH_STALE_AFTER_S", raising=False)  # the default 60 s
+    url = resolve_db_url(str(db_path))
+    Store(url).close()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from clbench.store import Store
+        Store({url!r}).create_run(strategy="ln", strategy_config={{}}, scenario="s",
+            scenario_manifest_hash=None, model_arch="tiny", model_pretrained=None,
+            model_checkpoint_sha256=None, seed=0, config={{}}, config_hash="h",
+            training_config={{}}, provenance={{}})
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
+                           check=False)
+    assert child.returncode == -9, child.stderr.decode()
+    with Store(url, create=False) as reader:  # at once: no waiting for the heartbeat
+        (run,) = reader.list_runs()
+        assert run["status"] == "failed"
+        assert f"(pid {reader.get_run(run['id'])['pid']} on this host" in run["error"]
+
+
 # -- small helpers and import weight ------------------------------------------------------
 
 

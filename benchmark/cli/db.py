@@ -1,13 +1,16 @@
-"""`clbench db upgrade|current`: the results database's schema, and bringing an older one up to
-date (`clbench.store.migrations`).
+"""`clbench db upgrade|current|checkpoint`: the results database's schema, bringing an older one
+up to date (`clbench.store.migrations`), and making an SQLite store one file to publish.
 
   clbench db current [--db URL]     where the store stands: schema version, migration revision
   clbench db upgrade [--db URL]     migrate it to this clbench's schema, keeping every run
+  clbench db checkpoint [--db FILE] fold the write-ahead log into the file (before publishing
+                                    it, e.g. on a read-only volume, where readers cannot)
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from clbench.errors import UserError
 
@@ -19,7 +22,9 @@ def add_parser(sub, add_db) -> None:
                         "keeping every run.")
     actions = db.add_subparsers(dest="db_command", metavar="ACTION")
     for name, text in (("current", "schema version and migration revision of the store"),
-                       ("upgrade", "migrate the store to this clbench's schema")):
+                       ("upgrade", "migrate the store to this clbench's schema"),
+                       ("checkpoint", "fold an SQLite store's write-ahead log into the file, "
+                        "to publish the file alone")):
         add_db(actions.add_parser(name, help=text))
 
 
@@ -43,8 +48,11 @@ def cmd_db(args: argparse.Namespace) -> int:
     from clbench.store.opening import open_error
     from clbench.store.schema import SCHEMA_VERSION
 
-    if args.db_command not in ("current", "upgrade"):
-        raise UserError("no db action given", hint="clbench db current|upgrade [--db URL]")
+    if args.db_command not in ("current", "upgrade", "checkpoint"):
+        raise UserError("no db action given",
+                        hint="clbench db current|upgrade|checkpoint [--db URL]")
+    if args.db_command == "checkpoint":
+        return _checkpoint(args.db)
     engine, where = _engine(args.db)
     try:
         with engine.begin() as conn:
@@ -68,4 +76,35 @@ def cmd_db(args: argparse.Namespace) -> int:
         engine.dispose()
     print(f"{where}: upgraded from revision {before} to {after} (schema {SCHEMA_VERSION}); "
           "every run was kept")
+    return 0
+
+
+def _checkpoint(db: str | None) -> int:
+    """Fold the write-ahead log into the file. A store copied with its -wal file is refused
+    by readers on a read-only disk, which cannot do this themselves."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from clbench.store.location import parse_url, resolve_db_url, sqlite_path
+    from clbench.store.opening import open_error
+
+    if sqlite_path(parse_url(resolve_db_url(db))) is None:
+        raise UserError("only an SQLite file has a write-ahead log to fold in",
+                        hint="give the store's file with --db FILE")
+    engine, where = _engine(db)
+    try:
+        with engine.connect() as conn:
+            if "schema_info" not in {row[0] for row in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}:
+                raise UserError(f"{where} is not a clbench results database (no schema "
+                                "version)", hint="give the store's path with --db")
+            busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    except SQLAlchemyError as exc:
+        raise open_error(exc, where, "checkpoint") from exc
+    finally:
+        engine.dispose()  # the last connection closed: SQLite removes the -wal and -shm files
+    if busy:
+        raise UserError(f"{where} is being written (a run in progress?): its log could not be "
+                        "folded in whole", hint="run `clbench db checkpoint` again once it ends")
+    print(f"{where}: the write-ahead log is folded into the file; publish {Path(where).name} "
+          "alone")
     return 0

@@ -9,7 +9,8 @@ Two promises shape the code:
 - A run's status is always true. Writes happen call by call, each in its own transaction, so a
   crash loses at most the session in flight; a run whose process died without saying so (SIGKILL,
   OOM killer, power loss, a lost machine) stops its heartbeat and is marked failed by
-  `mark_stale_runs`, which readers call first, on any host.
+  `mark_stale_runs`, which readers call first, on any host (on the run's own host at once, when
+  its process is gone).
 - Opening is cheap. This package must not import torch, avalanche or open_clip, so that
   `clbench runs` answers in well under two seconds.
 
@@ -28,7 +29,7 @@ those halves together.
 from __future__ import annotations
 
 from clbench.store.base import close_all
-from clbench.store.errors import InvalidRecord, StoreError, UnknownRun
+from clbench.store.errors import InvalidRecord, StoreError, UncheckpointedLog, UnknownRun
 from clbench.store.location import (
     DEFAULT_DB,
     check_writable,
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidRecord",
     "Store",
     "StoreError",
+    "UncheckpointedLog",
     "UnknownRun",
     "LazyStore",
     "check_writable",
@@ -62,7 +64,8 @@ class Store(StoreWriter, StoreReader):
     write. `read_only=True` is for readers that must never write (the leaderboard app): the
     file must exist, SQLite opens it through a `mode=ro` URI, no stale runs are marked and
     every write method raises StoreError. `shown_as` is how pages name the database (by
-    default its file path or URL without password).
+    default its file path or URL without password). A reader of a store on a read-only disk
+    opens it as immutable (see `StoreBase`).
     """
 
 

@@ -18,17 +18,26 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from clbench.store.errors import StoreError
+from clbench.store.errors import StoreError, UncheckpointedLog
 from clbench.store.location import (
     DB_HINT,
+    immutable_url,
     parse_url,
     raise_if_missing,
     raise_if_unwritable,
     read_only_url,
     sqlite_path,
     unwritable_reason,
+    wal_bytes,
 )
-from clbench.store.opening import ENGINES, create_sqlite_file, make_engine, open_error, open_schema
+from clbench.store.opening import (
+    ENGINES,
+    create_sqlite_file,
+    make_engine,
+    open_error,
+    open_schema,
+    refused_as_read_only,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -100,6 +109,12 @@ class StoreBase:
     file must exist, SQLite opens it through a `mode=ro` URI, no stale runs are marked and
     every write method raises StoreError. `shown_as` is how pages name the database (by
     default its file path or URL without password).
+
+    A reader (`create=False` or `read_only=True`) of an SQLite file on a read-only disk, which
+    SQLite cannot open because a WAL store needs -shm and -wal files beside it, opens the file
+    as immutable instead when no write-ahead log is left beside it (nothing can be writing it),
+    and is then read-only; with a log left, that holds rows the file may lack, it raises
+    UncheckpointedLog saying how to fix the published file.
     """
 
     def __init__(self, url: str, create: bool = True, *, read_only: bool = False,
@@ -120,20 +135,60 @@ class StoreBase:
                 raise_if_missing(self._path)
         if read_only:
             parsed = parse_url(read_only_url(url))
-        self.engine = make_engine(parsed, self._where)
+        self._read_only_disk: str | None = None  # why, when opened immutable (a read-only disk)
+        self.engine = self._open(parsed)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        _OPEN.add(self)
+        self.writable = not self.read_only and (
+            self.create or self._path is None or unwritable_reason(self._path) is None)
+
+    def _open(self, parsed) -> Engine:
+        """The engine, its schema checked; on a read-only disk, the immutable fallback."""
+        engine = make_engine(parsed, self._where)
         try:
-            open_schema(self.engine, self._where, create=self.create,
+            open_schema(engine, self._where, create=self.create,
                         file_backed=self._path is not None)
+            return engine
         except StoreError:
-            self.engine.dispose()
+            engine.dispose()
             raise
         except SQLAlchemyError as exc:
-            self.engine.dispose()
-            raise open_error(exc, self._where, "write" if self.create else "read") from exc
-        _OPEN.add(self)
-        self.writable = not read_only and (
-            self.create or self._path is None or unwritable_reason(self._path) is None)
+            engine.dispose()
+            reason = self._read_only_location(exc)
+            if reason is None:
+                raise open_error(exc, self._where, "write" if self.create else "read") from exc
+            return self._open_immutable(reason, exc)
+
+    def _read_only_location(self, exc: SQLAlchemyError) -> str | None:
+        """Why the file's location cannot be written, if that is why a reader could not open
+        it (None for a writer, a server database or any other failure)."""
+        if self.create or self._path is None or not refused_as_read_only(exc):
+            return None
+        return unwritable_reason(self._path)
+
+    def _open_immutable(self, reason: str, cause: SQLAlchemyError) -> Engine:
+        assert self._path is not None
+        pending = wal_bytes(self._path)
+        if pending:
+            raise UncheckpointedLog(
+                f"cannot read the results database {self._path}: its folder cannot be written "
+                f"({reason}) and its write-ahead log {self._path.name}-wal holds {pending} "
+                "bytes that may not be in the file yet (it was copied or published without a "
+                "checkpoint)",
+                hint="on a writable copy, fold the log into the file and publish the file "
+                     "alone: clbench db checkpoint --db FILE (or sqlite3 FILE 'PRAGMA "
+                     "wal_checkpoint(TRUNCATE)')") from cause
+        engine = make_engine(parse_url(immutable_url(self._path)), self._where)
+        try:
+            open_schema(engine, self._where, create=False, file_backed=True)
+        except StoreError:
+            engine.dispose()
+            raise
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise open_error(exc, self._where, "read") from exc
+        self.read_only, self._read_only_disk = True, reason
+        return engine
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -152,10 +207,23 @@ class StoreBase:
             raise StoreError(f"cannot {what} in {self._where}: {detail}", hint=DB_HINT) from exc
 
     def _refuse_if_read_only(self, what: str) -> None:
+        if self._read_only_disk:
+            self._refuse_unwritable(what, self._read_only_disk)
         if self.read_only:
             raise StoreError(
                 f"cannot {what}: the results database {self._where} was opened read-only",
                 hint="open it with Store(url) (not read_only=True) to record runs")
+
+    def _refuse_unwritable(self, what: str, reason: str) -> None:
+        raise StoreError(f"cannot {what}: the results database {self._where} cannot be "
+                         f"written ({reason})", hint=DB_HINT)
+
+    def require_writable(self, what: str) -> None:
+        """Raise the StoreError a write would meet, now: for a command that writes only after
+        long work (`clbench run --resume` loads a model first)."""
+        self._refuse_if_read_only(what)
+        if not self.writable and self._path is not None:
+            self._refuse_unwritable(what, unwritable_reason(self._path) or "read-only")
 
     @contextmanager
     def _write(self, what: str) -> Iterator[DbSession]:

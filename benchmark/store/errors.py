@@ -13,6 +13,11 @@ class UnknownRun(StoreError):
     """No run has the id (or id prefix) that was asked for."""
 
 
+class UncheckpointedLog(StoreError):
+    """A store on a read-only disk with a write-ahead log beside it: rows the file may lack,
+    which no reader there can fold in (it was published without a checkpoint)."""
+
+
 class InvalidRecord(StoreError, ValueError):
     """A value the store refuses to record (e.g. an accuracy outside [0, 1]).
 

@@ -58,6 +58,28 @@ def read_only_url(url: str) -> str:
     return f"sqlite:///file:{quote(path)}?mode=ro&uri=true"
 
 
+def immutable_url(path: Path) -> str:
+    """An SQLite file opened as immutable: read without locks and without the -shm and -wal
+    files a WAL store needs, which a read-only disk cannot hold. Only right for a file nothing
+    writes (a store published on a read-only disk, with no log left beside it)."""
+    return f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true"
+
+
+def wal_bytes(path: Path) -> int:
+    """The size of the write-ahead log beside an SQLite file (0 if there is none)."""
+    try:
+        return Path(f"{path}-wal").stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_only_file_system(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows), or it cannot say
+        return False
+
+
 def unwritable_reason(path: Path) -> str | None:
     """Why an SQLite file cannot be created or written at `path` (None if it looks fine)."""
     if path.is_dir():
@@ -73,6 +95,8 @@ def unwritable_reason(path: Path) -> str | None:
         return f"directory {parent} does not exist"
     if not parent.is_dir():
         return f"{parent} is a file, not a directory"
+    if _read_only_file_system(parent):  # root may write anywhere else: not there
+        return f"{parent} is on a read-only file system"
     if path.exists() and not os.access(path, os.W_OK):
         return f"no permission to write {path}"
     # SQLite writes its journal next to the file, so the directory must be writable too.

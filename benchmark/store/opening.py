@@ -178,6 +178,22 @@ def check_version(where: str, found: str | None) -> None:
     )
 
 
+# SQLite's refusals of a file it cannot open for writing, nor read without writing (a WAL store
+# whose -shm file cannot be made): by error name (Python >= 3.11), else by their text
+_READ_ONLY_ERRORS = ("SQLITE_CANTOPEN", "SQLITE_READONLY")
+_READ_ONLY_TEXTS = ("unable to open database file", "readonly database")
+
+
+def refused_as_read_only(exc: SQLAlchemyError) -> bool:
+    """Whether SQLite refused to open a file in a way a read-only location explains."""
+    orig = getattr(exc, "orig", None)
+    name = getattr(orig, "sqlite_errorname", None)
+    if name:
+        return name.startswith(_READ_ONLY_ERRORS)
+    text = str(orig or exc).lower()
+    return any(words in text for words in _READ_ONLY_TEXTS)
+
+
 def open_error(exc: SQLAlchemyError, where: str, verb: str) -> StoreError:
     detail = str(getattr(exc, "orig", None) or exc).strip()
     if "not a database" in detail:

@@ -64,6 +64,12 @@ class StrategyPlugin(SupervisedPlugin):
     # joint-replay reference) sets this: the runner then calls `set_replay` before training,
     # and refuses a scenario without a `replay:` key
     needs_replay: ClassVar[bool] = False
+    # how a run of this strategy resumes after a crash: True declares that it carries nothing
+    # from one session to the next outside the model's weights (what it keeps on itself is
+    # recomputed every session, as masks and chosen heads); a strategy that does carry
+    # something implements `resume_state` and `load_resume_state` instead. Read from the
+    # plugin's own class body, never inherited (`resume_problem`): a subclass may add state
+    stateless_between_sessions: ClassVar[bool] = False
 
     def __init__(self, config: StrategyConfig | None = None):
         super().__init__()
@@ -108,13 +114,14 @@ class StrategyPlugin(SupervisedPlugin):
         """State this strategy carries from one session to the next outside the model's
         weights, saved in the run's checkpoint after every session: tensors, numbers, strings,
         lists and dicts only (a checkpoint is loaded with `torch.load(weights_only=True)`).
-        The built-ins carry none: adapters and gate scores are in the model, masks and chosen
-        heads are recomputed at the start of each session."""
+        The built-ins carry none (they declare `stateless_between_sessions`): adapters and gate
+        scores are in the model, masks and chosen heads are recomputed at the start of each
+        session. A strategy that overrides it overrides `load_resume_state` too."""
         return {}
 
     def load_resume_state(self, state: dict[str, Any]) -> None:
         """Take back what `resume_state` returned, when a run resumes from a checkpoint (after
-        `prepare_for_load` and the model's weights)."""
+        `prepare_for_load` and the model's weights, on the run's device)."""
 
     def optimizer_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups with their own settings (e.g. gate scores' learning rate);
@@ -153,6 +160,36 @@ class StrategyPlugin(SupervisedPlugin):
                 and getattr(strategy, "optimizer", None) is not None
                 and hasattr(strategy, "optimized_param_id")):
             strategy.make_optimizer(remove_params=True)
+
+
+def resume_problem(plugin: StrategyPlugin | type[StrategyPlugin]) -> str | None:
+    """Why a run of this plugin cannot be resumed from a checkpoint, naming the class and what
+    to implement; None when its class declares how it resumes.
+
+    A checkpoint holds the model's weights, the random generators and `resume_state()`: a
+    plugin that keeps anything else on itself (a copy of the zero-shot weights) would resume
+    with it lost, and its run would silently store other numbers than an uninterrupted one.
+    So the class itself must say which case it is (inherited declarations do not count: a
+    subclass may add state), and clbench refuses to resume a run of one that does not."""
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    own = vars(cls)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if own.get("stateless_between_sessions") is True:
+        return None
+    defined = [m for m in ("resume_state", "load_resume_state") if m in own]
+    if len(defined) == 2:
+        return None
+    if defined:
+        missing = ({"resume_state", "load_resume_state"} - set(defined)).pop()
+        return (f"the strategy plugin {name} defines `{defined[0]}` but not `{missing}`: "
+                f"implement `{missing}` in {cls.__name__} as well, so that what one saves the "
+                "other takes back")
+    return (f"the strategy plugin {name} declares no resume behaviour, so clbench cannot tell "
+            "whether a resumed run would equal an uninterrupted one: implement "
+            f"`resume_state()` and `load_resume_state(state)` in {cls.__name__} (returning and "
+            "taking back everything it carries from one session to the next outside the "
+            "model's weights), or, if it carries nothing, set `stateless_between_sessions = "
+            f"True` in {cls.__name__}'s class body")
 
 
 def effective_training(training, plugins: list) -> Any:

@@ -4,10 +4,11 @@ as a user would install it, and clbench finds it, runs it and stores its numbers
 The package is installed with pip into a temporary folder (no network, no build isolation, the
 project's virtualenv untouched) and clbench runs in subprocesses with that folder on PYTHONPATH,
 so its `clbench.strategies` entry point is found exactly as after `pip install -e
-examples/wiseft`: the `clbench` command lists it, and one process passes four `clbench run`
+examples/wiseft`: the `clbench` command lists it, and one process passes five `clbench run`
 command lines in turn to `clbench.cli.main.main` (the function the `clbench` command calls, so the
 runs share one import of torch) on a shortened proxy scenario (2 sessions of 2 classes, 4 shots,
-2 epochs), with one thread (bit-identical numbers whatever the load). The example's own tests
+2 epochs), with one thread (bit-identical numbers whatever the load); the fifth is interrupted
+after session 1 and resumed with `clbench run --resume`. The example's own tests
 run in a third process; all start together, while the in-process checks of the strategy test
 kit and of the documented hook order run.
 """
@@ -50,15 +51,36 @@ RUNS = {  # name -> (strategy, extra arguments); the refused one first, it is qu
     "alpha05": ("wiseft", []),  # the default, 0.5
     "alpha1": ("wiseft", ["--set", "strategy.alpha=1.0"]),
     "fft": ("fft", []),
+    "crashed": ("wiseft", []),  # alpha05 again, interrupted after session 1's checkpoint
 }
 
 # runs command lines through clbench's CLI entry point, each with its own stdout, stderr and
-# exit status, and prints them as JSON
+# exit status, and prints them as JSON; a name in CRASH_AFTER is interrupted (as by Ctrl-C) right
+# after that session's checkpoint, "<name>-resumed" then runs `clbench run --resume` on it
 DRIVER = """\
 import contextlib, io, json, sys
 from clbench.cli.main import main
+from clbench.run.checkpoints import SessionCheckpoints
+from clbench.store import Store
+save = SessionCheckpoints.save
+def interrupting(session):
+    def saving(self, after_session, session_start, state):
+        save(self, after_session, session_start, state)
+        if after_session == session:
+            raise KeyboardInterrupt(f"interrupted after session {session}")
+    return saving
+argvs, crash_after = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for name in crash_after:
+    argvs[name + "-resumed"] = None
 results = {}
-for name, argv in json.loads(sys.argv[1]).items():
+for name, argv in argvs.items():
+    SessionCheckpoints.save = interrupting(crash_after[name]) if name in crash_after else save
+    if argv is None:  # resume the only run of the crashed one's store
+        crashed = argvs[name.removesuffix("-resumed")]
+        db = crashed[crashed.index("--db") + 1]
+        with Store("sqlite:///" + db, create=False) as store:
+            (run,) = store.list_runs()
+        argv = ["run", "--resume", run["id"], "--db", db, "--no-progress"]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -128,7 +150,8 @@ def runs(installed):
     argvs = {name: ["run", "--strategy", strategy, "--scenario", str(tmp / "scenario.yaml"),
                     "--seed", "1", "--db", str(tmp / f"{name}.db"), "--no-progress", *extra]
              for name, (strategy, extra) in RUNS.items()}
-    procs.start("cli", [sys.executable, "-c", DRIVER, json.dumps(argvs)], tmp, env)
+    procs.start("cli", [sys.executable, "-c", DRIVER, json.dumps(argvs),
+                        json.dumps({"crashed": 1})], tmp, env)
     # the example's tests, from outside its folder: they import the installed copy
     source = installed["source"]
     procs.start("pytest", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -183,6 +206,86 @@ def test_the_kit_rejects_a_wrong_card():
     with pytest.raises(AssertionError, match="nothing matching"):
         check_strategy("ln", [r"clip\.visual\..*ln_\w+\.(weight|bias)", r"clip\.visual\.proj"])
     assert changed_tensors("zeroshot") == set()
+
+
+@pytest.fixture
+def wiseft_module(monkeypatch):
+    """The example's plugin module, imported from its folder (no install), forgotten after."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    yield importlib.import_module("clbench_wiseft.plugin")
+    for name in [n for n in sys.modules if n.startswith("clbench_wiseft")]:
+        del sys.modules[name]
+
+
+def test_the_example_resumes_to_the_uninterrupted_run_and_its_old_self_did_not(wiseft_module):
+    """The kit's crash-and-resume check passes on WiSE-FT, which returns its zero-shot copy
+    from `resume_state`, and fails on it as it was before (the copy never saved): resumed, it
+    mixed with the weights it resumed with (issue 27: +19.3 target instead of +11.1)."""
+    from clbench.training.strategy_kit import check_resume
+
+    plugin = wiseft_module.WiSEFTPlugin
+    check_resume(plugin())
+
+    class OldWiSEFT(plugin):
+        def resume_state(self):
+            return {}
+
+        def load_resume_state(self, state):
+            pass
+
+    with pytest.raises(AssertionError, match=r"OldWiSEFT: a run resumed after session 1 differs "
+                       r"from an uninterrupted one in \d+ tensor\(s\): \['clip\.visual\..*it "
+                       r"keeps state between sessions that `resume_state\(\)` does not return"):
+        check_resume(OldWiSEFT())
+
+
+def test_the_kit_fails_a_plugin_that_keeps_state_without_declaring_it():
+    """A plugin keeping state on itself (the zero-shot weights) that declares nothing fails
+    the kit naming what to implement; one that claims to be stateless fails it too."""
+    import torch
+
+    from clbench.strategies.base import (
+        StrategyPlugin,
+        TowerConfig,
+        set_trainable,
+        tower_parameters,
+    )
+    from clbench.training.strategy_kit import check_resume
+
+    class KeepsZeroShot(StrategyPlugin):
+        config_class = TowerConfig
+
+        def __init__(self, config=None):
+            super().__init__(config)
+            self.zero_shot = None
+
+        def configure(self, classifier, strategy):
+            set_trainable(tower_parameters(classifier.clip, "vision"))
+
+        def before_training_exp(self, strategy, **kwargs):
+            if self.zero_shot is None:
+                self.zero_shot = {n: p.detach().clone()
+                                  for n, p in tower_parameters(strategy.model.clip, "vision")}
+            super().before_training_exp(strategy, **kwargs)
+
+        @torch.no_grad()
+        def after_training_exp(self, strategy, **kwargs):
+            for n, p in tower_parameters(strategy.model.clip, "vision"):
+                p.copy_(0.5 * self.zero_shot[n] + 0.5 * p)
+
+    with pytest.raises(AssertionError, match=r"KeepsZeroShot: a run resumed after session 1 "
+                       r"differs .* declares no resume behaviour.*implement `resume_state\(\)` "
+                       r"and `load_resume_state\(state\)` in KeepsZeroShot"):
+        check_resume(KeepsZeroShot())
+
+    class ClaimsNoState(KeepsZeroShot):
+        stateless_between_sessions = True
+
+    with pytest.raises(AssertionError, match=r"ClaimsNoState declares `stateless_between_"
+                       r"sessions = True` but keeps state between sessions"):
+        check_resume(ClaimsNoState())
 
 
 def documented_hooks() -> list[str]:
@@ -294,6 +397,25 @@ def test_alpha_one_stores_exactly_the_numbers_of_fft(installed, runs):
     assert zero_shot == {k: v for k, v in accuracies(fft).items() if k[0] == 0}
     trained = {k: v for k, v in accuracies(half).items() if k[0] > 0}
     assert trained != {k: v for k, v in accuracies(fft).items() if k[0] > 0}
+
+
+@pytest.mark.install
+def test_an_interrupted_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_one(installed,
+                                                                                   runs):
+    """`clbench run` of the installed example, interrupted right after session 1's checkpoint,
+    then `clbench run --resume`: every stored accuracy and session fact is the uninterrupted
+    run's (WiSE-FT mixes with the zero-shot weights its checkpoint kept, issue 27)."""
+    interrupted = cli(runs, "crashed")
+    assert interrupted.returncode == 130, interrupted.stderr[-2000:]
+    assert "not checkpointed" not in interrupted.stderr  # it declares its resume state
+    resumed = cli(runs, "crashed-resumed")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after session 1/2" in resumed.stdout
+    run, reference = stored(installed, "crashed"), stored(installed, "alpha05")
+    assert run["status"] == "completed" and [n["after_session"] for n in
+                                             run["config"]["resumes"]] == [1]
+    assert accuracies(run) == accuracies(reference)
+    assert [s["facts"] for s in run["sessions"]] == [s["facts"] for s in reference["sessions"]]
 
 
 @pytest.mark.install

@@ -11,19 +11,23 @@ What a checkpoint holds after session K: the classifier's weights (with whatever
 strategy added: unmerged adapters, gate scores, LLU's memories), the strategy's own state across
 sessions (`StrategyPlugin.resume_state`; none for the built-ins, whose masks and chosen heads
 are recomputed at the start of every session), every random generator the rest of the run draws
-from, the largest trainable count so far and the time spent. The optimizer is not in it: clbench
-builds a new one at the start of every session (`SessionTrainer`), so at a session boundary there
-is no optimizer state to carry. The drawn sample ids and the config hash are in it to check, on
-resume, that the run would continue on the same data and protocol. `SessionCheckpoints` writes
-one after every session; `clbench.run.resume` reads it back.
+from (these three captured by `clbench.training.session_state`, as the strategy test kit's
+`check_resume` captures them), the largest trainable count so far and the time spent. The
+optimizer is not in it: clbench builds a new one at the start of every session
+(`SessionTrainer`), so at a session boundary there is no optimizer state to carry. The drawn
+sample ids and the config hash are in it to check, on resume, that the run would continue on
+the same data and protocol. `SessionCheckpoints` writes one after every session;
+`clbench.run.resume` reads it back.
 
 Where: `--checkpoint-dir`, else $CLBENCH_CHECKPOINT_DIR, else beside an SQLite store
 (`results.db` -> `results.checkpoints/`), else (a database server) ~/.cache/clbench/checkpoints.
 On a cluster, point it at storage every node sees.
 
-Only the latest session's checkpoint is kept; a completed run's folder is deleted unless the
-run was asked to keep it. This module does not import torch at import time (the CLI's quick
-commands import it to check a folder).
+A run whose strategy plugin does not declare how it resumes
+(`clbench.strategies.base.resume_problem`) is not checkpointed: its run records why, and
+`--resume` refuses it. Only the latest session's checkpoint is kept; a completed run's folder
+is deleted unless the run was asked to keep it. This module does not import torch at import
+time (the CLI's quick commands import it to check a folder).
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -41,6 +44,10 @@ from typing import Any
 from clbench.errors import UserError
 from clbench.files import write_atomically
 from clbench.hashing import file_sha256
+
+# the run's state after a session has one home, shared with the strategy test kit's
+# crash-and-resume check (`check_resume`); the random generators' functions are re-exported here
+from clbench.training.session_state import random_state, restore_random_state  # noqa: F401
 
 FORMAT = 1
 MANIFEST = "checkpoint.json"
@@ -194,48 +201,6 @@ def delete(folder: Path) -> None:
         folder.parent.rmdir()
     except OSError:
         pass
-
-
-# --------------------------------------------------------------------------- the run's state
-
-
-def random_state(trainer) -> dict[str, Any]:
-    """Every generator a later session draws from: torch's (batch order, dropout), CUDA's,
-    NumPy's, Python's, and the trainer's caption-template generator."""
-    import numpy as np
-    import torch
-
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
-                       "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
-             "python": _listed(random.getstate()),
-             "templates": trainer.template_generator.get_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _listed(value: Any) -> Any:
-    return [_listed(v) for v in value] if isinstance(value, (tuple, list)) else value
-
-
-def _tupled(value: Any) -> Any:
-    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
-
-
-def restore_random_state(state: dict[str, Any], trainer) -> None:
-    import numpy as np
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached"]))
-    random.setstate(_tupled(state["python"]))
-    trainer.template_generator.set_state(state["templates"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass

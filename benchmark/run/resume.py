@@ -2,7 +2,9 @@
 
 The run is rebuilt from what the store recorded (its resolved config, data options and purpose),
 its checkpoint loaded (content hash checked, no arbitrary unpickling), and refused, before
-anything is written, when it is not failed, has no usable checkpoint, or when its code, config
+anything is written, when it is not failed, has no usable checkpoint, when its strategy plugin
+does not declare how it resumes (`clbench.strategies.base.resume_problem`: a plugin keeping
+state outside the checkpoint would resume to other numbers, silently), or when its code, config
 or data changed since it started (unless forced; the forced reasons are recorded). Then, in one
 transaction, rows of sessions after the checkpoint are dropped and the run is "running" again;
 training goes on from the next session with every generator where it was, so the stored rows
@@ -35,6 +37,26 @@ def _refuse_status(run: dict) -> None:
                              "it then")
 
 
+_NOT_RESUMABLE_HINT = (
+    "a resumed run could store other numbers than an uninterrupted one without any sign of it; "
+    "start the run again with the same `clbench run` command (a sweep starts it again by "
+    "itself). `clbench.training.strategy_kit.check_resume` checks a plugin's resume "
+    "(docs/writing-a-strategy.md, 'Resuming a run')")
+
+
+def _refuse_undeclared(run: dict) -> None:
+    """Refuse a run whose strategy plugin, as installed now, does not declare how it resumes
+    (a run recorded before clbench asked, whose checkpoint may lack the plugin's state)."""
+    from clbench.strategies import registry
+    from clbench.strategies.base import resume_problem
+
+    name = ((run.get("config") or {}).get("strategy") or {}).get("name") or run["strategy"]
+    problem = resume_problem(registry.load_class(name))
+    if problem:
+        raise UserError(f"run {run['id']} cannot be resumed: {problem}",
+                        hint=_NOT_RESUMABLE_HINT)
+
+
 def checkpoint_folder(run: dict, directory: str | None = None) -> Path:
     """Where `run`'s checkpoint is: under `directory` if given, else where the run wrote it."""
     run_id = run["id"]
@@ -44,6 +66,9 @@ def checkpoint_folder(run: dict, directory: str | None = None) -> Path:
                         f"{', '.join(p.get('class', '?') for p in config['plugins'])}), whose "
                         "state clbench cannot checkpoint safely: it has no checkpoint",
                         hint="start it again with the same `clbench run` command")
+    if config.get("not_resumable"):  # recorded at its start; it wrote no checkpoint
+        raise UserError(f"run {run_id} cannot be resumed: {config['not_resumable']}",
+                        hint=_NOT_RESUMABLE_HINT)
     base = directory or config.get("checkpoint_dir")
     if not base:
         raise UserError(f"run {run_id} was run without checkpoints (--no-checkpoint)",
@@ -110,6 +135,7 @@ def plan(run_id: str, store, *, force: bool = False, checkpoint_dir: str | None 
     run = store.get_run(run_id)  # marks a run with a stale heartbeat failed first
     _refuse_status(run)
     folder = checkpoint_folder(run, checkpoint_dir)
+    _refuse_undeclared(run)
     after_session, state = checkpoints.load(folder)
     facts = state.get("run_facts", {})
     prepared = prepare(config_of(run), data_root=data_root,
@@ -130,13 +156,12 @@ def take_up(planned: Plan, store, *, progress: bool = True, quiet: bool = False,
     sessions, recording the resumption) and train it to the end; the runner's RunResult."""
     from clbench.run.checkpoints import Resumed, SessionCheckpoints
     from clbench.run.runner import train
+    from clbench.training.session_state import restore_model
 
     prepared, state = planned.prepared, planned.state
-    model_state = state["model"]
-    prepared.plugin.prepare_for_load(prepared.classifier, model_state)
-    prepared.classifier.load_state_dict(model_state)
-    prepared.classifier.to(prepared.device)
-    prepared.plugin.load_resume_state(state.get("strategy", {}))
+    # weights (after `prepare_for_load`), then the strategy's `load_resume_state`: as the
+    # strategy test kit's `check_resume` does
+    restore_model(state, prepared.classifier, prepared.plugin, prepared.device)
     note = {"after_session": planned.after_session,
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "user": getpass.getuser(),

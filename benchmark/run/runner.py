@@ -23,13 +23,8 @@ import numpy as np
 import torch
 
 from clbench.config.run_config import RunConfig
-from clbench.run.checkpoints import (
-    CheckpointPolicy,
-    Resumed,
-    SessionCheckpoints,
-    random_state,
-    restore_random_state,
-)
+from clbench.run.checkpoints import CheckpointPolicy, Resumed, SessionCheckpoints
+from clbench.training.session_state import capture, restore_random_state
 
 
 @dataclass
@@ -231,11 +226,20 @@ class Prepared:
     total_params: int  # of the vision tower as loaded, before any strategy adds adapters
 
     @property
+    def resume_problem(self) -> str | None:
+        """Why a run of this strategy could not be resumed: its plugin does not declare how it
+        resumes (`clbench.strategies.base.resume_problem`, which names what to implement)."""
+        from clbench.strategies.base import resume_problem
+
+        return resume_problem(self.plugin)
+
+    @property
     def checkpointable(self) -> bool:
         """Added Avalanche plugins keep state as arbitrary Python objects (EWC's importances),
-        which a checkpoint loaded without unpickling cannot hold: such runs are not
-        checkpointed."""
-        return not self.extras
+        which a checkpoint loaded without unpickling cannot hold, and a strategy plugin that
+        does not declare how it resumes might keep state no checkpoint holds: such runs are
+        not checkpointed (a resume of theirs could silently store other numbers)."""
+        return not self.extras and self.resume_problem is None
 
 
 def prepare(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bool = False,
@@ -307,6 +311,7 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         strategy_config["plugins"] = [e.key for e in extras]
     checkpoint_base = (checkpoints.base if checkpoints is not None and prepared.checkpointable
                        else None)
+    not_resumable = prepared.resume_problem
     run_id = store.create_run(
         strategy=config.strategy, strategy_config=strategy_config, scenario=scenario.name,
         scenario_manifest_hash=scenario.manifest.hash, model_arch=bundle.arch,
@@ -323,6 +328,8 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
                                   # where `--resume` finds the run's checkpoint
                                   "checkpoint_dir": str(checkpoint_base)
                                   if checkpoint_base else None,
+                                  # why it has none and `--resume` (a sweep too) refuses it
+                                  **({"not_resumable": not_resumable} if not_resumable else {}),
                                   **(extra_config or {})},
         config_hash=config.hash(), training_config=resolved["training"], provenance=provenance)
     if not quiet:
@@ -330,6 +337,12 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
         print(f"run {run_id[:12]}: {config.strategy}{combined} on {scenario.name} "
               f"({len(scenario.sessions)} session(s)), model {bundle.arch}, seed {config.seed}, "
               f"device {prepared.device}")
+    if not_resumable and checkpoints is not None and checkpoints.base is not None:
+        import sys
+
+        # printed even with --quiet: a crash of this run loses all of it
+        print(f"warning: run {run_id[:12]} is not checkpointed and cannot be resumed after a "
+              f"crash: {not_resumable}", file=sys.stderr)
     saving = None
     if checkpoint_base is not None:
         saving = SessionCheckpoints(checkpoints.folder(run_id), keep=checkpoints.keep,
@@ -410,9 +423,7 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
                 max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
                 if saving is not None:
                     saving.save(experience.current_experience + 1, session_start, {
-                        "model": classifier.state_dict(),
-                        "strategy": plugin.resume_state(),
-                        "random": random_state(trainer),
+                        **capture(classifier, plugin, trainer),  # model, strategy, random
                         "max_trainable": max_trainable,
                         "elapsed_s": elapsed_before + time.perf_counter() - start,
                         "sample_ids": [s.sample_ids for s in scenario.sessions],

@@ -153,7 +153,12 @@ def _run(run: RunSpec, ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _resume(run_id: str, url: str, ctx: dict[str, Any]):
     """Continue the failed attempt `run_id` from its checkpoint (a killed or preempted job, a
-    crash); None, with the reason printed, when it cannot be resumed and must start again."""
+    crash); None, with the reason printed, when it cannot be resumed and must start again.
+
+    Every refusal of `clbench run --resume` applies (`resume.plan`), none is forced: a run
+    whose strategy plugin does not declare how it resumes, or whose code or data changed, is
+    started again from its first session as a new run rather than resumed to numbers that an
+    uninterrupted run might not give."""
     from clbench.run import resume
     from clbench.store import Store
 
@@ -161,7 +166,8 @@ def _resume(run_id: str, url: str, ctx: dict[str, Any]):
     try:
         planned = resume.plan(run_id, store, data_root=ctx.get("data_root"))
     except UserError as err:
-        print(f"the failed attempt {run_id[:12]} is not resumed ({err}): starting again",
+        print(f"the failed attempt {run_id[:12]} is not resumed: {err}; starting the run "
+              "again from its first session (a new run; the failed one stays as it is)",
               flush=True)
         store.close()
         return None

@@ -6,9 +6,11 @@ small CLIP, then comparing every tensor of the state dict bit for bit with a cop
 training. `check_strategy` asserts that the set of tensors that changed is exactly what the
 strategy says it trains, that each of those groups did change, that the strategy plans its
 trainable set on a weightless (meta-device) copy of the architecture as `clbench params` and
-`clbench run`'s checks do, and that a saved adapted model loads into a freshly built one
-(after `prepare_for_load`) with the same outputs. `tests/test_strategy_matrix.py` runs it on
-every registered strategy; a plugin package runs it on its own in its tests:
+`clbench run`'s checks do, that a saved adapted model loads into a freshly built one
+(after `prepare_for_load`) with the same outputs, and (`check_resume`) that a run crashed after
+its first session and resumed from its checkpoint ends bit for bit where an uninterrupted one
+does. `tests/test_strategy_matrix.py` runs it on every registered strategy; a plugin package
+runs it on its own in its tests:
 
     from clbench.training.strategy_kit import check_strategy
 
@@ -29,7 +31,7 @@ import copy
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import open_clip
@@ -42,12 +44,14 @@ from torch import nn
 
 from clbench.config.run_config import TrainingConfig
 from clbench.models.classifier import CLIPClassifier
-from clbench.strategies.base import StrategyPlugin
+from clbench.strategies.base import StrategyPlugin, resume_problem
+from clbench.training import session_state
 from clbench.training.loop import SessionTrainer
 
 __all__ = [
     "DH", "HEADS", "TOY_CLASSES", "TOY_TEMPLATES", "WIDTH", "TinyImages", "Trained",
-    "changed_tensors", "check_save_load", "check_strategy", "check_weightless_configure",
+    "changed_tensors", "check_resume", "check_save_load", "check_strategy",
+    "check_weightless_configure",
     "classifier", "make_plugin", "proxy_classifier", "snapshot", "state_key", "text_cfg",
     "tiny_clip", "tiny_sessions", "tiny_timm_clip", "tokenize", "train_sessions", "train_stream",
     "trainer",
@@ -208,6 +212,10 @@ class Trained:
     plugin: StrategyPlugin
     before: dict[str, torch.Tensor]
     trainable_params: list[int]  # per session, as `clbench run` stores them
+    facts: list[dict[str, Any]] = field(default_factory=list)  # `session_facts()` per session
+    # with `checkpoint_after=K`: K, and the run's state after session K as a checkpoint holds it
+    checkpoint_after: int | None = None
+    checkpoint: dict[str, Any] | None = None
 
     def after(self) -> dict[str, torch.Tensor]:
         """The state now, keyed by `state_key`."""
@@ -222,32 +230,59 @@ class Trained:
         return {k for k in changed if not any(p.fullmatch(k) for p in skip)}
 
 
+def _give_replay(plugin: StrategyPlugin, model: CLIPClassifier, seed: int) -> None:
+    """Replayed images of the same four classes for a strategy that replays (joint-replay)."""
+    if plugin.needs_replay:
+        head = model.heads[model.active_head]
+        plugin.set_replay(TinyImages(labels=list(range(len(head.class_names))), seed=4,
+                                     uniform=True), head.class_names, head.templates, seed=seed)
+
+
+def _as_saved(state: dict[str, Any], label: str) -> dict[str, Any]:
+    """`state` after a round trip through a file, as a run's checkpoint stores and loads it
+    (`torch.load(weights_only=True)`): copies, and only what a checkpoint can hold."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    try:
+        return torch.load(buffer, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - whatever weights_only refuses
+        raise AssertionError(
+            f"{label}: its checkpoint cannot be loaded back ({type(err).__name__}): "
+            "resume_state() must return tensors, numbers, strings, lists and dicts only"
+        ) from None
+
+
 def train_sessions(strategy: str | StrategyPlugin, params: dict[str, Any] | None = None, *,
                    model_factory: Callable[[], CLIPClassifier] = proxy_classifier,
                    sessions: Sequence[torch.utils.data.Dataset] | None = None, seed: int = 0,
                    epochs: int = 2, batch_size: int = 4, lr: float = 1e-2,
-                   **training: Any) -> Trained:
+                   checkpoint_after: int | None = None, **training: Any) -> Trained:
     """Train `strategy` (a registered name with `params`, or a plugin instance, which is
     trained as it is: pass a new one to each call) on the sessions
     (default `tiny_sessions()`) through clbench's training loop: torch seeded with `seed`, the
     model from `model_factory` (default `proxy_classifier`), Adam at `lr` for `epochs` per
     session, other `TrainingConfig` fields from `training` (e.g. `loss="ce"`). A strategy that
-    replays (`needs_replay`) is given seeded images of the same four classes."""
+    replays (`needs_replay`) is given seeded images of the same four classes. With
+    `checkpoint_after=K`, the state a run's checkpoint holds after session K is kept in
+    `Trained.checkpoint` (for `check_resume`)."""
     torch.manual_seed(seed)
     model = model_factory()
     before = snapshot(model)
     plugin = make_plugin(strategy, params)
-    if plugin.needs_replay:  # replayed images of the same classes (joint-replay)
-        head = model.heads[model.active_head]
-        plugin.set_replay(TinyImages(labels=list(range(len(head.class_names))), seed=4,
-                                     uniform=True), head.class_names, head.templates, seed=seed)
+    _give_replay(plugin, model, seed)
     loop = trainer(model, [plugin], seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                    **training)
-    counts = []
-    for experience in train_stream(*(sessions if sessions is not None else tiny_sessions())):
+    counts, facts, checkpoint = [], [], None
+    stream = train_stream(*(sessions if sessions is not None else tiny_sessions()))
+    for done, experience in enumerate(stream, start=1):
         loop.train(experience, eval_streams=[])
         counts.append(loop.session_record["trainable_params"])
-    return Trained(_label(strategy), model, plugin, before, counts)
+        facts.append(copy.deepcopy(plugin.session_facts()))
+        if done == checkpoint_after:  # what `clbench run` saves after this session
+            checkpoint = _as_saved(session_state.capture(model, plugin, loop), _label(strategy))
+    return Trained(_label(strategy), model, plugin, before, counts, facts,
+                   checkpoint_after if checkpoint is not None else None, checkpoint)
 
 
 def changed_tensors(strategy: str | StrategyPlugin, params: dict[str, Any] | None = None, *,
@@ -301,10 +336,92 @@ def check_weightless_configure(strategy: str | StrategyPlugin,
     return planned
 
 
+def _differences(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list[str]:
+    keys = sorted(set(got) | set(expected))
+    return [k for k in keys if k not in got or k not in expected
+            or got[k].shape != expected[k].shape or not torch.equal(got[k], expected[k])]
+
+
+def check_resume(strategy: str | StrategyPlugin, params: dict[str, Any] | None = None, *,
+                 after: int = 1, trained: Trained | None = None,
+                 model_factory: Callable[[], CLIPClassifier] = proxy_classifier,
+                 sessions: Sequence[torch.utils.data.Dataset] | None = None, seed: int = 0,
+                 epochs: int = 2, batch_size: int = 4, lr: float = 1e-2,
+                 **training: Any) -> None:
+    """clbench's crash-and-resume check: a run that crashes after session `after` and is
+    resumed from its checkpoint must end exactly where an uninterrupted run ends.
+
+    The uninterrupted run (`train_sessions`, whose keyword arguments apply; or `trained`, made
+    with `checkpoint_after=after`) keeps the state `clbench run` checkpoints after session
+    `after`, through the same functions (`clbench.training.session_state`) and a round trip
+    through `torch.load(weights_only=True)`. Then, as `clbench run --resume` does, a fresh
+    plugin and a classifier built from other random weights take that state back
+    (`prepare_for_load`, the weights, `load_resume_state`, the random generators) and train the
+    remaining sessions. Every tensor of the two models must be equal bit for bit, and so must
+    the trainable counts and `session_facts()` of the resumed sessions. Finally the plugin's
+    class must declare how it resumes (`clbench.strategies.base.resume_problem`): clbench
+    refuses to resume a run of one that does not. Raises AssertionError naming the strategy."""
+    label = _label(strategy)
+    sessions = list(sessions if sessions is not None else tiny_sessions())
+    if not 0 < after < len(sessions):
+        raise ValueError(f"check_resume: after={after} must leave a session on both sides of "
+                         f"the crash (1 to {len(sessions) - 1} for {len(sessions)} sessions)")
+    settings = dict(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, **training)
+    if trained is None:
+        trained = train_sessions(_fresh(strategy, params), model_factory=model_factory,
+                                 sessions=sessions, checkpoint_after=after, **settings)
+    if trained.checkpoint_after != after:
+        raise ValueError(f"check_resume: `trained` must be made with checkpoint_after={after}")
+    state = trained.checkpoint
+
+    # the crash: everything is built again, from other random weights and generators
+    torch.manual_seed(seed + 1)
+    model = model_factory()
+    plugin = _fresh(strategy, params)
+    _give_replay(plugin, model, seed)
+    session_state.restore_model(state, model, plugin)
+    loop = trainer(model, [plugin], **settings)
+    session_state.restore_random_state(state["random"], loop)
+    counts, facts = [], []
+    for experience in list(train_stream(*sessions))[after:]:
+        loop.train(experience, eval_streams=[])
+        counts.append(loop.session_record["trainable_params"])
+        facts.append(copy.deepcopy(plugin.session_facts()))
+
+    problem = resume_problem(plugin)
+    differing = _differences({state_key(k): v for k, v in snapshot(model).items()},
+                             trained.after())
+    if differing:
+        if problem:
+            why = problem
+        elif vars(type(plugin)).get("stateless_between_sessions") is True:
+            why = (f"{type(plugin).__name__} declares `stateless_between_sessions = True` but "
+                   "keeps state between sessions outside the model's weights: implement "
+                   "`resume_state()` and `load_resume_state(state)` instead")
+        else:
+            why = ("it keeps state between sessions that `resume_state()` does not return or "
+                   "`load_resume_state(state)` does not take back")
+        raise AssertionError(
+            f"{label}: a run resumed after session {after} differs from an uninterrupted one "
+            f"in {len(differing)} tensor(s): {differing[:5]}" + (
+                f" (and {len(differing) - 5} more)" if len(differing) > 5 else "")
+            + f"; {why}")
+    resumed_facts = trained.facts[after:]
+    if counts != trained.trainable_params[after:] or facts != resumed_facts:
+        raise AssertionError(
+            f"{label}: a run resumed after session {after} trains the same weights but stores "
+            f"other session rows (trainable counts {counts} instead of "
+            f"{trained.trainable_params[after:]}, facts {facts} instead of {resumed_facts}): "
+            "what session_facts() reports must come back with load_resume_state")
+    if problem:
+        raise AssertionError(f"{label}: resumed equal here, but `clbench run --resume` refuses "
+                             f"its runs: {problem}")
+
+
 def check_strategy(strategy: str | StrategyPlugin, may_change: Sequence[str],
                    params: dict[str, Any] | None = None, *, ignore: Iterable[str] = (),
                    model_factory: Callable[[], CLIPClassifier] = proxy_classifier,
-                   **kwargs: Any) -> set[str]:
+                   resume: bool = True, **kwargs: Any) -> set[str]:
     """clbench's strategy check: two sessions through the training loop (`train_sessions`,
     whose keyword arguments apply), then
 
@@ -313,14 +430,20 @@ def check_strategy(strategy: str | StrategyPlugin, may_change: Sequence[str],
     - every expression of `may_change` matches at least one tensor that changed,
     - the plan on a weightless copy of the architecture works (`check_weightless_configure`),
     - the saved state loads strictly into a fresh classifier with the same outputs
-      (`check_save_load`).
+      (`check_save_load`),
+    - a run crashed after its first session and resumed from its checkpoint ends bit for bit
+      where this one did, and the plugin declares how it resumes (`check_resume`, with two
+      sessions or more; skip it with `resume=False` only to look at the other checks first).
 
     `ignore` lists expressions of tensors left out of the comparison (e.g. a buffer of stored
     features). Raises AssertionError naming the strategy; returns the changed keys."""
     label = _label(strategy)
     allowed = [re.compile(p) for p in may_change]
     check_weightless_configure(strategy, params)
-    trained = train_sessions(strategy, params, model_factory=model_factory, **kwargs)
+    sessions = kwargs.get("sessions")
+    resume = resume and (sessions is None or len(sessions) > 1)
+    trained = train_sessions(strategy, params, model_factory=model_factory,
+                             checkpoint_after=1 if resume else None, **kwargs)
     changed = trained.changed(ignore)
     outside = sorted(k for k in changed if not any(p.fullmatch(k) for p in allowed))
     if outside:
@@ -330,4 +453,7 @@ def check_strategy(strategy: str | StrategyPlugin, may_change: Sequence[str],
         if not any(pattern.fullmatch(k) for k in changed):
             raise AssertionError(f"{label}: nothing matching {pattern.pattern!r} changed")
     check_save_load(trained, strategy, params, model_factory=model_factory)
+    if resume:
+        check_resume(strategy, params, after=1, trained=trained, model_factory=model_factory,
+                     **kwargs)
     return changed

@@ -8,6 +8,7 @@ from clbench.strategies.fft import FFTConfig
 
 class FullFineTuningPlugin(StrategyPlugin):
     config_class = FFTConfig
+    stateless_between_sessions = True  # what it trained is the model's weights
 
     def configure(self, classifier, strategy) -> None:
         set_trainable(tower_parameters(classifier.clip, self.config.towers))

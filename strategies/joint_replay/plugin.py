@@ -21,6 +21,9 @@ class JointReplayPlugin(StrategyPlugin):
 
     config_class = JointReplayConfig
     needs_replay = True
+    # the replay data comes again from `set_replay` when a run is rebuilt, each session's draw
+    # is seeded by the run seed and the session, the joint head is only active during training
+    stateless_between_sessions = True
 
     def __init__(self, config: JointReplayConfig | None = None):
         super().__init__(config)

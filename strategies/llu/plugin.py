@@ -74,6 +74,8 @@ class LocalAffine(nn.Module):
 class LLUPlugin(StrategyPlugin):
     config_class = LLUConfig
     required_loss: ClassVar[str] = "ce"  # eq. 3: images with classes, not image/text pairs
+    # the adapters and their memories are modules and buffers of the model (its state dict)
+    stateless_between_sessions = True
 
     def configure(self, classifier, strategy) -> None:
         sides = ("image", "text") if self.config.sides == "both" else (self.config.sides,)

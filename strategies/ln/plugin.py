@@ -10,6 +10,7 @@ from clbench.strategies.ln import LNConfig
 
 class LayerNormTuningPlugin(StrategyPlugin):
     config_class = LNConfig
+    stateless_between_sessions = True  # what it trained is the model's weights
 
     def configure(self, classifier, strategy) -> None:
         for _, module in tower_modules(classifier.clip, self.config.towers):

@@ -99,6 +99,9 @@ class LoRAPlugin(StrategyPlugin):
     config_class = LoRAConfig
     dora = False
     gated = False
+    # its adapters are parametrizations of the model (re-created by `prepare_for_load`) or,
+    # with merge_each_session, merged into the weights
+    stateless_between_sessions = True
 
     @property
     def replaces_trainable_tensors(self) -> bool:
@@ -145,6 +148,7 @@ class LoRAPlugin(StrategyPlugin):
 
 class DoRAPlugin(LoRAPlugin):
     dora = True
+    stateless_between_sessions = True  # as LoRA
 
 
 def session_steps(strategy) -> int | None:
@@ -161,6 +165,7 @@ def session_steps(strategy) -> int | None:
 class GatedLoRAPlugin(LoRAPlugin):
     config_class = GatedLoRAConfig
     gated = True
+    stateless_between_sessions = True  # as LoRA; the gate scores are in the model
 
     def configure(self, classifier, strategy) -> None:
         super().configure(classifier, strategy)
@@ -204,4 +209,5 @@ class GatedLoRAPlugin(LoRAPlugin):
 
 class GatedDoRAPlugin(GatedLoRAPlugin):
     dora = True
+    stateless_between_sessions = True  # as gated LoRA
 

@@ -120,6 +120,8 @@ def _qkv_biases(view: BlockView) -> list[nn.Parameter]:
 
 class LoRSUPlugin(MaskedUpdatePlugin, StrategyPlugin):
     config_class = LoRSUConfig
+    # masks and chosen heads are recomputed every session; its adapters merge after each one
+    stateless_between_sessions = True
 
     @property
     def replaces_trainable_tensors(self) -> bool:

@@ -51,6 +51,7 @@ def _fc1_biases(clip: nn.Module, towers: str) -> list[nn.Parameter]:
 
 class SPUPlugin(MaskedUpdatePlugin, StrategyPlugin):
     config_class = SPUConfig
+    stateless_between_sessions = True  # its mask is recomputed every session
 
     def __init__(self, config: SPUConfig | None = None):
         super().__init__(config)

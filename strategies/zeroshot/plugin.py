@@ -7,3 +7,5 @@ from clbench.strategies.base import StrategyPlugin
 
 class ZeroShotPlugin(StrategyPlugin):
     """`configure` marks nothing trainable, so the training loop skips training entirely."""
+
+    stateless_between_sessions = True  # nothing at all

@@ -12,6 +12,11 @@ zero-shot weights are copied once, before the first session trains; after each s
 training (Avalanche's `after_training_exp`, which clbench runs before that session's
 evaluation) the tuned tower's weights become the mix, and the next session fine-tunes from
 there. alpha = 1 is `fft` exactly; alpha = 0 returns to the zero-shot model after every session.
+
+The zero-shot copy is state the plugin carries from one session to the next outside the model's
+weights, so it is returned by `resume_state` (saved in the run's checkpoint after every
+session) and taken back by `load_resume_state`: a run resumed after a crash mixes with the
+zero-shot weights, not with whatever the model held when it resumed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 import torch
 
+from clbench.errors import UserError
 from clbench.options import option
 from clbench.strategies.base import StrategyPlugin, TowerConfig, set_trainable, tower_parameters
 
@@ -53,12 +59,25 @@ class WiSEFTPlugin(StrategyPlugin):
         from the zero-shot weights after mixing (relative L2 distance)."""
         return {"alpha": self.config.alpha, "relative_drift": self._drift}
 
+    # ---- resuming a run: the zero-shot copy goes into the checkpoint and comes back
+    def resume_state(self) -> dict[str, Any]:
+        return {} if self.zero_shot is None else {"zero_shot": self.zero_shot}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        if "zero_shot" not in state:  # a checkpoint is written after a session: it has them
+            raise UserError("this checkpoint holds no WiSE-FT zero-shot weights (written by a "
+                            "clbench-wiseft that did not save them)",
+                            hint="start the run again: mixing with the resumed weights "
+                                 "instead would store other numbers")
+        self.zero_shot = dict(state["zero_shot"])
+
     # ---- Avalanche callbacks
     def before_training_exp(self, strategy, **kwargs: Any) -> None:
+        tower = tower_parameters(strategy.model.clip, self.config.towers)
         if self.zero_shot is None:  # the first session: the model is still the zero-shot one
-            self.zero_shot = {name: p.detach().clone()
-                              for name, p in tower_parameters(strategy.model.clip,
-                                                              self.config.towers)}
+            self.zero_shot = {name: p.detach().clone() for name, p in tower}
+        else:  # taken back from a checkpoint (on the CPU): beside the weights it mixes with
+            self.zero_shot = {name: self.zero_shot[name].to(p.device) for name, p in tower}
         super().before_training_exp(strategy, **kwargs)  # freezes everything, then configure
 
     @torch.no_grad()

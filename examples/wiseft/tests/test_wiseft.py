@@ -10,9 +10,14 @@ import pytest
 import torch
 from clbench_wiseft.plugin import WiSEFTPlugin
 
-from clbench.errors import ConfigError
+from clbench.errors import ConfigError, UserError
 from clbench.strategies import registry
-from clbench.training.strategy_kit import check_strategy, tiny_sessions, train_sessions
+from clbench.training.strategy_kit import (
+    check_resume,
+    check_strategy,
+    tiny_sessions,
+    train_sessions,
+)
 
 VISION = r"clip\.visual\..*"
 
@@ -26,8 +31,23 @@ def test_the_entry_point_names_the_plugin():
 
 def test_default_alpha_changes_the_vision_tower_only():
     # the strategy matrix's check: two sessions, exactly the vision tower changed, the plan on
-    # a weightless copy works, and the saved model reloads with the same outputs
+    # a weightless copy works, the saved model reloads with the same outputs, and a run resumed
+    # after session 1 ends where an uninterrupted one does
     check_strategy("wiseft", [VISION])
+
+
+@pytest.mark.parametrize("towers", ["vision", "both"])
+def test_a_crash_and_resume_equals_the_uninterrupted_run(towers):
+    # crashed after session 1 and resumed from what its checkpoint holds (the zero-shot copy
+    # included, through resume_state), the run mixes with the zero-shot weights, not with the
+    # resumed ones: every tensor and session fact ends bit for bit as without the crash
+    check_resume("wiseft", {"towers": towers})
+
+
+def test_a_checkpoint_without_the_zero_shot_weights_is_refused():
+    # mixing with the weights the run resumed with would store other numbers: refuse instead
+    with pytest.raises(UserError, match="no WiSE-FT zero-shot weights"):
+        WiSEFTPlugin().load_resume_state({})
 
 
 def test_alpha_zero_changes_nothing():

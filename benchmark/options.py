@@ -18,7 +18,8 @@ from typing import Any, Literal
 from clbench.errors import ConfigError
 from clbench.names import closest
 
-__all__ = ["build_dataclass", "coerce", "describe_fields", "option"]
+__all__ = ["build_dataclass", "coerce", "describe_fields", "describe_options", "option",
+           "range_text"]
 
 
 def option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
@@ -111,6 +112,30 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
     return value
 
 
+def _number(value: float) -> str:
+    """A bound as a person writes it: 0 (not 0.0), 100, 0.15, 1e-08."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def range_text(meta: typing.Mapping[str, Any]) -> str | None:
+    """The allowed range of an option (its field's metadata) as a person reads it: "> 0",
+    "≥ 1", "≤ 100", "0 to 1", "> 0 and ≤ 1"; None when it has no bound. The same words
+    appear in `clbench list strategies -v` and in the error of a value outside it."""
+    low, high = meta.get("low"), meta.get("high")
+    if low is None and high is None:
+        return None
+    if low is None:
+        return f"≤ {_number(high)}"
+    above = f"> {_number(low)}" if meta.get("low_open") else f"≥ {_number(low)}"
+    if high is None:
+        return above
+    if meta.get("low_open"):
+        return f"{above} and ≤ {_number(high)}"
+    return f"{_number(low)} to {_number(high)}"
+
+
 def _check_range(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
@@ -118,9 +143,7 @@ def _check_range(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     too_low = low is not None and (value <= low if meta.get("low_open") else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:
-        left = "(" if meta.get("low_open") else "["
-        span = f"{left}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise ConfigError(f"{key}: {value!r} is outside the allowed range {span}")
+        raise ConfigError(f"{key}: {value!r} is outside the allowed range ({range_text(meta)})")
 
 
 def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
@@ -152,10 +175,17 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
 
 def describe_fields(cls: type) -> list[tuple[str, str, Any, str]]:
     """(name, type, default, help) for every field: used by `--help` texts and `clbench list`."""
+    return [(o["name"], o["type"], o["default"], o["help"]) for o in describe_options(cls)]
+
+
+def describe_options(cls: type) -> list[dict[str, Any]]:
+    """Every field as {name, type, default, help, range} (`range_text`; None when unbounded):
+    what `clbench list strategies -v` shows of each parameter."""
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        rows.append((f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+        rows.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default,
+                     "help": f.metadata.get("help", ""), "range": range_text(f.metadata)})
     return rows

@@ -41,7 +41,7 @@ def stored_runs(db_path):
     (["--strategy", "lorsu", "--scenario", "proxy-20shot", "--set", "strategy.top_k_heads=9"],
      "strategy.top_k_heads: 9 is outside the allowed range [1, 4]"),
     (["--strategy", "spu", "--scenario", "proxy-20shot", "--set", "strategy.sparsity=1.5"],
-     "strategy.sparsity: 1.5 is outside the allowed range (0, 1]"),
+     "strategy.sparsity: 1.5 is outside the allowed range (> 0 and ≤ 1)"),
     (["--strategy", "gated-lora", "--scenario", "proxy-20shot", "--set", "strategy.tau=0.9"],
      "no gate able to open; allowed range (0, 0.15]"),
 ])

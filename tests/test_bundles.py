@@ -4,12 +4,16 @@ re-running a stored proxy run on this machine gives exactly the stored numbers."
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import TINY_SCENARIO
+from plugin_packages import PLUGIN_SOURCE, fake_distribution
 
 from clbench.cli.main import main
 from clbench.run import bundles
@@ -167,3 +171,78 @@ def test_reproduce_on_the_same_machine_gives_zero_differences(recorded, tmp_path
     assert main(["reproduce", str(bundle), "--db", str(fresh), "--no-progress"]) == 0
     assert "verified" in capsys.readouterr().out
     assert Store(f"sqlite:///{fresh}", create=False).verified_run_ids() == {run_id}
+
+
+PLUGIN_RECORD = {"source": "third-party", "distribution": "clbench-l2sp", "version": "0.1.0",
+                 "entry_point": "plug_l2sp.plugin:L2SP", "editable": False, "git_sha": None,
+                 "git_dirty": None, "sources_sha256": "a" * 64}
+STORED = {"strategy": "l2sp", "git_sha": "1" * 40, "git_dirty": False,
+          "packages": {"clbench": "0.1.0", "torch": "2.4.0"},
+          "config": {"strategy_source": PLUGIN_RECORD}}
+
+
+def changed(**edits) -> dict:
+    """STORED with `edits` (provenance keys, or `source` for the strategy's record)."""
+    run = copy.deepcopy(STORED)
+    run["config"]["strategy_source"].update(edits.pop("source", {}))
+    run.update(edits)
+    return run
+
+
+def test_code_changes_say_what_code_differs_between_a_run_and_its_reproduction():
+    from clbench.run.reproduce import code_changes
+
+    assert code_changes(STORED, changed()) == []
+    assert code_changes(STORED, changed(source={"sources_sha256": "b" * 64})) == [
+        "the code of strategy 'l2sp' (clbench-l2sp 0.1.0) differs: source files' sha256 "
+        "aaaaaaaaaaaa then, bbbbbbbbbbbb now"]
+    assert code_changes(STORED, changed(source={"version": "0.2.0"})) == [
+        "the code of strategy 'l2sp' (clbench-l2sp 0.1.0) differs: version 0.1.0 then, "
+        "0.2.0 now"]
+    assert code_changes(STORED, changed(git_sha="2" * 40)) == [
+        "clbench's code differs: commit 111111111111 then, 222222222222 now"]
+    assert code_changes(STORED, changed(git_dirty=True)) == [
+        "clbench's code may differ: commit 111111111111 both times, clean then, uncommitted "
+        "changes now"]
+    assert code_changes(STORED, changed(packages={"clbench": "0.1.0", "torch": "2.5.0"})) == [
+        "package versions differ: torch 2.4.0 then, 2.5.0 now"]
+    older = changed()
+    del older["config"]["strategy_source"]["sources_sha256"]  # recorded before the hash
+    assert code_changes(older, changed(source={"sources_sha256": "b" * 64})) == []
+    built_in = {**STORED, "strategy": "fft", "config": {"strategy_source": {"source": "built-in"}}}
+    assert code_changes(built_in, copy.deepcopy(built_in)) == []
+
+
+@pytest.mark.multirun
+def test_reproduce_says_when_a_plugins_code_differs_now(tmp_path, monkeypatch, capsys):
+    """Issue 27: the plugin's code changed after the run, its version did not and it is no git
+    checkout; `clbench reproduce` says that its source files differ."""
+    root = fake_distribution(tmp_path / "site", "clbench-mine", "0.1.0",
+                             {"mine": "plug_reproduced.plugin:Mine"}, {})
+    (root / "plug_reproduced").mkdir()
+    (root / "plug_reproduced" / "__init__.py").write_text("")
+    (root / "plug_reproduced" / "plugin.py").write_text(PLUGIN_SOURCE.format(cls="Mine"))
+    monkeypatch.syspath_prepend(str(root))
+    db = tmp_path / "mine.db"
+    try:
+        assert main(["run", "--strategy", "mine", "--scenario", "proxy-tiny", "--db", str(db),
+                     "--no-progress", "--quiet"]) == 0
+        with (root / "plug_reproduced" / "plugin.py").open("a") as plugin:
+            plugin.write("# edited after the run\n")
+        run_id = Store(f"sqlite:///{db}", create=False).list_runs()[0]["id"]
+        assert main(["reproduce", run_id, "--db", str(db), "--no-progress"]) == 0
+    finally:
+        for name in [m for m in sys.modules if m.startswith("plug_reproduced")]:
+            del sys.modules[name]
+    out = capsys.readouterr().out
+    said = re.search(r"\n  note: the code of strategy 'mine' \(clbench-mine 0\.1\.0\) differs: "
+                     r"source files' sha256 ([0-9a-f]{12}) then, ([0-9a-f]{12}) now\n", out)
+    assert said, out
+    store = Store(f"sqlite:///{db}", create=False)
+    original = store.get_run(run_id)
+    (record,) = store.verifications_of(run_id)
+    again = store.get_run(record["reproduction_id"])
+    assert said.groups() == (original["config"]["strategy_source"]["sources_sha256"][:12],
+                             again["config"]["strategy_source"]["sources_sha256"][:12])
+    assert said.group(1) != said.group(2)
+    assert "largest difference 0.0000 pts: within the tolerance" in out

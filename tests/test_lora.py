@@ -228,7 +228,7 @@ def test_config_errors_name_the_key_and_range():
         plugin("lora", targets=["q", "attn"])
     with pytest.raises(ConfigError, match="cannot be combined"):
         plugin("dora", targets="qkv,q")
-    with pytest.raises(ConfigError, match=r"strategy.rank: 0 is outside the allowed range \[1"):
+    with pytest.raises(ConfigError, match=r"strategy.rank: 0 is outside the allowed range \(≥ 1\)"):
         plugin("lora", rank=0)
     with pytest.raises(ConfigError, match=r"strategy.alpha"):
         plugin("lora", alpha=0)

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from plugin_packages import PLUGIN_SOURCE, fake_distribution
 
 from clbench.run.provenance import (
+    code_fingerprint,
     collect_hardware,
     collect_provenance,
     git_state,
     hardware_with_torch,
     package_versions,
+    strategy_source,
 )
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -115,3 +118,45 @@ def test_hardware_with_torch_fills_device_and_never_raises():
 
     broken = hardware_with_torch("not-a-device", base)["torch_device"]
     assert broken["device"] == "not-a-device" and "error" in broken
+
+
+@pytest.fixture
+def plugin_package(tmp_path, monkeypatch):
+    """The package `plug_l2sp` of an installed-looking distribution clbench-l2sp 0.1.0 (not a
+    git checkout): the entry point's module, and a subpackage it does not name; its modules
+    are forgotten afterwards."""
+    root = fake_distribution(tmp_path / "site", "clbench-l2sp", "0.1.0",
+                             {"l2sp": "plug_l2sp.plugin:L2SP"}, {})
+    package = root / "plug_l2sp"
+    (package / "core").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(PLUGIN_SOURCE.format(cls="L2SP"))
+    (package / "core" / "__init__.py").write_text("")
+    (package / "core" / "penalty.py").write_text("STRENGTH = 1.0\n")
+    monkeypatch.syspath_prepend(str(root))
+    yield package
+    for name in [m for m in sys.modules if m.startswith("plug_l2sp")]:
+        del sys.modules[name]
+
+
+def test_a_plugin_records_a_hash_of_its_package_sources(plugin_package):
+    """Issue 27: two states of a plugin's code both recorded `clbench-l2sp 0.1.0` with
+    `git_sha: null`; the hash of its package's .py files tells them apart."""
+    first = strategy_source("l2sp")
+    assert (first["distribution"], first["version"], first["git_sha"]) == (
+        "clbench-l2sp", "0.1.0", None)
+    assert re.fullmatch(r"[0-9a-f]{64}", first.get("sources_sha256") or "")
+    assert strategy_source("l2sp") == first  # the same code, the same record
+    (plugin_package / "core" / "notes.txt").write_text("not code\n")
+    assert strategy_source("l2sp") == first
+    # a module of the package that the entry point does not name
+    (plugin_package / "core" / "penalty.py").write_text("STRENGTH = 2.0\n")
+    second = strategy_source("l2sp")
+    assert second["sources_sha256"] != first["sources_sha256"]
+    assert {**second, "sources_sha256": None} == {**first, "sources_sha256": None}
+    (plugin_package / "core" / "penalty.py").rename(plugin_package / "penalties.py")
+    assert strategy_source("l2sp")["sources_sha256"] not in (first["sources_sha256"],
+                                                             second["sources_sha256"])
+    # `clbench run --resume` compares the same record
+    assert code_fingerprint("l2sp")["strategy_source"] == strategy_source("l2sp")
+    assert "sources_sha256" not in strategy_source("fft")  # a built-in's code is clbench's

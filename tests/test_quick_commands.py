@@ -3,6 +3,7 @@ training stack (torch, avalanche, open_clip): seconds of imports before a one-li
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -125,3 +126,52 @@ def test_a_deferred_package_whose_code_fails_fails_at_first_use_as_an_import_wou
     done = python(code, 60)
     assert "FAILED 1 broken on import False" in done.stdout, done.stderr
     assert "FAILED 2 broken on import False" in done.stdout, done.stderr
+
+
+def test_list_strategies_v_finds_the_strategies_once(monkeypatch, capsys):
+    """Issue 27: `clbench list strategies -v` took 7.3 s with no plugin installed: for every
+    name it listed it found all strategies again (the strategy folders walked, every installed
+    package's entry points read). Once is enough, and every parameter is still listed."""
+    from clbench.cli.main import main
+    from clbench.strategies import registry
+
+    calls = {"built_ins": 0, "entry_points": 0}
+
+    def counted(name, function):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(registry, "built_ins", counted("built_ins", registry.built_ins))
+    monkeypatch.setattr(registry, "entry_points", counted("entry_points", registry.entry_points))
+    assert main(["list", "strategies", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert calls == {"built_ins": 1, "entry_points": 1}
+    infos = registry.available()
+    for name in registry.listed_names(infos):
+        assert f"\n{name} " in f"\n{out}", name
+        for field in dataclasses.fields(infos[name].config) if infos[name].config else ():
+            assert f"\n    {field.name} " in out, (name, field.name)
+
+
+@pytest.mark.spawns
+def test_list_strategies_v_imports_no_strategy_code_without_a_plugin_package(tmp_path):
+    """Without a third-party package, `list strategies -v` reads every built-in's parameters
+    from its torch-free declaration: no plugin module and no training stack is imported."""
+    code = (
+        "import sys\n"
+        "from importlib.metadata import entry_points\n"
+        "from clbench.cli.main import main\n"
+        "print('PACKAGES', len(entry_points(group='clbench.strategies')))\n"
+        "print('RC', main(['list', 'strategies', '-v']))\n"
+        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
+        "print('PLUGINS', sorted(m for m in sys.modules\n"
+        "                        if m.startswith('clbench.strategies.') and m.endswith('.plugin')))\n"
+    )
+    result = python(code, 60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    if "PACKAGES 0" not in result.stdout:
+        pytest.skip("a third-party strategy package is installed here: -v imports it")
+    assert "RC 0" in result.stdout and "towers" in result.stdout
+    assert "HEAVY []" in result.stdout and "PLUGINS []" in result.stdout, result.stdout[-500:]

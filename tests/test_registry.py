@@ -147,7 +147,7 @@ def test_a_broken_plugin_breaks_nothing_else(tmp_path, monkeypatch, capsys, forg
 
 def test_a_third_party_run_records_its_package_and_checkout(tmp_path, monkeypatch,
                                                             forget_modules):
-    from clbench.run.provenance import strategy_source
+    from clbench.run.provenance import package_sources_sha256, strategy_source
 
     checkout = tmp_path / "checkout"
     monkeypatch.syspath_prepend(str(fake_distribution(
@@ -162,7 +162,8 @@ def test_a_third_party_run_records_its_package_and_checkout(tmp_path, monkeypatc
     record = strategy_source("mine")
     assert record == {"source": "third-party", "distribution": "clbench-mine",
                       "version": "0.3.1", "entry_point": "plug_mine:Mine", "editable": True,
-                      "git_sha": head, "git_dirty": False}
+                      "git_sha": head, "git_dirty": False,
+                      "sources_sha256": package_sources_sha256("plug_mine")}
     (checkout / "plug_mine.py").write_text(PLUGIN_SOURCE.format(cls="Mine") + "# changed\n")
     assert strategy_source("mine")["git_dirty"] is True
     assert strategy_source("fft") == {"source": "built-in"}
@@ -294,6 +295,7 @@ from clbench.strategies.lnpost import LNPostConfig
 
 class LNPostPlugin(StrategyPlugin):
     config_class = LNPostConfig
+    stateless_between_sessions = True  # it trains the model's own weights, nothing else
 
     def configure(self, classifier, strategy) -> None:
         norm = classifier.clip.visual.ln_post

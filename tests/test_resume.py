@@ -1,8 +1,9 @@
 """Resume after a crash: a run killed with SIGKILL in the middle of session 3 and resumed ends
 with exactly the stored rows of an uninterrupted run with the same seed, on SQLite and on
 PostgreSQL; every built-in strategy resumes to the same rows; checkpoints are written
-atomically, loaded without unpickling, deleted after completion unless kept; and every bad
-`--resume` is one line, exit 2, with nothing lost."""
+atomically, loaded without unpickling, deleted after completion unless kept; a plugin that
+does not declare how it resumes is never resumed; and every bad `--resume` is one line, exit 2,
+with nothing lost."""
 
 from __future__ import annotations
 
@@ -127,8 +128,9 @@ def kill_in_session_3_and_resume(url: str, scenario: Path, base: Path) -> tuple[
 def check_killed_and_resumed(url: str, scenario: Path, tmp_path: Path) -> None:
     base = tmp_path / "checkpoints"
     run_id, at_kill = kill_in_session_3_and_resume(url, scenario, base)
-    # killed in session 3: sessions 1 and 2 stored, nothing of session 3
-    assert at_kill["status"] == "running"
+    # killed in session 3: sessions 1 and 2 stored, nothing of session 3; the first reader on
+    # this host marks it failed at once, its process being gone
+    assert at_kill["status"] == "failed" and "is gone" in at_kill["error"]
     assert [s["index"] for s in at_kill["sessions"]] == [1, 2]
     assert {e["after_session"] for e in at_kill["evaluations"]} == {0, 1, 2}
     resumed = stored_rows(url, run_id)
@@ -209,6 +211,120 @@ def test_every_strategy_resumes_to_the_rows_of_an_uninterrupted_run(strategy, pa
         assert store.get_run(run_id)["status"] == "failed"
         resume(run_id, store, progress=False, quiet=True)
     assert stored_rows(url, run_id) == uninterrupted(strategy, scenario, tmp_path, **params)
+
+
+# --------------------------------------------------------------------------- undeclared state
+
+# a third-party plugin that keeps the zero-shot weights on itself and declares nothing about
+# resuming: WiSE-FT before issue 27, whose resumed runs stored other numbers, silently
+STATEFUL_PLUGIN = """
+import torch
+
+from clbench.strategies.base import StrategyPlugin, TowerConfig, set_trainable, tower_parameters
+
+
+class Stateful(StrategyPlugin):
+    config_class = TowerConfig
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.zero_shot = None
+
+    def configure(self, classifier, strategy):
+        set_trainable(tower_parameters(classifier.clip, self.config.towers))
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.zero_shot is None:
+            self.zero_shot = {n: p.detach().clone()
+                              for n, p in tower_parameters(strategy.model.clip, "vision")}
+        super().before_training_exp(strategy, **kwargs)
+
+    @torch.no_grad()
+    def after_training_exp(self, strategy, **kwargs):
+        for n, p in tower_parameters(strategy.model.clip, "vision"):
+            p.copy_(0.5 * self.zero_shot[n] + 0.5 * p)
+"""
+UNDECLARED = "the strategy plugin plug_stateful.Stateful declares no resume behaviour"
+
+
+@pytest.fixture
+def stateful(tmp_path, monkeypatch):
+    """The strategy `stateful` of an installed-looking package (no pip), forgotten after."""
+    from plugin_packages import fake_distribution
+
+    monkeypatch.syspath_prepend(str(fake_distribution(
+        tmp_path / "site", "clbench-stateful", "0.1", {"stateful": "plug_stateful:Stateful"},
+        {"plug_stateful": STATEFUL_PLUGIN})))
+    yield "stateful"
+    sys.modules.pop("plug_stateful", None)
+
+
+def crash_in_session(monkeypatch, session: int) -> None:
+    """The run dies as session `session` starts, checkpointed or not."""
+    from clbench.training.loop import SessionTrainer
+
+    train = SessionTrainer.train
+
+    def crashing(self, experience, *args, **kwargs):
+        if experience.current_experience + 1 == session:
+            raise SimulatedCrash(f"simulated crash in session {session}")
+        return train(self, experience, *args, **kwargs)
+
+    monkeypatch.setattr(SessionTrainer, "train", crashing)
+
+
+def test_resume_refuses_a_plugin_that_declares_no_resume_state(stateful, scenario, tmp_path,
+                                                               monkeypatch, capsys):
+    """Its run is recorded as not resumable when it starts (with a warning) and writes no
+    checkpoint; `--resume` refuses it, naming the plugin and what to implement, with nothing
+    changed; a sweep starts it again instead, saying why. (Crashed as session 1 starts: where
+    it crashes does not matter, it has no checkpoint; the next test crashes one after a
+    session.)"""
+    from clbench.run.runner import run
+    from clbench.sweep.executors import _resume
+
+    url = f"sqlite:///{tmp_path / 'stateful.db'}"
+    base = tmp_path / "checkpoints"
+    with monkeypatch.context() as patch:
+        crash_in_session(patch, 1)
+        with pytest.raises(SimulatedCrash):
+            run(config_for(stateful, scenario), Store(url), progress=False, quiet=True,
+                checkpoints=checkpoints.CheckpointPolicy(base))
+    warned = capsys.readouterr().err
+    with Store(url, create=False) as store:
+        (failed,) = store.list_runs()
+        run_id = failed["id"]
+        recorded = store.get_run(run_id)["config"]
+    err = refused(["run", "--resume", run_id, "--db", url], capsys, url, run_id, base / run_id)
+    assert f"run {run_id} cannot be resumed: {UNDECLARED}" in err
+    for what in ("`resume_state()`", "`load_resume_state(state)`",
+                 "`stateless_between_sessions = True`", "check_resume"):
+        assert what in err
+    assert UNDECLARED in recorded["not_resumable"] and recorded["checkpoint_dir"] is None
+    assert not base.exists()
+    assert f"warning: run {run_id[:12]} is not checkpointed and cannot be resumed" in warned
+    assert _resume(run_id, url, {}) is None  # a sweep: not resumed, started again
+    said = capsys.readouterr().out
+    assert f"the failed attempt {run_id[:12]} is not resumed: run {run_id} cannot be resumed: " \
+        f"{UNDECLARED}" in said and "starting the run again from its first session" in said
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_checkpointed_run_whose_plugin_declares_nothing(stateful, scenario,
+                                                                       tmp_path, monkeypatch,
+                                                                       capsys):
+    """A run checkpointed after session 2 while its plugin declared itself stateless (or
+    before clbench asked: it resumed such runs silently, to other numbers) is refused once the
+    installed plugin declares nothing, its checkpoint kept."""
+    from clbench.strategies import registry
+
+    plugin_class = registry.load_class(stateful)
+    with monkeypatch.context() as patch:
+        patch.setattr(plugin_class, "stateless_between_sessions", True, raising=False)
+        url, run_id, base = crashed_run(stateful, scenario, tmp_path, monkeypatch)
+    assert checkpoints.find(base / run_id)["after_session"] == 2
+    err = refused(["run", "--resume", run_id, "--db", url], capsys, url, run_id, base / run_id)
+    assert f"run {run_id} cannot be resumed: {UNDECLARED}" in err
 
 
 # --------------------------------------------------------------------------- checkpoint files
@@ -478,3 +594,32 @@ def test_a_sweep_resumes_a_crashed_run_instead_of_starting_it_again(scenario, tm
     assert f"resuming the failed attempt {run_id[:12]} after session 2" in log.read_text()
     assert stored_rows(url, run_id) == uninterrupted("lorsu", scenario, tmp_path)
     assert not (base / run_id).exists()
+
+
+# --------------------------------------------------------------------------- kill -9, resume now
+
+
+@pytest.mark.spawns
+def test_a_run_killed_on_this_host_resumes_at_once(scenario, tmp_path):
+    """`kill -9`, then `clbench run --resume` straight away with the default stale time (60 s):
+    the run's process is gone from this host, so the run is failed at once and taken up."""
+    env = {k: v for k, v in os.environ.items() if k != "CLBENCH_STALE_AFTER_S"}
+    url, base = f"sqlite:///{tmp_path / 'killed.db'}", tmp_path / "checkpoints"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clbench", "run", "--strategy", "ln", "--scenario", str(scenario),
+         "--seed", "3", "--db", url, "--checkpoint-dir", str(base), "--no-progress", "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = _wait_for_checkpoint(base, 1, proc).name
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    resumed = subprocess.run(  # at once: its heartbeat is seconds old
+        [sys.executable, "-m", "clbench", "run", "--resume", run_id[:10], "--db", url,
+         "--no-progress"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after session" in resumed.stdout
+    with Store(url, create=False) as store:
+        run = store.get_run(run_id)
+    assert run["status"] == "completed"
+    assert [note["after_session"] for note in run["config"]["resumes"]] == [
+        int(resumed.stdout.split("resuming after session ")[1].split("/")[0])]

@@ -93,7 +93,7 @@ def test_a_switch_set_is_hashed_and_stored(override):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("training.workers=-1", "training.workers: -1 is outside the allowed range [0, inf]"),
+    ("training.workers=-1", "training.workers: -1 is outside the allowed range (≥ 0)"),
     ("training.workers=two", "training.workers: expected an integer, got 'two'"),
     ("training.workers=1.5", "training.workers: expected an integer"),
     ("training.grad_checkpointing=maybe", "training.grad_checkpointing: expected true or false"),

@@ -3,6 +3,7 @@ to paste, tuning runs marked in the store and left out of the leaderboard."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -107,9 +108,8 @@ def test_a_control_bound_takes_the_largest_target_gain_among_the_points_within_i
 
 def test_the_pasted_entry_declares_the_chosen_point_strategy_parameters_included(tmp_path):
     """What tune prints, pasted into a scenario, makes `clbench run` use the chosen point."""
-    from clbench.config.run_config import assemble
     from clbench.run.settings import resolve_for_scenario
-    from clbench.run.tune import paste_block, point_layer
+    from clbench.run.tune import paste_block, point_config
     from clbench.scenarios.manifests import load_scenario_manifest
 
     path = tmp_path / "s.yaml"
@@ -117,12 +117,14 @@ def test_the_pasted_entry_declares_the_chosen_point_strategy_parameters_included
     manifest = load_scenario_manifest(str(path))
     chosen = expand(parse_grid(["training.lr=3e-4", "strategy.lr=3e-3"]))[0]
     base = {"strategy": {"name": "llu"}, "scenario": str(path)}
-    chosen.config = resolve_for_scenario(assemble([base, point_layer(chosen)]), manifest)
-    block = yaml.safe_load(paste_block(chosen, "llu", "clbench tune ...", [0]))
+    chosen.config = point_config([base], 0, chosen, manifest)  # as tune resolves a point
+    baseline = resolve_for_scenario(base, manifest)
+    block = yaml.safe_load(paste_block(chosen, baseline, "clbench tune ...", [0]))
     assert block == {"strategy_training": {"llu": {"lr": 3e-4, "strategy": {"lr": 3e-3}}}}
     path.write_text(path.read_text() + yaml.safe_dump(block))
     pasted = resolve_for_scenario(base, load_scenario_manifest(str(path)))
     assert pasted.training.lr == 3e-4 and pasted.strategy_params == {"lr": 3e-3}
+    assert pasted.hash() == chosen.config.hash()
 
 
 def test_tune_selects_on_validation_and_never_evaluates_test(tune_world, monkeypatch, capsys):
@@ -223,3 +225,74 @@ def test_tune_refusals_store_nothing(tune_world, argv, message, capsys):
     err = capsys.readouterr().err
     assert code == 2 and message in err and "hint:" in err
     assert not db.exists()
+
+
+# the tune of issue 27: a strategy parameter on the grid; training keys, another parameter and an
+# added plugin with its argument fixed with --set / --plugin (batches of 2: the plugin's term is
+# 0 in a session's first step, and the run refuses a plugin that added nothing)
+FIXED_TUNE = ["tune", "--strategy", "lora", "--scenario", "proxy-tune", "--grid",
+              "strategy.alpha=4,8", "--set", "training.lr=3e-5", "--set", "training.batch_size=2",
+              "--set", "strategy.rank=4",
+              "--plugin", "avalanche:LwFPlugin", "--set", "plugin.temperature=3",
+              "--no-progress"]
+
+
+def _choose_the_last_point(monkeypatch) -> None:
+    """Tune chooses the last grid point whatever it scores, so that the block must say the
+    chosen point, not the first."""
+    import clbench.run.tune
+
+    monkeypatch.setattr(clbench.run.tune, "choose", lambda points, drop=None: points[-1])
+
+
+def _block(out: str) -> str:
+    """The block tune printed."""
+    return out[out.index("# chosen on validation data by: clbench tune"):]
+
+
+def _run_command(block: str) -> list[str]:
+    """The `clbench run` command of the block's `# run it with:` line."""
+    lines = [line for line in block.splitlines() if line.startswith("# run it with: ")]
+    assert len(lines) == 1, block
+    return shlex.split(lines[0].removeprefix("# run it with: "))
+
+
+def test_the_block_holds_every_setting_the_chosen_point_ran_with(tune_world, monkeypatch,
+                                                                  capsys):
+    """The block is the chosen grid value plus what --set and --plugin fixed: pasted as it is,
+    nothing tuned is left behind (issue 27: it held only `alpha`)."""
+    _choose_the_last_point(monkeypatch)
+    code = main([*FIXED_TUNE, "--db", str(tune_world / "fixed.db")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert "chosen: strategy.alpha=8" in captured.out
+    block = _block(captured.out)
+    assert yaml.safe_load(block) == {"strategy_training": {"lora": {
+        "batch_size": 2, "lr": 3e-5, "strategy": {"rank": 4, "alpha": 8.0}}}}
+    assert _run_command(block) == ["clbench", "run", "--strategy", "lora", "--scenario", "proxy-tune",
+                       "--plugin", "avalanche:LwFPlugin",
+                       "--set", "plugin.LwFPlugin.temperature=3"]
+
+
+@pytest.mark.multirun
+def test_the_pasted_block_runs_with_the_chosen_points_config_hash(tune_world, monkeypatch,
+                                                                   capsys):
+    """Pasted into the scenario, with the `clbench run` it prints, the block runs exactly the
+    chosen point: the stored config hashes are equal."""
+    _choose_the_last_point(monkeypatch)
+    db, pasted_db = tune_world / "paste.db", tune_world / "pasted.db"
+    assert main([*FIXED_TUNE, "--db", str(db)]) == 0
+    block = _block(capsys.readouterr().out)
+    command = _run_command(block)
+    scenario = tune_world / "manifests" / "scenarios" / "proxy-tune.yaml"
+    scenario.write_text(scenario.read_text() + block + "\n")
+    assert command[:2] == ["clbench", "run"]
+    assert main([*command[1:], "--db", str(pasted_db), "--no-progress", "--quiet"]) == 0
+    tuned = Store(f"sqlite:///{db}", create=False)
+    runs = [tuned.get_run(r["id"]) for r in tuned.list_runs()]
+    (chosen,) = [r for r in runs if r["config"]["tuning"]["point"] == {"strategy.alpha": "8"}]
+    pasted = Store(f"sqlite:///{pasted_db}", create=False)
+    (again,) = [pasted.get_run(r["id"]) for r in pasted.list_runs()]
+    assert again["config_hash"] == chosen["config_hash"]
+    assert again["config"]["strategy"] == chosen["config"]["strategy"]
+    assert again["config"]["training"] == chosen["config"]["training"]

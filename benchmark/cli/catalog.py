@@ -30,16 +30,17 @@ def _strategies(verbose: bool) -> list[dict]:
             row["claims"] = info.claims
         if verbose:
             from clbench.errors import UserError
-            from clbench.options import describe_fields
+            from clbench.options import describe_options
 
             try:  # a plugin that does not import is listed as broken; the others still are
-                config_class = registry.config_class(name)  # a built-in's: without torch
+                # a built-in's from its declaration (torch-free, and without finding every
+                # strategy again per name); a plugin's from its imported class
+                config_class = info.config or registry.config_class(name)
             except UserError as err:
                 row["broken"] = str(err)
                 row["params"] = []
             else:
-                row["params"] = [{"name": n, "type": t, "default": d, "help": h}
-                                 for n, t, d, h in describe_fields(config_class)]
+                row["params"] = describe_options(config_class)
         rows.append(row)
     return rows
 
@@ -108,8 +109,9 @@ def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
             if r.get("broken"):
                 lines.append(f"    BROKEN: {r['broken']}")
             for p in r.get("params", []):
-                lines.append(f"    {p['name']:<16} {p['type']:<24} default {p['default']!r}: "
-                             f"{p['help']}")
+                allowed = f", allowed {p['range']}" if p["range"] else ""
+                lines.append(f"    {p['name']:<16} {p['type']:<24} default {p['default']!r}"
+                             f"{allowed}: {p['help']}")
     elif what == "scenarios":
         for r in rows:
             shots = f"{r['shots']}-shot, " if r["shots"] else ""

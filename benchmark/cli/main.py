@@ -60,9 +60,16 @@ point with the highest mean balanced score (target change + mean control change)
 goes to the earlier grid point. With --max-control-drop PTS the highest target change wins among
 the points whose worst control lost at most PTS points (none such: exit 2). Every trial is
 stored as a run marked `tuning`, which the leaderboard never ranks. The chosen setting is
-printed as a `strategy_training` entry to paste into the scenario YAML, with this command as a
-comment.
+printed as a `strategy_training` entry to paste into the scenario YAML (the grid's values and
+every training key and strategy parameter fixed with --set), with this command as a comment
+and the `clbench run` command that runs it (with --plugin and the settings a scenario cannot
+hold: model, controls, device).
 """
+
+
+# the keys of each object `clbench runs --json` prints, in order; `runs --help` lists them
+RUNS_JSON_KEYS = ("id", "status", "strategy", "scenario", "model", "seed", "created_at",
+                  "purpose", "source")
 
 
 class Parser(argparse.ArgumentParser):
@@ -173,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(tune)
 
     runs = sub.add_parser("runs", help="table of stored runs, newest first")
-    runs.add_argument("--json", action="store_true", help="JSON list: id, status, strategy, "
-                      "scenario, model, seed, created_at")
+    runs.add_argument("--json", action="store_true", help="a JSON list, one object per run "
+                      f"with the keys {', '.join(RUNS_JSON_KEYS)}")
     runs.add_argument("--limit", type=int, metavar="N", help="show at most N runs (N >= 1)")
     _add_db(runs)
 
@@ -278,6 +285,7 @@ def _resume(args: argparse.Namespace) -> int:
     from clbench.run.resume import resume
 
     store = Store(resolve_db_url(args.db), create=False)
+    store.require_writable(f"resume run {args.resume}")  # now, not after loading the model
     result = resume(args.resume, store, force=args.force, checkpoint_dir=args.checkpoint_dir,
                     data_root=args.data_root, progress=not args.no_progress, quiet=args.quiet,
                     keep_checkpoint=args.keep_checkpoints)
@@ -353,6 +361,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run_tune(args, getattr(args, "argv", None) or sys.argv[1:])
 
 
+def runs_json_row(run: dict) -> dict[str, Any]:
+    """One run as `clbench runs --json` prints it: the keys of RUNS_JSON_KEYS; `source` is
+    built-in or third-party (the strategy's)."""
+    row = {k: run.get(k) for k in RUNS_JSON_KEYS}
+    row["source"] = (run.get("strategy_source") or {}).get("source", "built-in")
+    return row
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from clbench.run.report import format_runs, purpose
     from clbench.store import DEFAULT_DB, Store, resolve_db_url
@@ -369,11 +385,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for r in runs:  # a tuning run's summary says so; one without a summary, its config
             r["purpose"] = purpose(r) if r.get("summary") else purpose(store.get_run(r["id"]))
     if args.json:
-        keys = ("id", "status", "strategy", "scenario", "model", "seed", "created_at",
-                "purpose")
-        print(json.dumps([{**{k: r.get(k) for k in keys},
-                           "source": (r.get("strategy_source") or {}).get("source", "built-in")}
-                          for r in runs], indent=2))
+        print(json.dumps([runs_json_row(r) for r in runs], indent=2))
     else:
         print(format_runs(runs))
     return 0

@@ -122,6 +122,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if comparison.missing:
         print(f"  {len(comparison.missing)} stored accuracies were not produced again, e.g. "
               f"{comparison.missing[0]}")
+    for line in comparison.code_changes:  # what may explain a difference
+        print(f"  note: {line}")
     within = comparison.max_difference <= args.tolerance and not comparison.missing
     verdict = ("within" if within else "OUTSIDE") + f" the tolerance of {args.tolerance} pts"
     status = ("verified (another host or an imported run)" if within and independent else

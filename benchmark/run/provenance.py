@@ -2,7 +2,9 @@
 
 A number on the leaderboard is only comparable with another if both came from the same code and
 comparable machines, so every run records the git commit of the clbench checkout (and whether it
-had uncommitted changes), the versions of the packages that shape the numbers, and the hardware.
+had uncommitted changes), the versions of the packages that shape the numbers, and the hardware;
+a third-party strategy adds its package, version, commit and a hash of its source files
+(`strategy_source`), which `clbench reproduce` compares with the code it runs now.
 
 Collecting this must never fail a run: every probe returns None (or leaves a key out) when it
 cannot answer. `collect_provenance` does not import torch, so the quick CLI commands stay quick;
@@ -96,8 +98,9 @@ def git_state(source_dir: Path) -> tuple[str | None, bool | None]:
 def strategy_source(name: str) -> dict[str, Any]:
     """Where a strategy's code comes from, stored with each run (`config.strategy_source`):
     built-in, or the third-party distribution, its version, the entry point's target, whether
-    it is an editable install and, for a plugin imported from a git checkout, that checkout's
-    commit and dirty flag (a number is traceable to the plugin's code as to clbench's)."""
+    it is an editable install, for a plugin imported from a git checkout that checkout's commit
+    and dirty flag, and a sha256 of its package's source files (`package_sources_sha256`), so
+    that a number is traceable to the plugin's code as to clbench's."""
     from clbench.strategies import registry
 
     entry = registry.info(name)
@@ -107,9 +110,44 @@ def strategy_source(name: str) -> dict[str, Any]:
                               "distribution": entry.distribution, "version": entry.version,
                               "entry_point": entry.target,
                               "editable": _editable(entry.distribution)}
-    origin = _module_dir(entry.target.partition(":")[0])
+    module = entry.target.partition(":")[0]
+    origin = _module_dir(module)
     record["git_sha"], record["git_dirty"] = git_state(origin) if origin else (None, None)
+    # a version number and a commit (none outside a checkout) do not tell two states of the
+    # plugin's code apart; this hash does, as clbench_sources_sha256 does for clbench's own
+    record["sources_sha256"] = package_sources_sha256(module)
     return record
+
+
+def package_sources_sha256(module: str) -> str | None:
+    """One sha256 over the .py files of the top-level package holding `module` (every
+    subfolder; sorted relative paths and contents), or of the module's file when it is a
+    top-level module; None when it cannot be found. Nothing is imported."""
+    import hashlib
+    from importlib.util import find_spec
+
+    top = module.split(".", 1)[0]
+    try:
+        spec = find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    files: dict[str, Path] = {}
+    if spec.submodule_search_locations:  # a package (a namespace package may span folders)
+        for folder in map(Path, spec.submodule_search_locations):
+            for path in folder.rglob("*.py"):
+                if path.is_file():
+                    files.setdefault(f"{top}/{path.relative_to(folder).as_posix()}", path)
+    elif spec.origin and Path(spec.origin).is_file():
+        files[Path(spec.origin).name] = Path(spec.origin)
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0".encode())
+        digest.update(files[name].read_bytes())
+    return digest.hexdigest()
 
 
 # The packages whose code decides a run's numbers (the leaderboard app does not).
@@ -134,19 +172,15 @@ def code_fingerprint(strategy: str) -> dict[str, Any]:
     """What identifies the code a run executes, to tell whether it changed between a run's
     start and its resumption: a hash of clbench's own sources (uncommitted edits included),
     the tracked package versions, and the strategy's source with, for a plugin package, a hash
-    of its module folder."""
+    of its package's sources (`package_sources_sha256`)."""
     from importlib.util import find_spec
 
     folders = []
     for name in _RESULT_PACKAGES:
         spec = find_spec(name)
         folders += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-    source = strategy_source(strategy)
-    if source.get("entry_point"):
-        origin = _module_dir(source["entry_point"].partition(":")[0])
-        source = {**source, "sources_sha256": sources_sha256([origin]) if origin else None}
     return {"clbench_sources_sha256": sources_sha256(folders), "packages": package_versions(),
-            "strategy_source": source}
+            "strategy_source": strategy_source(strategy)}  # a plugin's with its sources' hash
 
 
 def _editable(distribution: str | None) -> bool | None:

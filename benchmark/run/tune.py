@@ -15,10 +15,17 @@ highest mean target change; for a bound such as "the most a method can gain on t
 no control drops more than 3 points" (the joint-replay reference on the offline proxy
 scenarios). Every point is validated (keys, ranges, the strategy's limits on the architecture,
 the scenario's validation split) before the first trial is stored.
+
+The chosen point is printed as what to paste (`paste_block`): a `strategy_training` entry with
+every training key and strategy parameter it ran with that the scenario alone would not give
+(the grid's and those fixed with `--set`), and the `clbench run` command carrying what a
+scenario cannot hold (`--plugin` and its arguments, the model, the controls, the device): the
+pasted setting runs with the chosen point's config hash.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import shlex
 from dataclasses import dataclass, field
@@ -53,7 +60,7 @@ class Axis:
 class Point:
     index: int
     settings: dict[str, str]  # key -> value as typed
-    config: Any = None  # the resolved RunConfig of the first seed
+    config: Any = None  # the RunConfig of the first seed as resolved (before a run of it)
     configs: dict[int, Any] = field(default_factory=dict)  # seed -> RunConfig
     scores: dict[int, dict] = field(default_factory=dict)  # seed -> {balanced, target, ...}
 
@@ -113,6 +120,30 @@ def point_layer(point: Point) -> dict[str, Any]:
     from clbench.config.run_config import parse_set_options
 
     return parse_set_options([f"{k}={v}" for k, v in point.settings.items()])
+
+
+def point_config(base: list[dict[str, Any]], seed: int, point: Point, manifest) -> Any:
+    """The RunConfig of `point` at `seed`: the tune's fixed layers (flags, --set), the seed and
+    the point's settings, resolved for the scenario, its strategy parameters typed."""
+    from clbench.config import run_config as cfg
+    from clbench.run.settings import resolve_for_scenario
+
+    config = resolve_for_scenario(cfg.assemble([*base, {"seed": seed}, point_layer(point)]),
+                                  manifest)
+    config.strategy_params = typed_params(config)
+    return config
+
+
+def typed_params(config: Any) -> dict[str, Any]:
+    """The config's strategy parameters as the strategy's config class types them: a value as
+    typed is read as YAML (`alpha=8` an int, `lr=3e-3` a string) and the config hash sees that
+    type, so a tuned run and the block it prints (typed: 8.0, 0.003) must both carry these."""
+    from clbench.strategies import registry
+
+    if not config.strategy_params:
+        return {}
+    typed = registry.resolved_params(registry.create(config.strategy, config.strategy_params))
+    return {key: typed[key] for key in config.strategy_params}
 
 
 def score(summary: dict) -> dict:
@@ -175,34 +206,72 @@ def results_table(points: list[Point], chosen: Point, seeds: list[int]) -> str:
                   "seeds"], rows)
 
 
-def paste_block(chosen: Point, strategy: str, command: str, seeds: list[int],
-                rule: str = RULE) -> str:
-    """The chosen setting as a `strategy_training` entry for the scenario YAML, with the
-    command that chose it: training keys, and strategy parameters under `strategy:`."""
-    from clbench.strategies import registry
+def paste_block(chosen: Point, baseline: Any, command: str, seeds: list[int],
+                rule: str = RULE, named: tuple[str, ...] = ()) -> str:
+    """Everything the chosen point ran with, to paste: a `strategy_training` entry for the
+    scenario YAML (training keys, and strategy parameters under `strategy:`) and, as a
+    comment, the `clbench run` command with the settings a scenario cannot hold (model,
+    controls, device, added plugins), so that the pasted setting runs as the chosen point ran.
 
-    keys = [k.split(".", 1) for k in chosen.settings]
-    entry: dict[str, Any] = {key: getattr(chosen.config.training, key)
-                             for section, key in keys if section == "training"}
-    # the strategy's config class gives each parameter its type (a typed "3e-3" is a string)
-    typed = registry.resolved_params(registry.create(chosen.config.strategy,
-                                                     chosen.config.strategy_params))
-    params = {key: typed[key] for section, key in keys if section == "strategy"}
-    if params:
-        entry["strategy"] = params
+    `chosen.config` is the point's config as resolved (before a run resolves its plugins);
+    `baseline` the config the scenario alone gives the strategy (its `training:` block, no
+    `strategy_training` entry): a training key is in the entry when the point's value differs
+    from it or when it is in `named` (the keys the grid and `--set` name)."""
+    import dataclasses
+
+    config = chosen.config
+    entry: dict[str, Any] = {
+        f.name: getattr(config.training, f.name) for f in dataclasses.fields(config.training)
+        if f.name in named or getattr(config.training, f.name) != getattr(baseline.training,
+                                                                           f.name)}
+    if config.strategy_params:
+        entry["strategy"] = typed_params(config)
     lines = [f"# chosen on validation data by: {command}",
              f"# rule: {rule} (seeds {', '.join(map(str, seeds))}); validation balanced score "
              f"{_pts(chosen.mean('balanced'))} pts",
-             yaml.safe_dump({"strategy_training": {strategy: entry}},
+             f"# run it with: {run_command(config)}",
+             yaml.safe_dump({"strategy_training": {config.strategy: entry}},
                             default_flow_style=None, sort_keys=False).rstrip()]
     return "\n".join(lines)
+
+
+def run_command(config: Any) -> str:
+    """`clbench run` with the settings of `config` that a scenario's `strategy_training` entry
+    cannot hold: the model, the controls, the device and the added plugins with their
+    arguments (the seed is the run's own)."""
+    from clbench.config.plugin_specs import class_name
+    from clbench.config.run_config import ModelConfig
+
+    argv = ["clbench", "run", "--strategy", config.strategy, "--scenario", config.scenario]
+    default_model = ModelConfig()
+    for key, flag in (("arch", "--model"), ("pretrained", "--pretrained"),
+                      ("checkpoint", "--checkpoint")):
+        value = getattr(config.model, key)
+        if value != getattr(default_model, key):
+            argv += [flag, str(value)]
+    if config.controls is not None:
+        argv += ["--controls", ",".join(config.controls)]
+    if config.device != "auto":
+        argv += ["--device", config.device]
+    for plugin in config.plugins:
+        argv += ["--plugin", plugin["class"]]
+        argv += [arg for key, value in plugin["args"].items()
+                 for arg in ("--set", f"plugin.{class_name(plugin['class'])}.{key}="
+                             f"{_yaml_value(value)}")]
+    return shlex.join(argv)
+
+
+def _yaml_value(value: Any) -> str:
+    """`value` as `--set` reads it back (YAML, one line): 1e-05 as 1.0e-05, a string quoted
+    where YAML would read it as something else."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**31).strip()
+    return text[:-len("\n...")].strip() if text.endswith("\n...") else text
 
 
 def run_tune(args, argv: list[str]) -> int:
     """The `clbench tune` command (see `cli.build_parser`)."""
     from clbench.config import run_config as cfg
-    from clbench.run.settings import resolve_for_scenario
-    from clbench.scenarios.manifests import load_scenario_manifest
+    from clbench.scenarios.manifests import load_scenario_manifest, training_for
     from clbench.store import LazyStore, resolve_db_url
 
     axes = parse_grid(args.grid)
@@ -224,7 +293,8 @@ def run_tune(args, argv: list[str]) -> int:
         flags["device"] = args.device
     if args.controls:
         flags["controls"] = args.controls
-    base = [flags, cfg.parse_set_options(args.overrides)]
+    fixed = cfg.parse_set_options(args.overrides)
+    base = [flags, fixed]
     manifest = load_scenario_manifest(args.scenario)
     points = expand(axes)
     command = "clbench " + shlex.join(argv)
@@ -235,11 +305,11 @@ def run_tune(args, argv: list[str]) -> int:
     # the scenario's validation data (the same for every point of a seed)
     for point in points:
         for seed in seeds:
-            raw = cfg.assemble([*base, {"seed": seed}, point_layer(point)])
-            config = resolve_for_scenario(raw, manifest)
+            config = point_config(base, seed, point, manifest)
+            if seed == seeds[0]:  # as resolved: a run resolves its added plugins in place
+                point.config = copy.deepcopy(config)
             preflight(config, data_root=args.data_root, scenario=False)
             point.configs[seed] = config
-        point.config = point.configs[seeds[0]]
     for seed in seeds:
         preflight(points[0].configs[seed], data_root=args.data_root, evaluate_on="validation")
     url = resolve_db_url(args.db)
@@ -267,5 +337,10 @@ def run_tune(args, argv: list[str]) -> int:
     print()
     print(results_table(points, chosen, seeds))
     print(f"\nchosen: {chosen.label()} ({rule})\n")
-    print(paste_block(chosen, points[0].config.strategy, command, seeds, rule))
+    # what the scenario alone gives the strategy: the entry holds every training key that
+    # differs from it (those --set and the grid name, and a strategy_training entry's)
+    baseline = cfg.resolve(cfg.assemble([flags]), training_for(manifest))
+    named = tuple(sorted({*(k.split(".", 1)[1] for k in chosen.settings
+                            if k.startswith("training.")), *(fixed.get("training") or {})}))
+    print(paste_block(chosen, baseline, command, seeds, rule, named))
     return 0

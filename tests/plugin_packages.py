@@ -15,6 +15,45 @@ class {cls}(FullFineTuningPlugin):
 """
 
 
+# a third-party plugin that keeps the zero-shot weights on itself and declares nothing about
+# resuming: WiSE-FT before issue 27, whose resumed runs stored other numbers, silently
+STATEFUL_PLUGIN = """
+import torch
+
+from clbench.strategies.base import StrategyPlugin, TowerConfig, set_trainable, tower_parameters
+
+
+class Stateful(StrategyPlugin):
+    config_class = TowerConfig
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.zero_shot = None
+
+    def configure(self, classifier, strategy):
+        set_trainable(tower_parameters(classifier.clip, self.config.towers))
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.zero_shot is None:
+            self.zero_shot = {n: p.detach().clone()
+                              for n, p in tower_parameters(strategy.model.clip, "vision")}
+        super().before_training_exp(strategy, **kwargs)
+
+    @torch.no_grad()
+    def after_training_exp(self, strategy, **kwargs):
+        for n, p in tower_parameters(strategy.model.clip, "vision"):
+            p.copy_(0.5 * self.zero_shot[n] + 0.5 * p)
+"""
+
+
+def stateful_plugin_class(name: str) -> type:
+    """`STATEFUL_PLUGIN`'s class, named `name`, without a package around it."""
+    namespace: dict = {"__name__": "stateful_fixture"}
+    exec(compile(STATEFUL_PLUGIN.replace("class Stateful(", f"class {name}("), "<stateful>",
+                 "exec"), namespace)
+    return namespace[name]
+
+
 def fake_distribution(root: Path, dist: str, version: str, points: dict[str, str],
                       modules: dict[str, str], editable: bool | None = None) -> Path:
     """Write modules (name -> source) and a dist-info registering `points` (strategy name ->

@@ -244,36 +244,11 @@ def test_the_example_resumes_to_the_uninterrupted_run_and_its_old_self_did_not(w
 def test_the_kit_fails_a_plugin_that_keeps_state_without_declaring_it():
     """A plugin keeping state on itself (the zero-shot weights) that declares nothing fails
     the kit naming what to implement; one that claims to be stateless fails it too."""
-    import torch
+    from plugin_packages import stateful_plugin_class
 
-    from clbench.strategies.base import (
-        StrategyPlugin,
-        TowerConfig,
-        set_trainable,
-        tower_parameters,
-    )
     from clbench.training.strategy_kit import check_resume
 
-    class KeepsZeroShot(StrategyPlugin):
-        config_class = TowerConfig
-
-        def __init__(self, config=None):
-            super().__init__(config)
-            self.zero_shot = None
-
-        def configure(self, classifier, strategy):
-            set_trainable(tower_parameters(classifier.clip, "vision"))
-
-        def before_training_exp(self, strategy, **kwargs):
-            if self.zero_shot is None:
-                self.zero_shot = {n: p.detach().clone()
-                                  for n, p in tower_parameters(strategy.model.clip, "vision")}
-            super().before_training_exp(strategy, **kwargs)
-
-        @torch.no_grad()
-        def after_training_exp(self, strategy, **kwargs):
-            for n, p in tower_parameters(strategy.model.clip, "vision"):
-                p.copy_(0.5 * self.zero_shot[n] + 0.5 * p)
+    KeepsZeroShot = stateful_plugin_class("KeepsZeroShot")
 
     with pytest.raises(AssertionError, match=r"KeepsZeroShot: a run resumed after session 1 "
                        r"differs .* declares no resume behaviour.*implement `resume_state\(\)` "

@@ -215,42 +215,13 @@ def test_every_strategy_resumes_to_the_rows_of_an_uninterrupted_run(strategy, pa
 
 # --------------------------------------------------------------------------- undeclared state
 
-# a third-party plugin that keeps the zero-shot weights on itself and declares nothing about
-# resuming: WiSE-FT before issue 27, whose resumed runs stored other numbers, silently
-STATEFUL_PLUGIN = """
-import torch
-
-from clbench.strategies.base import StrategyPlugin, TowerConfig, set_trainable, tower_parameters
-
-
-class Stateful(StrategyPlugin):
-    config_class = TowerConfig
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.zero_shot = None
-
-    def configure(self, classifier, strategy):
-        set_trainable(tower_parameters(classifier.clip, self.config.towers))
-
-    def before_training_exp(self, strategy, **kwargs):
-        if self.zero_shot is None:
-            self.zero_shot = {n: p.detach().clone()
-                              for n, p in tower_parameters(strategy.model.clip, "vision")}
-        super().before_training_exp(strategy, **kwargs)
-
-    @torch.no_grad()
-    def after_training_exp(self, strategy, **kwargs):
-        for n, p in tower_parameters(strategy.model.clip, "vision"):
-            p.copy_(0.5 * self.zero_shot[n] + 0.5 * p)
-"""
 UNDECLARED = "the strategy plugin plug_stateful.Stateful declares no resume behaviour"
 
 
 @pytest.fixture
 def stateful(tmp_path, monkeypatch):
     """The strategy `stateful` of an installed-looking package (no pip), forgotten after."""
-    from plugin_packages import fake_distribution
+    from plugin_packages import STATEFUL_PLUGIN, fake_distribution
 
     monkeypatch.syspath_prepend(str(fake_distribution(
         tmp_path / "site", "clbench-stateful", "0.1", {"stateful": "plug_stateful:Stateful"},

@@ -45,10 +45,6 @@ from clbench.errors import UserError
 from clbench.files import write_atomically
 from clbench.hashing import file_sha256
 
-# the run's state after a session has one home, shared with the strategy test kit's
-# crash-and-resume check (`check_resume`); the random generators' functions are re-exported here
-from clbench.training.session_state import random_state, restore_random_state  # noqa: F401
-
 FORMAT = 1
 MANIFEST = "checkpoint.json"
 ENV_DIR = "CLBENCH_CHECKPOINT_DIR"

@@ -224,8 +224,8 @@ def paste_block(chosen: Point, baseline: Any, command: str, seeds: list[int],
         f.name: getattr(config.training, f.name) for f in dataclasses.fields(config.training)
         if f.name in named or getattr(config.training, f.name) != getattr(baseline.training,
                                                                            f.name)}
-    if config.strategy_params:
-        entry["strategy"] = typed_params(config)
+    if config.strategy_params:  # typed already (`point_config`)
+        entry["strategy"] = dict(config.strategy_params)
     lines = [f"# chosen on validation data by: {command}",
              f"# rule: {rule} (seeds {', '.join(map(str, seeds))}); validation balanced score "
              f"{_pts(chosen.mean('balanced'))} pts",

@@ -23,6 +23,21 @@ accuracy over all its classes after session i; T sessions):
   the paper's question "did the update destroy what the model knew?";
 - balanced score (`balanced`): target change + mean control change, in points; the one number
   for "improved the target without destroying what the model knew" (`balanced_score` says why).
+
+A multi-dataset stream (MTIL, Zheng et al. ICCV 2023, "Preventing Zero-Shot Transfer
+Degradation in Continual Learning of Vision-Language Models") has T datasets, one session each,
+and its matrix is over datasets: A[i][j] = accuracy on dataset j's test set after session i (row
+0 = zero-shot; `dataset_matrix`). As ZSCL's evaluation defines them, per dataset j (1-based):
+- Transfer_j = mean_{i=1..j-1} A[i][j], the accuracy on dataset j after each step before it is
+  trained (none for j = 1); Transfer = mean_{j=2..T} Transfer_j;
+- Avg_j = mean_{i=1..T} A[i][j], the mean of column j over every step; Avg = mean_j Avg_j;
+- Last_j = A[T][j], the final row; Last = mean_j Last_j.
+The zero-shot row reads A[0][j] for all three (so its Transfer is the mean over j = 2..T and its
+Avg and Last the mean over all j). Forgetting and plasticity read the same matrix (A[j][j] is
+dataset j right after it was trained); the target/control metrics are None there (every dataset
+is the target of its own session). Base-to-new (CoOp, Zhou et al. IJCV 2022): base = accuracy on
+the base classes' test images among the base classes after training, new = the same on the new
+classes, and their harmonic mean HM = 2 base new / (base + new).
 Each metric is declared once (`declare(Metric(...))`, at the end of this module): name, label,
 direction, unit, definition, how it is computed and where it is shown (`Metric.shown`). The
 run summary (`summarize`), the run report, `clbench show`, the leaderboard's columns, tooltips,
@@ -80,17 +95,22 @@ SESSION = "session"  # `Metric.per`: a list, one value per session (no column ca
 
 # keys of a run's summary that are facts of the run, not metrics (`undeclared` skips them)
 RUN_FACTS = frozenset({"target", "sessions", "controls", "purpose", "evaluated_on",
-                       "seeds_required", "checkpoint_cost", "reused"})
+                       "seeds_required", "checkpoint_cost", "reused", "protocol", "datasets",
+                       "matrix"})
+
+MULTI_DATASET, BASE_TO_NEW = "multi-dataset", "base-to-new"  # the protocols with own metrics
 
 
 class RunEvaluations:
     """What a metric is computed from: a run's evaluations (rows of after_session, eval_set,
     subset, accuracy; session 0 = zero-shot) and the roles of its eval sets."""
 
-    def __init__(self, evaluations: Iterable[dict], target: str, controls: Iterable[str],
-                 sessions: int):
+    def __init__(self, evaluations: Iterable[dict], target: str | None, controls: Iterable[str],
+                 sessions: int, datasets: Iterable[str] = (), protocol: str | None = None):
         self.evaluations = list(evaluations)
         self.target, self.controls, self.sessions = target, list(controls), sessions
+        self.datasets = list(datasets)  # a multi-dataset stream's, in training order
+        self.protocol = protocol
         self.cells = _lookup(self.evaluations)
 
     def accuracy(self, after: int, eval_set: str | None = None,
@@ -106,7 +126,23 @@ class RunEvaluations:
 
     @cached_property
     def matrix(self) -> list[list[float | None]]:
+        """A[i][j] for i, j in 1..T: over the target's session classes, or over the datasets of
+        a multi-dataset stream."""
+        if self.datasets:
+            return self.dataset_matrix[1:]
         return accuracy_matrix(self.evaluations, self.target, self.sessions)
+
+    @cached_property
+    def dataset_matrix(self) -> list[list[float | None]]:
+        """A multi-dataset stream's A[i][j], rows i = 0 (zero-shot) .. T ([] otherwise)."""
+        return dataset_matrix(self.evaluations, self.datasets, self.sessions)
+
+    def base_to_new(self) -> tuple[float | None, float | None]:
+        """(base, new) accuracy after training of a base-to-new run ((None, None) otherwise)."""
+        if self.protocol != BASE_TO_NEW or not self.target:
+            return None, None
+        new = self.target.rsplit(":", 1)[0] + ":new"
+        return self.accuracy(self.sessions), self.accuracy(self.sessions, new)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +257,37 @@ def accuracy_matrix(evaluations: Iterable[dict], eval_set: str, sessions: int):
             for i in range(1, sessions + 1)]
 
 
+def dataset_matrix(evaluations: Iterable[dict], datasets: list[str],
+                   sessions: int) -> list[list[float | None]]:
+    """A[i][j]: the accuracy on dataset j's test set after session i, for i = 0..T (0 =
+    zero-shot) and j over `datasets` (None where not evaluated)."""
+    acc = _lookup(evaluations)
+    return [[acc.get((i, name, "all")) for name in datasets] for i in range(sessions + 1)]
+
+
+def mtil_transfer_by_dataset(rows: list[list[float | None]]) -> list[float | None]:
+    """Transfer_j = mean_{i=1..j-1} A[i][j] (None for the first dataset), `rows` from row 0."""
+    return [_mean_known(rows[i][j] for i in range(1, j + 1)) if j else None
+            for j in range(len(rows[0]) if rows else 0)]
+
+
+def mtil_avg_by_dataset(rows: list[list[float | None]]) -> list[float | None]:
+    """Avg_j = mean_{i=1..T} A[i][j]."""
+    return [_mean_known(row[j] for row in rows[1:]) for j in range(len(rows[0]) if rows else 0)]
+
+
+def mtil_last_by_dataset(rows: list[list[float | None]]) -> list[float | None]:
+    """Last_j = A[T][j]."""
+    return list(rows[-1]) if len(rows) > 1 else []
+
+
+def harmonic_mean(base: float | None, new: float | None) -> float | None:
+    """2 base new / (base + new): CoOp's HM of base and new accuracy (0 when both are 0)."""
+    if base is None or new is None:
+        return None
+    return 2 * base * new / (base + new) if base + new else 0.0
+
+
 def forgetting(matrix: list[list[float | None]]) -> float | None:
     """mean_{j<T} A[j][j] - A[T][j]; None with a single session."""
     last = len(matrix) - 1
@@ -300,6 +367,24 @@ def _mean_known(values: Iterable[float | None]) -> float | None:
     return fmean(known) if known else None
 
 
+def _dataset_plasticity(run: RunEvaluations) -> float | None:
+    """mean_j A[j][j] - A[0][j] over a multi-dataset stream's datasets."""
+    rows = run.dataset_matrix
+    return _mean_known(None if rows[j + 1][j] is None or rows[0][j] is None
+                       else rows[j + 1][j] - rows[0][j] for j in range(len(run.datasets)))
+
+
+def _mtil(by_dataset: Callable, first: int = 0) -> Callable[[RunEvaluations], Any]:
+    """The mean over datasets (from the `first`-th) of a per-dataset MTIL metric; None for a
+    run that is not multi-dataset."""
+    return lambda run: _mean_known(by_dataset(run.dataset_matrix)[first:]) if run.datasets \
+        else None
+
+
+def _mtil_list(by_dataset: Callable) -> Callable[[RunEvaluations], Any]:
+    return lambda run: by_dataset(run.dataset_matrix) if run.datasets else None
+
+
 def _balanced_of_summary(summary: dict) -> float | None:
     """The balanced score from a summary stored before the score was (same definition)."""
     return balanced_score(summary.get("target_gain"), [
@@ -362,7 +447,8 @@ declare(Metric(
     name="plasticity", label="plasticity (own session's gain right after it)",
     short="plasticity", higher_is_better=True, unit=POINTS, definition="mean over sessions of "
     "the accuracy on a session's classes right after it, minus zero-shot's on them",
-    compute=lambda run: plasticity(run.evaluations, run.target, run.sessions), at_zero_shot=0.0,
+    compute=lambda run: _dataset_plasticity(run) if run.datasets else plasticity(
+        run.evaluations, run.target, run.sessions), at_zero_shot=0.0,
     shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
 declare(Metric(
     name="forgetting", label="forgetting", higher_is_better=False, unit=POINTS,
@@ -385,7 +471,8 @@ declare(Metric(
     name="transfer_by_session", per=SESSION, label="transfer after sessions 0 (zero-shot) to "
     "T-1", higher_is_better=True, unit=PERCENT, definition="after each session, the accuracy "
     "on the classes of later sessions",
-    compute=lambda run: transfer_by_session(run.evaluations, run.target, run.sessions),
+    compute=lambda run: None if run.datasets else transfer_by_session(
+        run.evaluations, run.target, run.sessions),
     shown=frozenset({SUMMARY, REPORT})))
 declare(Metric(
     name="average_accuracy", label="last-row mean over sessions", higher_is_better=True,
@@ -394,6 +481,64 @@ declare(Metric(
     "stored runs, not shown)",
     compute=lambda run: _mean_known(run.matrix[-1]) if run.matrix else None,
     shown=frozenset({SUMMARY})))
+declare(Metric(
+    name="mtil_transfer", label="Transfer (MTIL)", short="Transfer", higher_is_better=True,
+    unit=PERCENT, definition="multi-dataset streams: mean over datasets 2..T of the accuracy on a "
+    "dataset after each step before it is trained (ZSCL's Transfer)",
+    compute=_mtil(mtil_transfer_by_dataset, first=1), at_zero_shot="mtil_zero_shot_transfer",
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="mtil_avg", label="Avg (MTIL)", short="MTIL Avg", higher_is_better=True, unit=PERCENT,
+    definition="multi-dataset streams: mean over datasets of a dataset's accuracy averaged over "
+    "every step (ZSCL's Avg)", compute=_mtil(mtil_avg_by_dataset),
+    at_zero_shot="mtil_zero_shot", shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="mtil_last", label="Last (MTIL)", short="Last", higher_is_better=True, unit=PERCENT,
+    definition="multi-dataset streams: mean over datasets of the accuracy after the last step "
+    "(ZSCL's Last)", compute=_mtil(mtil_last_by_dataset), at_zero_shot="mtil_zero_shot",
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="mtil_zero_shot", label="zero-shot mean over datasets (MTIL)", higher_is_better=True,
+    unit=PERCENT, definition="multi-dataset streams: the zero-shot model's accuracy, mean over "
+    "datasets (its Avg and Last)",
+    compute=lambda run: _mean_known(run.dataset_matrix[0]) if run.datasets else None,
+    shown=frozenset({SUMMARY, REPORT})))
+declare(Metric(
+    name="mtil_zero_shot_transfer", label="zero-shot mean over datasets 2..T (MTIL)",
+    higher_is_better=True, unit=PERCENT, definition="multi-dataset streams: the zero-shot "
+    "model's accuracy, mean over datasets 2..T (its Transfer)",
+    compute=lambda run: _mean_known(run.dataset_matrix[0][1:]) if run.datasets else None,
+    shown=frozenset({SUMMARY, REPORT})))
+declare(Metric(
+    name="mtil_transfer_by_dataset", per=SESSION, label="Transfer per dataset (MTIL)",
+    higher_is_better=True, unit=PERCENT, definition="multi-dataset streams: per dataset, its "
+    "accuracy averaged over the steps before it is trained (none for the first)",
+    compute=_mtil_list(mtil_transfer_by_dataset), shown=frozenset({SUMMARY})))
+declare(Metric(
+    name="mtil_avg_by_dataset", per=SESSION, label="Avg per dataset (MTIL)",
+    higher_is_better=True, unit=PERCENT, definition="multi-dataset streams: per dataset, its "
+    "accuracy averaged over every step", compute=_mtil_list(mtil_avg_by_dataset),
+    shown=frozenset({SUMMARY})))
+declare(Metric(
+    name="mtil_last_by_dataset", per=SESSION, label="Last per dataset (MTIL)",
+    higher_is_better=True, unit=PERCENT, definition="multi-dataset streams: per dataset, its "
+    "accuracy after the last step", compute=_mtil_list(mtil_last_by_dataset),
+    shown=frozenset({SUMMARY})))
+declare(Metric(
+    name="base_accuracy", label="base-class accuracy (base-to-new)", short="base",
+    higher_is_better=True, unit=PERCENT, definition="base-to-new: accuracy on the base classes' "
+    "test images among the base classes, after training", at_zero_shot="zero_shot_accuracy",
+    compute=lambda run: run.base_to_new()[0], shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="new_accuracy", label="new-class accuracy (base-to-new)", short="new",
+    higher_is_better=True, unit=PERCENT, definition="base-to-new: accuracy on the new (never "
+    "trained) classes' test images among the new classes, after training",
+    compute=lambda run: run.base_to_new()[1], shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
+declare(Metric(
+    name="harmonic_mean", label="harmonic mean of base and new (HM)", short="HM",
+    higher_is_better=True, unit=PERCENT, definition="base-to-new: 2 base new / (base + new), "
+    "CoOp's HM", compute=lambda run: harmonic_mean(*run.base_to_new()),
+    shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
 declare(Metric(
     name="trainable_percent", label="trainable parameters", short="trainable %",
     higher_is_better=False, unit="% of the vision encoder", definition="share of the vision "
@@ -409,11 +554,18 @@ declare(Metric(
     shown=frozenset({LEADERBOARD})))
 
 
-def summarize(evaluations: list[dict], target: str, controls: list[str], sessions: int) -> dict:
+def summarize(evaluations: list[dict], target: str | None, controls: list[str], sessions: int,
+              *, datasets: Iterable[str] = (), protocol: str | None = None) -> dict:
     """A run's summary: every declared metric that has a `compute`, from its evaluations
-    (per-control ones under summary["controls"][<set>]), with the target and session count."""
-    run = RunEvaluations(evaluations, target, controls, sessions)
+    (per-control ones under summary["controls"][<set>]), with the target and session count; a
+    multi-dataset stream's also holds its datasets and its whole matrix (row 0 = zero-shot)."""
+    run = RunEvaluations(evaluations, target, controls, sessions, datasets, protocol)
     summary: dict = {"target": target, "sessions": sessions}
+    if protocol:
+        summary["protocol"] = protocol
+    if run.datasets:
+        summary["datasets"] = list(run.datasets)
+        summary["matrix"] = {"datasets": list(run.datasets), "rows": run.dataset_matrix}
     for metric in METRICS.values():
         if metric.compute is None:
             continue

@@ -30,6 +30,11 @@ Built-in kinds:
   request).
 * `imagenet`: the validation set as `val/<wnid>/<image>`; prepare writes the file index in place.
 
+More built-in kinds live in modules of their own, imported on the first lookup (`_KIND_MODULES`):
+`torchvision_kinds.py` (torchvision's layouts of MTIL's and CoOp's datasets, with CoOp's split
+files) and `imagenet_kinds.py` (ImageNet with its train split, its shifts, ImageNet-100, the DALL·E
+stream's split).
+
 This module imports neither torch nor PIL (the CLI's parser reads the flags from it); each
 method and preparation function imports what it needs.
 """
@@ -90,13 +95,32 @@ def unregister_loader(name: str) -> None:
     del _KINDS[name]
 
 
+# Modules of further built-in kinds (torchvision's layouts of MTIL's and CoOp's datasets, the
+# ImageNet family): they import this module to register, so they are imported on the first
+# lookup rather than at the top here.
+_KIND_MODULES = ("clbench.scenarios.torchvision_kinds", "clbench.scenarios.imagenet_kinds")
+_kind_modules_loaded = False
+
+
+def _registered() -> dict[str, DatasetKind]:
+    """Every registered kind, the built-in kind modules imported first."""
+    global _kind_modules_loaded
+    if not _kind_modules_loaded:
+        import importlib
+
+        _kind_modules_loaded = True
+        for module in _KIND_MODULES:
+            importlib.import_module(module)
+    return _KINDS
+
+
 def kinds() -> list[str]:
-    return sorted(_KINDS)
+    return sorted(_registered())
 
 
 def get_kind(name: str, where: str = "") -> DatasetKind:
     """The registered kind `name`; an unknown one is a ConfigError suggesting the closest."""
-    if name not in _KINDS:
+    if name not in _registered():
         message = unknown_name_message("dataset kind (loader)", str(name), _KINDS)
         raise ConfigError(f"{where}: {message}" if where else message,
                           hint=f"dataset kinds: {', '.join(kinds())} (`clbench list datasets` "
@@ -113,7 +137,7 @@ def prepare_flags() -> dict[str, list[tuple[str, Flag]]]:
     """Every flag a registered kind declares, by name, with the kinds that declare it: what
     the CLI's `data prepare` parser accepts (each kind then refuses the ones it does not take)."""
     out: dict[str, list[tuple[str, Flag]]] = {}
-    for name, kind in _KINDS.items():
+    for name, kind in _registered().items():
         for flag in kind.preparation.flags if kind.preparation else ():
             out.setdefault(flag.name, []).append((name, flag))
     return out
@@ -424,3 +448,4 @@ class ImagenetKind(DatasetKind):
         from clbench.scenarios.datasets import list_imagenet
 
         return list_imagenet(manifest, split, folder, index)
+

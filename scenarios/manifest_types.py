@@ -14,9 +14,20 @@ from clbench.metrics import DEFAULT_SEEDS
 
 BUILT_IN = "built-in"
 
-# the validation split of a scenario that does not declare one, per protocol
-DEFAULT_VALIDATION: dict[str, dict[str, Any]] = {"few-shot": {"per_class": 10},
-                                                 "offline": {"fraction": 0.1}}
+# the validation split of a scenario that does not declare one, per protocol (None: the
+# protocol has none; `clbench tune` then says so)
+DEFAULT_VALIDATION: dict[str, dict[str, Any] | None] = {"few-shot": {"per_class": 10},
+                                                        "offline": {"fraction": 0.1},
+                                                        "multi-dataset": None,
+                                                        "base-to-new": None}
+
+# protocols (`protocol:` in a scenario): the LoRSU paper's class-incremental sessions inside one
+# target and its offline variant; MTIL's sessions of whole datasets (ZSCL, ICCV 2023); CoOp's
+# base-to-new split of one dataset's classes (Zhou et al., IJCV 2022; the LLU paper's protocol)
+FEW_SHOT, OFFLINE, MULTI_DATASET, BASE_TO_NEW = "few-shot", "offline", "multi-dataset", "base-to-new"
+# the head a multi-dataset stream evaluates each dataset with (`head:`): its own classes only
+# (MTIL, task-incremental) or the union of every dataset's classes (X-TAIL, task-agnostic)
+TASK_HEAD, TASK_AGNOSTIC_HEAD = "task", "task-agnostic"
 
 
 @dataclass(frozen=True)
@@ -73,12 +84,20 @@ class ScenarioManifest:
     # how many seeds a result needs: the leaderboard marks and hides, by default, presets run
     # on fewer (the papers report means over 3 seeds)
     seeds: int = DEFAULT_SEEDS
+    # multi-dataset: the datasets in training order (one session each; `target` is the first)
+    datasets: tuple[str, ...] = ()
+    head: str = TASK_HEAD  # multi-dataset: TASK_HEAD or TASK_AGNOSTIC_HEAD
     hash: str = ""
     path: str = ""
     origin: str = BUILT_IN  # "built-in", the user manifest folder, or "file" (given by path)
     includes: tuple[str, ...] = ()  # files included, nearest first
     # the resolved declaration (includes applied), as read
     declaration: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+    @property
+    def is_multi_dataset(self) -> bool:
+        return self.protocol == MULTI_DATASET
 
 
 STRATEGY_PARAMS_KEY = "strategy"  # in a strategy_training entry: the strategy's own parameters

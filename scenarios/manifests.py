@@ -49,10 +49,16 @@ from clbench.errors import ConfigError, UserError
 from clbench.names import unknown_name_message
 from clbench.scenarios.loaders import get_kind
 from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
+    BASE_TO_NEW,
     BUILT_IN,
     DEFAULT_SEEDS,
     DEFAULT_VALIDATION,
     STRATEGY_PARAMS_KEY,
+    FEW_SHOT,
+    MULTI_DATASET,
+    OFFLINE,
+    TASK_AGNOSTIC_HEAD,
+    TASK_HEAD,
     DatasetManifest,
     ScenarioManifest,
     strategy_params_for,
@@ -60,7 +66,7 @@ from clbench.scenarios.manifest_types import (  # noqa: F401 - re-exported
 )
 from clbench.yaml_files import deep_merge, load_yaml_file
 
-PROTOCOLS = ("few-shot", "offline")
+PROTOCOLS = (FEW_SHOT, OFFLINE, MULTI_DATASET, BASE_TO_NEW)
 MANIFESTS_ENV = "CLBENCH_MANIFESTS"
 DATASETS, SCENARIOS = "datasets", "scenarios"  # the subfolders, one per sort of declaration
 
@@ -315,17 +321,22 @@ def load_dataset_manifest(name: str) -> DatasetManifest:
 
 
 _SCENARIO_KEYS = {"name", "description", "target", "protocol", "shots", "sessions", "eval_sets",
-                  "training", "strategy_training", "validation", "replay", "seeds"}
+                  "training", "strategy_training", "validation", "replay", "seeds", "datasets",
+                  "head"}
 
 
 def _validation(data: dict, protocol: str, path: Path) -> dict[str, Any] | None:
     """The `validation:` key: {per_class: V} (few-shot), {fraction: F} (offline), or false /
     none for a scenario without a validation split; absent: `DEFAULT_VALIDATION`."""
+    default = DEFAULT_VALIDATION[protocol]
     if "validation" not in data:
-        return dict(DEFAULT_VALIDATION[protocol])
+        return None if default is None else dict(default)
     value = data["validation"]
     if value is False or value is None or (isinstance(value, str) and value.lower() == "none"):
         return None
+    if default is None:
+        raise DeclarationError(f"{path}: validation: a {protocol} scenario has no validation "
+                               "split yet (leave the key out, or set it to false)")
     few_shot = protocol == "few-shot"
     expected = ("{per_class: V} with an integer V >= 1 (images per class held out of the "
                 "training images, never drawn as shots), or false" if few_shot else
@@ -362,6 +373,56 @@ def _replay(data: dict, target: str, path: Path) -> tuple[str, ...]:
     return names
 
 
+def _stream_datasets(data: dict, path: Path) -> tuple[str, ...]:
+    """A multi-dataset scenario's `datasets:` (training order): two or more distinct declared
+    datasets; an unknown name is refused with the closest declared ones."""
+    names = _texts(data, "datasets", path)
+    if len(names) < 2:
+        raise _fail(path, "datasets", "a list of two or more dataset names (the training order, "
+                    "one session each)", data.get("datasets"))
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DeclarationError(f"{path}: datasets names {', '.join(repeated)} twice (each "
+                               "dataset is one session)")
+    catalog = _catalog(DATASETS)
+    for name in names:
+        if name not in catalog:
+            raise DeclarationError(f"{path}: datasets: " + unknown_name_message(
+                "dataset", name, catalog), hint="`clbench list datasets` shows them all")
+    return names
+
+
+def _protocol_keys(data: dict, protocol: str, path: Path) -> tuple[str, tuple[str, ...], str]:
+    """(target, datasets, head) by protocol: a multi-dataset stream names its datasets (the
+    first is its `target`, for what reads one) and the head it evaluates them with; the others
+    name their target and take neither key."""
+    if protocol == MULTI_DATASET:
+        if "target" in data:
+            raise DeclarationError(f"{path}: a multi-dataset scenario has no 'target': every "
+                                   "dataset of 'datasets' is trained in turn and evaluated after "
+                                   "every session")
+        if "sessions" in data:
+            raise DeclarationError(f"{path}: a multi-dataset scenario has no 'sessions': each "
+                                   "dataset of 'datasets' is one session")
+        datasets = _stream_datasets(data, path)
+        head = _text(data, "head", path, TASK_HEAD)
+        if head not in (TASK_HEAD, TASK_AGNOSTIC_HEAD):
+            raise _fail(path, "head", f"'{TASK_HEAD}' (each dataset among its own classes, MTIL) "
+                        f"or '{TASK_AGNOSTIC_HEAD}' (among every dataset's classes, X-TAIL)",
+                        data["head"])
+        return datasets[0], datasets, head
+    for key in ("datasets", "head"):
+        if key in data:
+            raise DeclarationError(f"{path}: '{key}' belongs to a multi-dataset scenario "
+                                   f"(`protocol: {MULTI_DATASET}`), not a {protocol} one")
+    if protocol == BASE_TO_NEW and "sessions" in data:
+        raise DeclarationError(f"{path}: a base-to-new scenario has no 'sessions': it trains one "
+                               "session on the base half of the target's classes")
+    if "target" not in data:
+        raise DeclarationError(f"{path}: missing 'target' (the dataset the stream is made of)")
+    return _text(data, "target", path), (), TASK_HEAD
+
+
 def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     candidate = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")):
@@ -381,9 +442,7 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     protocol = data.get("protocol", "few-shot")
     if protocol not in PROTOCOLS:
         raise DeclarationError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}")
-    if "target" not in data:
-        raise DeclarationError(f"{path}: missing 'target' (the dataset the stream is made of)")
-    target = _text(data, "target", path)
+    target, datasets, head = _protocol_keys(data, protocol, path)
     sessions = data.get("sessions", {}) or {}
     if not isinstance(sessions, dict):
         raise DeclarationError(f"{path}: 'sessions' must be a mapping with 'sizes' and 'order'")
@@ -399,8 +458,9 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
     if session_by == "group" and not isinstance(order, list):
         raise DeclarationError(f"{path}: sessions.by: group needs sessions.order to list the groups")
     shots = data.get("shots")
-    if protocol == "few-shot" and shots is None:
-        raise DeclarationError(f"{path}: a few-shot scenario needs 'shots' (a positive integer)")
+    if protocol in (FEW_SHOT, BASE_TO_NEW) and shots is None:
+        raise DeclarationError(f"{path}: a {protocol} scenario needs 'shots' (a positive "
+                               "integer)")
     if shots is not None and (not _is_int(shots) or shots < 1):
         raise _fail(path, "shots", "a positive integer", shots)
     sizes = sessions.get("sizes", []) or []
@@ -431,5 +491,5 @@ def load_scenario_manifest(name_or_path: str) -> ScenarioManifest:
         strategy_training={str(k): dict(v) for k, v in per_strategy.items()},
         description=_text(data, "description", path),
         validation=_validation(data, protocol, path), replay=_replay(data, target, path),
-        seeds=seeds, hash=resolved.hash, path=str(path),
+        seeds=seeds, datasets=datasets, head=head, hash=resolved.hash, path=str(path),
         origin=origin, includes=resolved.includes, declaration=data)

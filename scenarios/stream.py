@@ -16,6 +16,20 @@ Offline: a fraction F of each class held out of the one training session. The co
 validation data is their dataset's own `val` split. `load_scenario(..., evaluate_on=
 "validation")` swaps the eval sets for these: the test splits are then not even loaded.
 
+Multi-dataset streams (MTIL, Zheng et al., ICCV 2023; `protocol: multi-dataset`): each session
+is a whole dataset of the scenario's `datasets:` (all its training images, or K shots per class
+with `shots:`), trained with that dataset's own head (class names and templates); every
+dataset's test set is an eval set, evaluated after every session and before any (the zero-shot
+row), trained or not, so the evaluator fills the whole matrix A[i][j]. With `head:
+task-agnostic` (X-TAIL, Xu et al. 2024) each test set is classified among the classes of every
+dataset of the stream at once, with no hint of which dataset an image comes from.
+
+Base-to-new (CoOp, Zhou et al. IJCV 2022; `protocol: base-to-new`): the target's classes are
+split as CoOp splits them (base = the first ceil(C/2) labels, new = the rest); one session
+trains K shots per base class; the target's test set is evaluated as two eval sets,
+`<target>:base` (base images among the base classes) and `<target>:new` (new images among the
+new classes), the first being the target and the second a control.
+
 Replay (the `joint-replay` reference): a scenario's `replay:` key names datasets whose `train`
 split is clean pretraining-world data, disjoint from every evaluated split. It is loaded only for
 a strategy that asks for it (`load_scenario(..., replay_for=NAME)`; other runs never render or
@@ -25,6 +39,7 @@ read it), and `Scenario.replay_data` gives it as one dataset in the joint class 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +50,9 @@ from torch.utils.data import Dataset
 from clbench.errors import ConfigError, UserError
 from clbench.scenarios.datasets import ImageSplitDataset, SplitData, load_split
 from clbench.scenarios.manifests import (
+    BASE_TO_NEW,
+    MULTI_DATASET,
+    TASK_AGNOSTIC_HEAD,
     ScenarioManifest,
     load_dataset_manifest,
     load_scenario_manifest,
@@ -46,8 +64,12 @@ class Session:
     index: int  # 1-based
     class_ids: list[int]
     class_names: list[str]
-    sample_indices: list[int]  # into the target train split
+    sample_indices: list[int]  # into the session's train split
     sample_ids: list[str]
+    # multi-dataset: the session's own train split and the head it trains with (its dataset's
+    # name); None: the scenario's `train` and its target's head
+    train: SplitData | None = field(default=None, repr=False)
+    head: str | None = None
 
 
 @dataclass
@@ -55,6 +77,9 @@ class EvalSet:
     name: str
     data: SplitData
     is_target: bool
+    # task-agnostic (X-TAIL): the heads whose classes, in this order, the set is classified
+    # among (its own among them); empty: its own head only
+    label_space: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,15 +137,16 @@ class Scenario:
         dataset's file index (`manifest.json`; stored as `prepared_manifest_sha256`), the subset
         rule of a subset eval set, the files skipped."""
         record: dict[str, dict[str, Any]] = {}
-        for split in [self.train, *(e.data for e in self.eval_sets), *self.replay]:
+        trains = [s.train for s in self.sessions if s.train is not None] or [self.train]
+        for split in [*trains, *(e.data for e in self.eval_sets), *self.replay]:
             entry = record.setdefault(split.dataset, {"prepared_manifest_sha256": None,
                                                       "skipped_files": []})
             entry["prepared_manifest_sha256"] = split.prepared_sha256
             entry["skipped_files"] = sorted({*entry["skipped_files"], *split.skipped})
         for eval_set in self.eval_sets:
-            subset = load_dataset_manifest(eval_set.name).subset
+            subset = load_dataset_manifest(eval_set.data.dataset).subset
             if subset:
-                record[eval_set.name]["subset"] = dict(subset)
+                record[eval_set.data.dataset]["subset"] = dict(subset)
         return record
 
     @property
@@ -131,19 +157,31 @@ class Scenario:
     def target(self) -> EvalSet:
         return self.eval_sets[0]
 
+    @property
+    def datasets(self) -> list[str]:
+        """A multi-dataset stream's datasets in training order ([] for other protocols)."""
+        return list(self.manifest.datasets)
+
+    def session_test(self, session: Session) -> SplitData:
+        """The test split a session's classes are evaluated on: its dataset's (multi-dataset)
+        or the target's."""
+        if session.head is None:
+            return self.target.data
+        return next(e.data for e in self.eval_sets if e.name == session.head)
+
     def to_avalanche(self, transform: Callable[[Any], torch.Tensor]):
         """Avalanche benchmark: one train experience per session and, aligned with it, the
-        target test samples of that session's classes (what Avalanche's forgetting and BWT
-        metrics read)."""
+        test samples of that session's classes (what Avalanche's forgetting and BWT metrics
+        read)."""
         from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
         from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
         from avalanche.benchmarks.utils.utils import as_classification_dataset
 
-        test = self.target.data
         train_sets, test_sets = [], []
         for session in self.sessions:
-            train_sets.append(as_classification_dataset(
-                ImageSplitDataset(self.train, transform, session.sample_indices)))
+            train_sets.append(as_classification_dataset(ImageSplitDataset(
+                session.train or self.train, transform, session.sample_indices)))
+            test = self.session_test(session)
             wanted = set(session.class_ids)
             test_idx = [i for i, y in enumerate(test.targets.tolist()) if y in wanted]
             test_sets.append(as_classification_dataset(
@@ -328,6 +366,18 @@ def split_view(data: SplitData, indices: list[int], split: str) -> SplitData:
                      prepared_sha256=data.prepared_sha256, skipped=list(data.skipped))
 
 
+def class_view(data: SplitData, class_ids: list[int], split: str) -> SplitData:
+    """The samples of `class_ids` as a split of their own whose labels index `class_ids` (the
+    class names are those classes', in that order): CoOp's base and new halves."""
+    position = {c: k for k, c in enumerate(class_ids)}
+    indices = [i for i, y in enumerate(data.targets.tolist()) if y in position]
+    view = split_view(data, indices, split)
+    view.class_names = [data.class_names[c] for c in class_ids]
+    view.targets = torch.tensor([position[int(y)] for y in view.targets.tolist()],
+                                dtype=torch.long)
+    return view
+
+
 def no_validation_error(manifest: ScenarioManifest) -> UserError:
     return UserError(f"scenario '{manifest.name}' has no validation split (validation: false "
                      f"in {manifest.path})",
@@ -359,6 +409,102 @@ def _load_replay(manifest: ScenarioManifest, strategy: str, data_root: str | Non
     return splits, hashes
 
 
+def _stream_split(dataset, split: str, scenario: ScenarioManifest):
+    """`split` of a multi-dataset stream's dataset, or a UserError naming what it has."""
+    if split not in dataset.splits:
+        raise UserError(f"{scenario.path}: dataset '{dataset.name}' has no '{split}' split (it "
+                        f"has: {', '.join(dataset.splits)}); every dataset of a multi-dataset "
+                        "stream is trained on its train split and evaluated on its test split",
+                        hint=f"declare both in {dataset.path}, or leave it out of `datasets:`")
+
+
+def _load_controls(manifest: ScenarioManifest, controls: list[str] | None, data_root,
+                   skip_corrupt: bool) -> tuple[list[EvalSet], dict[str, str]]:
+    """The scenario's control eval sets (their test split, else their last), and hashes."""
+    eval_sets, hashes = [], {}
+    for control in list(manifest.eval_sets if controls is None else controls):
+        control_manifest = load_dataset_manifest(control)
+        split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
+        eval_sets.append(EvalSet(control, load_split(control_manifest, split, data_root,
+                                                     skip_corrupt), False))
+        hashes[control] = control_manifest.hash
+    return eval_sets, hashes
+
+
+def _refuse_replay(manifest: ScenarioManifest, replay_for: str | None) -> None:
+    if replay_for:
+        raise UserError(f"strategy '{replay_for}' replays clean pretraining-world data into one "
+                        f"target's class space, which a {manifest.protocol} scenario "
+                        f"('{manifest.name}') does not have",
+                        hint="run it on a class-incremental scenario (e.g. proxy-20shot)")
+
+
+def _load_multi_dataset(manifest: ScenarioManifest, seed: int, data_root: str | None,
+                        skip_corrupt: bool, controls: list[str] | None) -> Scenario:
+    """MTIL: one session per dataset of `datasets:` (its whole train split, or `shots` per
+    class drawn with the run seed), every dataset's test set an eval set (classified among
+    every dataset's classes with `head: task-agnostic`), then the controls."""
+    generator = torch.Generator().manual_seed(seed)
+    task_agnostic = manifest.head == TASK_AGNOSTIC_HEAD
+    sessions, eval_sets, hashes = [], [], {}
+    for number, name in enumerate(manifest.datasets, start=1):
+        dataset = load_dataset_manifest(name)
+        for split in ("train", "test"):
+            _stream_split(dataset, split, manifest)
+        train = load_split(dataset, "train", data_root, skip_corrupt)
+        test = load_split(dataset, "test", data_root, skip_corrupt)
+        if train.class_names != test.class_names:
+            raise ConfigError(f"dataset '{name}': train and test class lists differ")
+        class_ids = list(range(len(train.class_names)))
+        indices = (draw_shots(train, class_ids, manifest.shots, generator) if manifest.shots
+                   else list(range(len(train))))
+        if not indices:
+            raise UserError(f"{manifest.path}: dataset '{name}' (session {number}) has no "
+                            "training image", hint=f"`clbench data check {name}` lists its files")
+        sessions.append(Session(number, class_ids, list(train.class_names), indices,
+                                [train.sample_ids[i] for i in indices], train=train, head=name))
+        eval_sets.append(EvalSet(name, test, False,
+                                 tuple(manifest.datasets) if task_agnostic else ()))
+        hashes[name] = dataset.hash
+    control_sets, control_hashes = _load_controls(manifest, controls, data_root, skip_corrupt)
+    return Scenario(manifest, sessions[0].train, sessions, eval_sets + control_sets,
+                    {**hashes, **control_hashes})
+
+
+BASE, NEW = "base", "new"  # the eval sets <target>:base and <target>:new of base-to-new
+
+
+def base_classes(class_count: int) -> int:
+    """How many of a dataset's classes are base classes: CoOp's first ceil(C/2) labels."""
+    return math.ceil(class_count / 2)
+
+
+def _load_base_to_new(manifest: ScenarioManifest, seed: int, data_root: str | None,
+                      skip_corrupt: bool, controls: list[str] | None) -> Scenario:
+    """CoOp's base-to-new: one session of K shots per base class; the target's test set as
+    `<target>:base` (the target, among the base classes) and `<target>:new` (a control, among
+    the new classes), then the controls (cross-dataset transfer)."""
+    target = load_dataset_manifest(manifest.target)
+    train = load_split(target, "train", data_root, skip_corrupt)
+    test = load_split(target, "test", data_root, skip_corrupt)
+    if train.class_names != test.class_names:
+        raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")
+    count = len(train.class_names)
+    if count < 2:
+        raise UserError(f"{manifest.path}: dataset '{manifest.target}' has {count} class; "
+                        "base-to-new needs two or more")
+    base = list(range(base_classes(count)))
+    new = list(range(len(base), count))
+    indices = draw_shots(train, base, manifest.shots or 0, torch.Generator().manual_seed(seed))
+    session = Session(1, base, [train.class_names[c] for c in base], indices,
+                      [train.sample_ids[i] for i in indices])
+    halves = [EvalSet(f"{manifest.target}:{BASE}", class_view(test, base, "test"), True),
+              EvalSet(f"{manifest.target}:{NEW}", class_view(test, new, "test"), False)]
+    control_sets, hashes = _load_controls(manifest, controls, data_root, skip_corrupt)
+    return Scenario(manifest, train, [session], halves + control_sets,
+                    {manifest.target: target.hash, **hashes})
+
+
 def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
                   skip_corrupt: bool = False, controls: list[str] | None = None,
                   evaluate_on: str = "test", replay_for: str | None = None) -> Scenario:
@@ -376,6 +522,10 @@ def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
     manifest = load_scenario_manifest(name_or_path)
     if tuning and not manifest.validation:
         raise no_validation_error(manifest)
+    if manifest.protocol in (MULTI_DATASET, BASE_TO_NEW):
+        _refuse_replay(manifest, replay_for)
+        load = _load_multi_dataset if manifest.is_multi_dataset else _load_base_to_new
+        return load(manifest, seed, data_root, skip_corrupt, controls)
     if replay_for and not manifest.replay:
         _load_replay(manifest, replay_for, data_root, skip_corrupt)  # raises: nothing to replay
     target_manifest = load_dataset_manifest(manifest.target)

@@ -252,7 +252,7 @@ def test_bad_user_scenario_is_a_one_line_error_naming_file_and_key(tmp_path, cap
 
 @pytest.mark.parametrize("text, message", [
     ("loader: foldr\nsplits: [test]\n",
-     "loader: unknown dataset kind (loader) 'foldr' (did you mean: folder?)"),
+     "loader: unknown dataset kind (loader) 'foldr' (did you mean: folder"),
     ("loader: folder\nsplits: [test]\nexpected: {test: many}\n",
      "expected.test must be a non-negative integer, got 'many'"),
     ("loader: folder\nsplits: [test]\nclass_names: [cat, 3]\n",

@@ -30,6 +30,7 @@ from clbench.metrics import (
     SUMMARY,
     Metric,
     shown_in,
+    stored_value,
     summarize,
     summary_keys,
     undeclared,
@@ -131,9 +132,16 @@ def test_the_run_report_shows_only_declared_metrics():
     text = format_summary("0123456789abcdef", summary, 12.0)
     names = report_names(text)
     assert undeclared(names, ["c1", "c2"]) == []
-    # every metric declared for the report is there, in declaration order
-    expected = [m.label_for(c) for m, c in shown_in(REPORT, ["c1", "c2"])]
+    # every metric declared for the report that the run has is there, in declaration order; the
+    # other protocols' metrics (None for a class-incremental run) are left out
+    expected = [m.label_for(c) for m, c in shown_in(REPORT, ["c1", "c2"])
+                if stored_value(m, summary, c) is not None]
     assert names == expected
+    other_protocols = {"mtil_transfer", "mtil_avg", "mtil_last", "mtil_zero_shot",
+                       "mtil_zero_shot_transfer", "base_accuracy", "new_accuracy",
+                       "harmonic_mean"}
+    assert {m.name for m, c in shown_in(REPORT, ["c1", "c2"])
+            if m.label_for(c) not in names} == other_protocols
     assert "  balanced score (target Δ + mean control Δ):" in text and "+60.0 points" in text
     # a line someone writes into the report by hand is caught
     assert undeclared(report_names(text + "\n  sneaky score: 3%"), ["c1", "c2"]) == [

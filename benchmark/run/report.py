@@ -78,6 +78,22 @@ def matrix_table(run: dict, target: str) -> str:
     return table([f"{target} %", *[f"S{j}" for j in range(1, sessions + 1)]], rows)
 
 
+def mtil_table(summary: dict) -> str:
+    """A multi-dataset run's Transfer / Avg / Last per dataset and their means, beside the
+    zero-shot row, as ZSCL's Table 1 lays them out (fractions shown as %)."""
+    datasets = summary["datasets"]
+    zero = (summary.get("matrix") or {}).get("rows", [[None] * len(datasets)])[0]
+    columns = [summary.get(f"mtil_{k}_by_dataset") or [None] * len(datasets)
+               for k in ("transfer", "avg", "last")]
+    rows = [[name, pct(zero[j]), *[pct(c[j]) for c in columns]]
+            for j, name in enumerate(datasets)]
+    rows.append(["mean", pct(summary.get("mtil_zero_shot")),
+                 *[pct(summary.get(f"mtil_{k}")) for k in ("transfer", "avg", "last")]])
+    rows.append(["zero-shot row", "", pct(summary.get("mtil_zero_shot_transfer")),
+                 pct(summary.get("mtil_zero_shot")), pct(summary.get("mtil_zero_shot"))])
+    return table(["dataset", "zero-shot %", "Transfer %", "Avg %", "Last %"], rows)
+
+
 def metric_lines(summary: dict) -> list[str]:
     """The declared metrics the run report shows (`REPORT`), one aligned "label: value" line
     each in declaration order; a metric the run did not record is left out."""
@@ -94,12 +110,16 @@ def metric_lines(summary: dict) -> list[str]:
 
 def format_summary(run_id: str, summary: dict, total_time_s: float) -> str:
     sessions = summary.get("sessions")
+    what = (f"datasets {' -> '.join(summary['datasets'])}" if summary.get("datasets")
+            else f"target {summary.get('target')}")
     lines = [f"\nrun {run_id} completed in {total_time_s:.0f}s",
-             f"  target {summary.get('target')}" + (f", {sessions} sessions" if sessions else "")]
+             f"  {what}" + (f", {sessions} sessions" if sessions else "")]
     if summary.get("purpose") == TUNING:
         lines.append("  tuning run: evaluated on validation data (the target's validation "
                      "split, the controls' val splits), not on test data")
     lines += metric_lines(summary)
+    if summary.get("datasets"):
+        lines += ["", *("  " + line for line in mtil_table(summary).split("\n")), ""]
     cost = summary.get("checkpoint_cost")
     if cost:
         lines.append(f"  session checkpoints: {cost['seconds']:.2f}s for {cost['sessions']}, "

@@ -154,6 +154,21 @@ def _checked(config: RunConfig, *, data_root: str | None, skip_corrupt: bool,
     return plugin, training, device, loaded, extras
 
 
+def summarize_scenario(evaluations: list[dict], scenario) -> dict:
+    """A run's summary from its evaluation rows, with the roles its scenario gives the eval
+    sets: a multi-dataset stream's datasets (each the target of its session), or a target and
+    its controls."""
+    from clbench.metrics import summarize
+
+    datasets = scenario.datasets
+    if datasets:
+        controls = [e.name for e in scenario.eval_sets if e.name not in datasets]
+        return summarize(evaluations, None, controls, len(scenario.sessions), datasets=datasets,
+                         protocol=scenario.manifest.protocol)
+    return summarize(evaluations, scenario.target.name, [e.name for e in scenario.eval_sets[1:]],
+                     len(scenario.sessions), protocol=scenario.manifest.protocol)
+
+
 def zero_shot_cache(bundle, *, device: torch.device, autocast_dtype: torch.dtype | None,
                     batch_size: int, strategy: str):
     """The cache for a run of the model `bundle` (None-keyed when its weights are not named)."""
@@ -361,7 +376,6 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
     from avalanche.training.plugins import EvaluationPlugin
 
     from clbench.caches import cache_base
-    from clbench.metrics import summarize
     from clbench.training.evaluation import SessionEvaluation, SubsetAccuracy
     from clbench.training.image_cache import ImageCache
     from clbench.training.loggers import ConsoleLogger, ProgressBar, StoreLogger
@@ -418,6 +432,9 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
         with beating:
             for experience in list(benchmark.train_stream)[done:]:
                 session_start = time.perf_counter()
+                # the head the session trains with: its dataset's in a multi-dataset stream
+                session = scenario.sessions[experience.current_experience]
+                classifier.active_head = session.head or scenario.target.name
                 trainer.train(experience, eval_streams=[], **loader_options(config.training,
                                                                              device))
                 max_trainable = max(max_trainable, trainer.session_record["trainable_params"])
@@ -429,8 +446,7 @@ def train(prepared: Prepared, store, run_id: str, *, progress: bool = True, quie
                         "sample_ids": [s.sample_ids for s in scenario.sessions],
                         "code": saving.code(config.strategy)})
         store.set_params(run_id, trainable_params=max_trainable, total_params=total_params)
-        summary = summarize([r.as_row() for r in evaluation.results], scenario.target.name,
-                            [e.name for e in scenario.eval_sets[1:]], len(scenario.sessions))
+        summary = summarize_scenario([r.as_row() for r in evaluation.results], scenario)
         summary["trainable_percent"] = 100.0 * max_trainable / max(1, total_params)
         summary["evaluated_on"] = prepared.evaluate_on
         summary["seeds_required"] = scenario.manifest.seeds  # what the leaderboard asks of a row

@@ -2,7 +2,11 @@
 
 After each session (and once before any training: `after_session` 0, the zero-shot model) every
 eval set is classified with its own zero-shot head: top-1 accuracy over all its classes, and, on
-the target, the accuracy on the classes of each session so far (row i of the accuracy matrix).
+the target, the accuracy on the classes of each session (row i of the accuracy matrix). An eval
+set of a task-agnostic multi-dataset stream (X-TAIL) is classified among the classes of every
+head of its `label_space` at once: its predictions and labels are indices into that joint space
+(its own labels shifted past the classes of the heads before it), so a prediction of another
+dataset's class is wrong.
 Each image is encoded once per evaluation; every subset is read from the same predictions.
 
 Nothing that cannot have changed is computed again:
@@ -57,12 +61,31 @@ class SubsetAccuracy:
                 "predicted": list(self.predicted), "labels": list(self.labels or ())}
 
 
+def head_logits(model, image_features: torch.Tensor, head: str | tuple[str, ...]) -> torch.Tensor:
+    """Logits of image features (before any image adapter) under one head, or under several
+    side by side (a task-agnostic label space: every head's classes, in order)."""
+    adapted = model.adapt_image(image_features)
+    if isinstance(head, str):
+        return model.logits(adapted, head)
+    return torch.cat([model.logits(adapted, name) for name in head], dim=1)
+
+
+def joint_labels(labels: torch.Tensor, space: tuple[str, ...], own: str, model) -> torch.Tensor:
+    """An eval set's labels as indices into the joint label space of the heads `space` (every
+    head's classes in order): shifted past the classes of the heads before its own."""
+    offset = 0
+    for name in space[:space.index(own)]:
+        offset += len(model.heads[name].class_names)
+    return labels + offset
+
+
 @torch.no_grad()
-def predict(model, dataset, head: str, batch_size: int, device: torch.device,
+def predict(model, dataset, head: str | tuple[str, ...], batch_size: int, device: torch.device,
             autocast_dtype: torch.dtype | None = None,
             features: list[torch.Tensor] | None = None,
             loader_options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true labels of a whole dataset under one head; the image features of the
+    """Predicted and true labels of a whole dataset under `head` (a name, or several heads side
+    by side: `head_logits`); the image features of the
     whole dataset (before any image adapter, on the CPU) are appended to `features` when it is
     given. `loader_options`: the DataLoader's workers and pinned memory (none by default).
     Predictions and features stay on the device until the end: reading them back per batch
@@ -76,7 +99,7 @@ def predict(model, dataset, head: str, batch_size: int, device: torch.device,
         for x, y in loader:
             with _autocast(device, autocast_dtype):
                 raw = model.image_features(x.to(device, non_blocking=True))
-                logits = model.logits(model.adapt_image(raw), head)
+                logits = head_logits(model, raw, head)
             preds.append(logits.argmax(dim=1))
             labels.append(torch.as_tensor(y))
             if features is not None:
@@ -89,7 +112,8 @@ def predict(model, dataset, head: str, batch_size: int, device: torch.device,
 
 
 @torch.no_grad()
-def predict_from_features(model, features: torch.Tensor, head: str, batch_size: int,
+def predict_from_features(model, features: torch.Tensor, head: str | tuple[str, ...],
+                          batch_size: int,
                           device: torch.device, autocast_dtype: torch.dtype | None = None
                           ) -> torch.Tensor:
     """The predictions `predict` makes from image features it kept: the same batches through
@@ -101,7 +125,7 @@ def predict_from_features(model, features: torch.Tensor, head: str, batch_size: 
         for start in range(0, len(features), batch_size):
             with _autocast(device, autocast_dtype):
                 raw = features[start:start + batch_size].to(device)
-                logits = model.logits(model.adapt_image(raw), head)
+                logits = head_logits(model, raw, head)
             preds.append(logits.argmax(dim=1))
     finally:
         model.train(was_training)
@@ -181,7 +205,18 @@ class SessionEvaluation(PluginMetric):
 
     def _predict(self, model, eval_set, after_session: int,
                  visual: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted and true labels of an eval set: its own head's, or indices into its
+        task-agnostic label space (`joint_labels`)."""
+        preds, labels = self._predict_in_space(model, eval_set, after_session, visual)
+        space = getattr(eval_set, "label_space", ())
+        if space:
+            labels = joint_labels(labels, space, eval_set.name, model)
+        return preds, labels
+
+    def _predict_in_space(self, model, eval_set, after_session: int,
+                          visual: str) -> tuple[torch.Tensor, torch.Tensor]:
         name = eval_set.name
+        head = getattr(eval_set, "label_space", ()) or name
         key = self.zero_shot_keys[name] if after_session == 0 else None
         cached = self.zero_shot.load(key)
         if cached is not None:
@@ -194,11 +229,11 @@ class SessionEvaluation(PluginMetric):
         if kept is not None and kept[0] == visual:
             self.features_reused.setdefault(name, []).append(after_session)
             _draw_loader_seed()
-            return predict_from_features(model, kept[1], name, self.batch_size, self.device,
+            return predict_from_features(model, kept[1], head, self.batch_size, self.device,
                                          self.autocast_dtype), kept[2]
         features: list[torch.Tensor] = []
         dataset = self.dataset(eval_set)
-        preds, labels = predict(model, dataset, name, self.batch_size, self.device,
+        preds, labels = predict(model, dataset, head, self.batch_size, self.device,
                                 self.autocast_dtype, features, self.loader_options(dataset))
         computed = torch.cat(features) if features else None
         if computed is not None:

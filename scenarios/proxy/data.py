@@ -6,6 +6,9 @@ pretrained model is poor (TSI's home camera) and controls it was good on (DALL-E
 - ``proxy``: 20 known shape classes through one fixed, degrading camera (``world.CAMERA``);
   controls ``proxy-clean`` (the same classes rendered cleanly: the DALL-E analogue) and
   ``proxy-generic`` (40 other shape classes, clean: the ImageNet analogue).
+- ``proxy-night``: 20 of the generic shape classes through a night camera (``world.NIGHT``):
+  the fourth domain of the multi-dataset stream ``proxy-mtil``, beside ``proxy``, ``proxy-hand``
+  and ``proxy-glyphs``.
 - ``proxy-hand``: real handwritten digits (scikit-learn's ``load_digits``, ``handwriting.py``);
   controls ``proxy-printed`` (the ten digits printed in TrueType fonts: the DALL-E analogue) and
   ``proxy-glyphs`` (24 printed capital letters: the ImageNet analogue).
@@ -28,6 +31,7 @@ from clbench.scenarios.proxy.world import (
     CAMERA,
     CLEAN,
     GENERIC_CLASSES,
+    NIGHT,
     TARGET_CLASSES,
     TEMPLATES,
     Domain,
@@ -57,6 +61,9 @@ def _glyphs(classes, per_class, seed) -> SplitSpec:
     return SplitSpec("glyphs", tuple(classes), None, per_class, seed)
 
 
+# every other generic class: 20 shapes the target set does not use
+NIGHT_CLASSES: tuple[str, ...] = GENERIC_CLASSES[::2]
+
 _HAND = {s: SplitSpec("hand", DIGIT_CLASSES) for s in ("train", "val", "test")}
 
 # dataset -> split -> how to make it. Seeds are distinct across all rendered splits.
@@ -81,6 +88,11 @@ _SPLITS: dict[str, dict[str, SplitSpec]] = {
         "train": _shapes(GENERIC_CLASSES, CLEAN, 25, 3001),  # replayed by joint-replay only
         "val": _shapes(GENERIC_CLASSES, CLEAN, 15, 3003),
         "test": _shapes(GENERIC_CLASSES, CLEAN, 15, 3002),
+    },
+    "proxy-night": {
+        "train": _shapes(NIGHT_CLASSES, NIGHT, 60, 6001),
+        "val": _shapes(NIGHT_CLASSES, NIGHT, 10, 6003),
+        "test": _shapes(NIGHT_CLASSES, NIGHT, 20, 6002),
     },
     "proxy-hand": _HAND,
     "proxy-printed": {

@@ -137,6 +137,12 @@ CAMERA = Domain(
     "camera", shear=0.4, saturation=0.6, brightness=0.85, contrast=0.6, downsample=2, blur=0,
     carpet=1.0, occluder=True, noise=0.04,
 )
+# proxy-mtil's fourth domain: a dim, grainy, blurred night camera seen from the other side (the
+# shear leans the other way), with no carpet or table leg: a shift of its own, unlike CAMERA's
+NIGHT = Domain(
+    "night", shear=-0.3, saturation=0.35, brightness=0.55, contrast=0.5, downsample=2, blur=1,
+    noise=0.08,
+)
 
 
 def _polygon(x: torch.Tensor, y: torch.Tensor, n: int, r: float, phase: float) -> torch.Tensor:

@@ -142,7 +142,10 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
 
     Every metric declared with SUMMARY in its `shown` becomes a column (a control set's as
     `control:<name>:<part>`), backfilled for runs stored before it was declared; `group` is
-    strategy plus preset, the unit a leaderboard row stands for.
+    strategy plus preset, the unit a leaderboard row stands for. A metric with a list per
+    session (a multi-dataset stream's Transfer / Avg / Last per dataset) is a column of lists,
+    beside the run's `protocol` and, for a multi-dataset stream, its `datasets` and `matrix`
+    (the rows of A[i][j], row 0 = zero-shot), which the matrix page draws.
     """
     records = []
     metric_cols: dict[str, None] = {}
@@ -166,10 +169,14 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
         rec["n_sessions"] = summary.get("sessions")
         # what the run's scenario asked of a result (runs stored before it: the default)
         rec["seeds_required"] = summary.get("seeds_required") or DEFAULT_SEEDS
+        rec["protocol"] = summary.get("protocol")
+        matrix = summary.get("matrix") if isinstance(summary.get("matrix"), dict) else {}
+        rec["datasets"] = matrix.get("datasets") or summary.get("datasets")
+        rec["matrix"] = matrix.get("rows")
         for metric, control in shown_in(SUMMARY, summary.get("controls") or {}):
-            if metric.per != SESSION:  # a list per session fits no column
-                column = metric.column(control)
-                rec[column] = stored_value(metric, summary, control)
+            column = metric.column(control)
+            rec[column] = stored_value(metric, summary, control)
+            if metric.per != SESSION:  # a list per session fits no number column
                 metric_cols[column] = None
         records.append(rec)
     runs = pd.DataFrame.from_records(records)

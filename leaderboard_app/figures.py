@@ -233,6 +233,33 @@ def accuracy_heatmaps(matrices: dict[str, list[list[float | None]]], eval_set: s
     return fig
 
 
+def dataset_heatmap(datasets: list[str], matrix: list[list[float | None]], name: str,
+                    seeds: int | None = None) -> go.Figure:
+    """A multi-dataset stream's accuracy matrix (%), as ZSCL lays it out (Zheng et al., ICCV
+    2023): a row per step, the zero-shot row on top, a column per dataset in training order,
+    on a 0..100 % colour scale. Each dataset's cell right after its own step is outlined:
+    above it are the steps before it was trained (its Transfer), below it what was kept."""
+    z = [[None if v is None else float(v) for v in row] for row in matrix]
+    steps = ["zero-shot"] + [f"after {datasets[i - 1] if i <= len(datasets) else i}"
+                             for i in range(1, len(z))]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=datasets, y=steps, coloraxis="coloraxis", name=name,
+        text=[["" if v is None else f"{v:.1f}" for v in row] for row in z],
+        texttemplate="%{text}",
+        hovertemplate=f"{name}<br>%{{y}}, accuracy on %{{x}}: %{{z:.1f}}%<extra></extra>"))
+    for j in range(min(len(datasets), len(z) - 1)):  # the diagonal: dataset j after step j
+        fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=j + 0.5, y1=j + 1.5,
+                      line={"color": "#ffffff", "width": 2})
+    title = f"{name}: accuracy after each step (%)" + (
+        f", mean over {seeds} seed{'' if seeds == 1 else 's'}" if seeds else "")
+    fig.update_yaxes(autorange="reversed", title_text="evaluated")
+    fig.update_xaxes(title_text="dataset (training order)", side="top")
+    fig.update_layout(title=title, height=160 + 38 * len(z), template="plotly_white",
+                      coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 100,
+                                 "colorbar": {"title": {"text": "%"}, "ticksuffix": "%"}})
+    return fig
+
+
 def pareto_front(points: pd.DataFrame, x: str, y: str, x_metric: str, y_metric: str) -> pd.Series:
     """Whether each point is on the Pareto front: no other point is at least as good on both
     axes and better on one, "good" following each metric's declared direction (METRICS)."""

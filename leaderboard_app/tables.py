@@ -7,27 +7,35 @@ the seed count is shown, so a preset run on more seeds is not mistaken for a bet
 Presets run on fewer seeds than their scenario declares (`seeds:`, 3 by default) are left out
 unless asked for (`Filters.show_few_seeds`), on every page alike. Every metric column, its
 header, tooltip, direction, unit and CSV header come from its declaration in
-`clbench.metrics.METRICS`; no list of metrics is kept here.
+`clbench.metrics.METRICS`; no list of metrics is kept here, except which of them a protocol's
+board opens with (`PROTOCOL_COLUMNS`: a multi-dataset stream shows ZSCL's Transfer / Avg / Last).
+Published numbers (`clbench.published`) join a board as "reported" rows, marked and placed after
+the measured ones unless asked to be ranked with them.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
 
+from clbench.backbones import PROXY_ALIASES
 from clbench.metrics import (
     BOARD_DEFAULT,
     HEADLINE,
     LEADERBOARD,
     METRICS,
+    MULTI_DATASET,
     SUMMARY,
     Metric,
     ci95_halfwidth,
     shown_in,
     stored_value,
 )
+from clbench.published import Published
 
 ZERO_SHOT = "zero-shot (reference)"
 # Strategies whose runs are reference rows (the zero-shot strategy, the joint-replay upper
@@ -189,10 +197,58 @@ def metric_columns(controls: list[str]) -> list[Column]:
     return [Column(metric, control) for metric, control in shown_in(LEADERBOARD, controls)]
 
 
-def default_columns() -> tuple[str, ...]:
+def default_columns(protocol: str | None = None) -> tuple[str, ...]:
     """The columns shown before the column chooser is touched (declared BOARD_DEFAULT; rank,
-    strategy, preset and seeds are always shown)."""
-    return tuple(Column(metric, control).name for metric, control in shown_in(BOARD_DEFAULT))
+    strategy, preset and seeds are always shown), after those a protocol's board opens with
+    (`PROTOCOL_COLUMNS`)."""
+    declared = (Column(metric, control).name for metric, control in shown_in(BOARD_DEFAULT))
+    return tuple(dict.fromkeys([*PROTOCOL_COLUMNS.get(protocol, ()), *declared]))
+
+
+# What a protocol's board opens with and ranks by, where the field reports other numbers than
+# the balanced score: a multi-dataset stream (MTIL) is read as ZSCL's Table 1 (Zheng et al.,
+# ICCV 2023), by its Transfer, Avg and Last, and ranked by Avg.
+PROTOCOL_COLUMNS: dict[str, tuple[str, ...]] = {
+    MULTI_DATASET: ("mtil_transfer", "mtil_avg", "mtil_last")}
+PROTOCOL_RANK: dict[str, str] = {MULTI_DATASET: "mtil_avg"}
+
+
+def protocol_of(runs: pd.DataFrame) -> str | None:
+    """The protocol of these runs (one scenario's: summary["protocol"]); None for runs that do
+    not say (class-incremental runs stored before the protocol was)."""
+    if runs.empty or "protocol" not in runs:
+        return None
+    found = runs["protocol"].dropna()
+    return str(found.iloc[0]) if not found.empty else None
+
+
+def default_rank(protocol: str | None = None) -> str:
+    """What a board ranks by before "Rank by" is touched: the protocol's, else the balanced
+    score."""
+    return PROTOCOL_RANK.get(protocol, DEFAULT_RANK)
+
+
+def board_columns(population: pd.DataFrame, controls: list[str]) -> list[Column]:
+    """The metric columns a board of these runs offers (column chooser, "Rank by"): those that
+    some run holds, so a multi-dataset scenario, whose runs have no target or control change,
+    does not offer them, nor a class-incremental one MTIL's Transfer / Avg / Last. Columns the
+    leaderboard computes itself (the mean control change) are offered where there are
+    controls."""
+    cols = metric_columns(controls)
+    if population.empty:
+        return cols
+
+    def held(c: Column) -> bool:
+        if c.name == MEAN_CONTROL_CHANGE:
+            return bool(controls)
+        return c.name not in population or bool(population[c.name].notna().any())
+    return [c for c in cols if held(c)]
+
+
+def is_proxy(backbone: str | None) -> bool:
+    """Whether a backbone ("ARCH@TAG") is the embedded proxy CLIP, whose rankings are facts
+    about its own world, not predictions for real CLIPs."""
+    return bool(backbone) and str(backbone).split("@")[0] in PROXY_ALIASES
 
 
 def seed_stats(frame: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
@@ -266,11 +322,45 @@ def zero_shot_row(population: pd.DataFrame, controls: list[str]) -> dict:
 
 
 DEFAULT_RANK = "balanced"  # the one score for "improved the target without destroying the rest"
+REPORTED = "reported"  # a reported row's flag column, its seeds cell and its preset's prefix
+REPORTED_COLUMNS = ("reported", "reported_reference", "source")  # only when there are some
+
+
+def reported_for(published: Iterable[Published], scenario: str | None) -> list[Published]:
+    """The published entries of one scenario (whatever their backbone: the row names it)."""
+    return [p for p in published if scenario is not None and p.scenario == scenario]
+
+
+def reported_controls(entries: Iterable[Published]) -> list[str]:
+    """Control sets the entries report a number for (control:<set>:<part>), in order."""
+    return list(dict.fromkeys(name.split(":")[1] for p in entries for name in p.metrics
+                              if name.startswith("control:")))
+
+
+def reported_rows(entries: list[Published], cols: list[Column]) -> pd.DataFrame:
+    """One leaderboard row per published entry: its numbers as they were printed (in the
+    columns' units, no interval), "reported · <backbone>" as its preset, its paper, table and
+    source in `source`. A method reported twice for the scenario is told apart by its paper."""
+    twice = Counter(p.method for p in entries)
+    rows = []
+    for p in entries:
+        row = {"strategy": p.method, "group": f"{p.method} ({REPORTED}"
+               + (f", {p.cited})" if twice[p.method] > 1 else ")"),
+               "preset": f"{REPORTED} · {p.backbone}", "seeds": 0, "runs": 0,
+               "seeds_required": 0, "reported": True, "reported_reference": p.reference,
+               "source": f"{p.cited}; {p.source}"}
+        for c in cols:
+            row[c.name] = p.metrics.get(c.name, float("nan"))
+            row[c.name + " ±"] = float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
                 mean_of: list[str] | None = None,
-                references: frozenset[str] = REFERENCE_STRATEGIES) -> pd.DataFrame:
+                references: frozenset[str] = REFERENCE_STRATEGIES,
+                published: Iterable[Published] = (),
+                rank_published: bool = False) -> pd.DataFrame:
     """One row per strategy preset passing the filters, plus the zero-shot reference row.
 
     Sorted by `rank_by` in the direction METRICS declares for it (missing values last); the
@@ -282,9 +372,16 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
     bound) are placed by the same rule, shown as "<strategy> (reference)", and have no rank:
     the methods are numbered among themselves. The mean control change averages the controls
     in `mean_of` (default: all of them).
+
+    The `published` entries of the scenario join as reported rows (`reported_rows`, flagged
+    in `reported`): after the measured rows, in the ranking's order among themselves and
+    without a rank, unless `rank_published`, which places and numbers them with the methods
+    (a reported reference, the zero-shot model, is placed but never numbered).
     """
     population = context(runs, f)
+    reported = reported_for(published, f.scenario)
     controls = control_names(population) if not population.empty else []
+    controls += [c for c in reported_controls(reported) if c not in controls]
     cols = metric_columns(controls)
     parts = [pd.DataFrame([zero_shot_row(population, controls)])]
     # zero-shot runs are the reference row already (every run's session 0): no second row
@@ -302,19 +399,32 @@ def leaderboard(runs: pd.DataFrame, f: Filters, rank_by: str = DEFAULT_RANK,
             names[key] = by_group[key].first()
         stats = names.join(stats, how="right").rename_axis("group").reset_index()
         parts.append(stats)
+    if reported:
+        parts.append(reported_rows(reported, cols))
     table = pd.concat(parts, ignore_index=True)
     table[["seeds", "runs", "seeds_required"]] = table[["seeds", "runs", "seeds_required"]] \
         .astype(int)
-    for flag in ("third_party", "verified"):
+    # the reported flags only where there are reported rows: a board without them keeps its
+    # columns (every other column is a declared metric or a fact of the row)
+    flags = ("third_party", "verified", *(REPORTED_COLUMNS[:2] if reported else ()))
+    for flag in flags:
         table[flag] = table.get(flag, pd.Series(False, index=table.index)) \
             .fillna(False).astype(bool)
     table["few_seeds"] = table["seeds"] < table["seeds_required"]
     by = next((c for c in cols if c.name == rank_by), cols[0])
     table = table.sort_values(by.name, ascending=not by.higher_is_better, na_position="last",
-                              kind="stable").reset_index(drop=True)
-    reference = table["strategy"].isin(references) | (table["group"] == ZERO_SHOT)
+                              kind="stable")
+    is_reported = table["reported"] if reported else pd.Series(False, index=table.index)
+    if reported and not rank_published:  # measured rows first, then the reported ones
+        table = pd.concat([table[~is_reported], table[is_reported]])
+        is_reported = table["reported"]
+    table, is_reported = table.reset_index(drop=True), is_reported.reset_index(drop=True)
+    measured_reference = table["strategy"].isin(references) & ~is_reported
+    reference = measured_reference | (table["group"] == ZERO_SHOT)
+    if reported:
+        reference |= is_reported & (table["reported_reference"] | (not rank_published))
     table.insert(0, "rank", (~reference).cumsum().where(~reference).astype("Int64"))
-    renamed = reference & (table["group"] != ZERO_SHOT)  # its name says "reference" already
+    renamed = measured_reference & (table["group"] != ZERO_SHOT)  # "reference" said already
     table.loc[renamed, "strategy"] = table.loc[renamed, "strategy"] + REFERENCE_SUFFIX
     return table
 
@@ -324,6 +434,7 @@ THIRD_PARTY_MARK = " †"  # after a strategy a plugin package provides
 VERIFIED_MARK = " ✓"  # after a preset with a run reproduced elsewhere within tolerance
 SUBMITTER_KEYS = ("submitter_name", "submitter_paper", "submitter_code")
 REFERENCE_TINT = "background-color: rgba(128, 128, 128, 0.14)"
+REPORTED_TINT = "background-color: rgba(66, 133, 244, 0.16)"  # a reported row's own cells
 
 
 def _digits(c: Column) -> int:
@@ -367,10 +478,13 @@ def styled(table: pd.DataFrame, cols: list[Column], shown: list[str] | None = No
     still sorts by value): each metric cell reads "mean ± 95% CI" (no interval with one seed)
     with ★ on the best method per column, methods tinted from red (worst) to green (best) by
     the column's direction, reference rows grey, and the seed count of a preset short of its
-    scenario's seeds as "1 of 3 ⚠". Only the `shown` metric columns (default: all) get their
-    text, as formatting costs a third of a millisecond per call."""
+    scenario's seeds as "1 of 3 ⚠". A reported row reads "reported" in its seeds cell and is
+    blue (its numbers tinted as the methods' only when it is ranked with them). Only the
+    `shown` metric columns (default: all) get their text, as formatting costs a third of a
+    millisecond per call."""
     best = best_values(table, cols)
     methods = table["rank"].notna()
+    reported = table.get("reported", pd.Series(False, index=table.index))
     display = {c.name: [_cell_text(m, _interval(c, h), _digits(c), best.get(c.name) == m and r)
                         for m, h, r
                         in zip(table[c.name], table[c.name + " ±"], methods)]
@@ -382,20 +496,26 @@ def styled(table: pd.DataFrame, cols: list[Column], shown: list[str] | None = No
                            for s, m, third, ok in
                            zip(table["strategy"].replace({ZERO_SHOT: "zero-shot"}), methods,
                                table["third_party"], table["verified"])]
-    display["preset"] = [", ".join(filter(None, ["reference", p])) if not m else p for p, m in
-                         zip(table["preset"].fillna(""), methods)]
-    display["seeds"] = [f"{n} of {k} ⚠" if few else str(n) for n, k, few
-                        in zip(table["seeds"], table["seeds_required"], table["few_seeds"])]
+    reference_of = table.get("reported_reference", reported)
+    display["preset"] = [p + (", reference" if ref else "") if rep else
+                         ", ".join(filter(None, ["reference", p])) if not m else p
+                         for p, m, rep, ref in zip(table["preset"].fillna(""), methods, reported,
+                                                   reference_of)]
+    display["seeds"] = [REPORTED if rep else f"{n} of {k} ⚠" if few else str(n)
+                        for n, k, few, rep in zip(table["seeds"], table["seeds_required"],
+                                                  table["few_seeds"], reported)]
 
     def colour(column: pd.Series) -> list[str]:
         c = next((c for c in cols if c.name == column.name), None)
         if c is None:
-            return [REFERENCE_TINT if not m else "" for m in methods]
+            return [REPORTED_TINT if rep else REFERENCE_TINT if not m else ""
+                    for m, rep in zip(methods, reported)]
         values = column.where(methods)
         low, high = values.min(), values.max()
         spread = (values - low) / (high - low) if high > low else values * 0 + 0.5
         share = spread if c.higher_is_better else 1 - spread
-        return [_tint(v) if m else REFERENCE_TINT for v, m in zip(share, methods)]
+        return [_tint(v) if m else REPORTED_TINT if rep else REFERENCE_TINT
+                for v, m, rep in zip(share, methods, reported)]
 
     styler = table.style.apply(colour, axis=0)
     for name, texts in display.items():
@@ -594,3 +714,109 @@ def provenance(run: dict) -> dict:
         "hardware": run.get("hardware"),
         "host": run.get("hostname"),
     }
+
+
+# ------------------------------------------------------------------ multi-dataset streams
+# A multi-dataset stream (MTIL; Zheng et al., "Preventing Zero-Shot Transfer Degradation in
+# Continual Learning of Vision-Language Models", ICCV 2023) learns T datasets one after another
+# and evaluates every one after every step: its summary holds the matrix A[i][j] (row 0 =
+# zero-shot) and, per dataset, Transfer / Avg / Last (`<metric>_by_dataset`), whose definitions
+# are `clbench.metrics`'s. The functions below average them over seeds (per seed first) and lay
+# them out as ZSCL's Table 1.
+BY_DATASET = "_by_dataset"  # summary key of a Transfer / Avg / Last's list per dataset
+
+
+def multi_dataset_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of multi-dataset streams that stored their matrix."""
+    if runs.empty or "matrix" not in runs:
+        return runs.iloc[0:0]
+    keep = (runs["protocol"] == MULTI_DATASET) & runs["matrix"].map(bool)
+    return runs[keep]
+
+
+def mtil_matrix(runs: pd.DataFrame) -> tuple[list[str], list[list[float | None]]]:
+    """(datasets in training order, A[i][j] in %) over `runs` of one multi-dataset stream: rows
+    i = 0 (zero-shot) .. T, per seed the runs averaged first, then over seeds (a seed run twice
+    counts once); None where no run has the cell. Runs whose datasets differ from the first
+    run's (another order) are left out."""
+    runs = multi_dataset_runs(runs)
+    if runs.empty:
+        return [], []
+    datasets = list(runs["datasets"].iloc[0])
+    cells = [(seed, i, j, value) for seed, names, rows in
+             zip(runs["seed"], runs["datasets"], runs["matrix"]) if list(names) == datasets
+             for i, row in enumerate(rows) for j, value in enumerate(row) if value is not None]
+    if not cells:
+        return datasets, []
+    frame = pd.DataFrame(cells, columns=["seed", "i", "j", "accuracy"])
+    per_seed = frame.groupby(["i", "j", "seed"])["accuracy"].mean()
+    mean = (per_seed.groupby(["i", "j"]).mean() * 100).to_dict()
+    steps = int(frame["i"].max())
+    return datasets, [[mean.get((i, j)) for j in range(len(datasets))]
+                      for i in range(steps + 1)]
+
+
+def _seed_mean(values: pd.Series, seeds: pd.Series) -> float | None:
+    per_seed = pd.to_numeric(values, errors="coerce").groupby(seeds.to_numpy()).mean()
+    per_seed = per_seed.dropna()
+    return float(per_seed.mean()) if not per_seed.empty else None
+
+
+def mtil_scores(runs: pd.DataFrame, datasets: list[str]) -> dict[str, tuple[list, float | None]]:
+    """Per board metric of a multi-dataset stream (`PROTOCOL_COLUMNS`): (its value per dataset,
+    its mean over datasets), in %, mean over seeds of what the runs stored (per seed first)."""
+    runs = multi_dataset_runs(runs)
+    runs = runs[runs["datasets"].map(lambda names: list(names) == datasets)]
+    out: dict[str, tuple[list, float | None]] = {}
+    for name in PROTOCOL_COLUMNS[MULTI_DATASET]:
+        lists = runs[name + BY_DATASET] if name + BY_DATASET in runs else pd.Series(dtype=object)
+        per_dataset = []
+        for j in range(len(datasets)):
+            column = lists.map(lambda v, j=j: v[j] if isinstance(v, list) and j < len(v)
+                               else None)
+            value = _seed_mean(column, runs["seed"]) if not runs.empty else None
+            per_dataset.append(None if value is None else 100 * value)
+        mean = _seed_mean(runs[name], runs["seed"]) if name in runs and not runs.empty else None
+        out[name] = (per_dataset, None if mean is None else 100 * mean)
+    return out
+
+
+def zero_shot_scores(matrix: list[list[float | None]]) -> dict[str, tuple[list, float | None]]:
+    """The zero-shot model's Transfer / Avg / Last from a matrix's row 0: a model that never
+    trains has every row equal to it, so each reads A[0][j] (Transfer none for the first
+    dataset, whose mean is over datasets 2..T)."""
+    if not matrix:
+        return {}
+    row = list(matrix[0])
+
+    def mean(values: list) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) / len(known) if known else None
+    transfer, avg, last = PROTOCOL_COLUMNS[MULTI_DATASET]
+    return {transfer: ([None, *row[1:]], mean(row[1:])), avg: (row, mean(row)),
+            last: (row, mean(row))}
+
+
+def mtil_breakdown(datasets: list[str], rows: dict[str, dict[str, tuple[list, float | None]]],
+                   reported: Iterable[Published] = ()) -> pd.DataFrame:
+    """ZSCL's Table 1 for one stream: for each of Transfer, Avg and Last, a line per model
+    (`rows`: label -> `mtil_scores`/`zero_shot_scores`), its value on each dataset and its
+    mean (in %, one decimal); published entries of the scenario add a line with their mean
+    only, labelled "<method> (reported, <backbone>)"."""
+    reported = list(reported)
+    lines = []
+    for name in PROTOCOL_COLUMNS[MULTI_DATASET]:
+        metric = METRICS.get(name)
+        heading = metric.short_for() if metric is not None else name
+        for label, scores in rows.items():
+            per_dataset, mean = scores.get(name, ([None] * len(datasets), None))
+            lines.append({"metric": heading, "model": label,
+                          **dict(zip(datasets, per_dataset)), "mean": mean})
+        for p in reported:
+            if name in p.metrics:
+                lines.append({"metric": heading, "model": f"{p.method} ({REPORTED}, "
+                              f"{p.backbone})", "mean": p.metrics[name]})
+    out = pd.DataFrame(lines, columns=["metric", "model", *datasets, "mean"])
+    numbers = out.columns[2:]
+    out[numbers] = out[numbers].apply(pd.to_numeric, errors="coerce").round(1)
+    return out

@@ -23,11 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # placed here or `test_every_module_has_a_layer` fails. Listed in data-flow order; the contributor
 # guide (docs/contributing.md) shows this table as `layer_table()` renders it (checked).
 LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "core": ("helpers every layer may use: errors, names, hashes, files, options, metrics",
+    "core": ("helpers every layer may use: errors, names, hashes, files, options, metrics, "
+             "published numbers",
              ("clbench", "clbench.errors", "clbench.names", "clbench.hashing", "clbench.files",
               "clbench.options", "clbench.schedules", "clbench.yaml_files",
               "clbench.deferred_imports", "clbench.backbones", "clbench.metrics",
-              "clbench.caches")),
+              "clbench.caches", "clbench.published")),
     "config": ("what a run is: RunConfig, typed, validated, hashed (no torch)",
                ("clbench.config",)),
     "scenarios": ("streams, dataset kinds and loaders, preparation, the proxy world",

@@ -1,4 +1,5 @@
-"""`clbench app`: start the leaderboard (a Streamlit app) on a results database.
+"""`clbench app`: start the leaderboard (a Streamlit app) on a results database, with the
+published numbers of `--published FILE` as reported rows beside the built-in ones.
 
 Importing this module is cheap (no streamlit, pandas or torch), so that `clbench --help` stays
 quick; streamlit is looked for only when the command runs.
@@ -39,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     app.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     app.add_argument("--address", metavar="HOST", help="address to bind (default: Streamlit's, "
                      "all interfaces)")
+    app.add_argument("--published", metavar="FILE", action="append", default=[],
+                     help="also show this file's published numbers as reported rows "
+                     "(repeatable; checked before the server starts, as `clbench published "
+                     "check FILE` does; the built-in ones are always shown)")
     return app
 
 
@@ -53,7 +58,21 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     if args.address:
         command += ["--server.address", args.address]
-    return command + ["--", "--db", resolve_db_url(args.db)]
+    command += ["--", "--db", resolve_db_url(args.db)]
+    for path in published_files(args):
+        command += ["--published", str(path)]
+    return command
+
+
+def published_files(args: argparse.Namespace) -> list[Path]:
+    """The --published files, each checked now (a mistake is a UserError naming the file and
+    the entry, before any server starts) and passed on as an absolute path."""
+    from clbench.published import load_file
+
+    files = [Path(p).expanduser().resolve() for p in getattr(args, "published", None) or []]
+    for path in files:
+        load_file(path)
+    return files
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -61,8 +80,9 @@ def cmd_app(args: argparse.Namespace) -> int:
         raise UserError("the leaderboard app needs streamlit and plotly, which are not installed",
                         hint=APP_EXTRA_HINT)
     command = streamlit_command(args)
+    database = command[command.index("--db", command.index("--")) + 1]
     print(f"leaderboard on http://{args.address or 'localhost'}:{args.port} "
-          f"(database {command[-1]}, read-only); Ctrl-C stops it", file=sys.stderr)
+          f"(database {database}, read-only); Ctrl-C stops it", file=sys.stderr)
     return serve(command)
 
 

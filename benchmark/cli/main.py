@@ -20,6 +20,7 @@ from clbench.cli import app as cli_app
 from clbench.cli import bench as cli_bench
 from clbench.cli import data as cli_data
 from clbench.cli import db as cli_db
+from clbench.cli import published as cli_published
 from clbench.cli import results as cli_results
 from clbench.cli import sweep as cli_sweep
 from clbench.errors import UserError, report
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_db.add_parser(sub, _add_db)
     cli_sweep.add_parser(sub, _add_db)
     cli_bench.add_parser(sub)
+    cli_published.add_parser(sub)
     return parser
 
 
@@ -430,7 +432,8 @@ COMMANDS = {"run": cmd_run, "tune": cmd_tune, "runs": cmd_runs, "show": cmd_show
             "params": cmd_params, "proxy": cmd_proxy, "app": cli_app.cmd_app,
             "data": cli_data.cmd_data, "export": cli_results.cmd_export,
             "import": cli_results.cmd_import, "reproduce": cli_results.cmd_reproduce,
-            "db": cli_db.cmd_db, "sweep": cli_sweep.cmd_sweep, "bench": cli_bench.cmd_bench}
+            "db": cli_db.cmd_db, "sweep": cli_sweep.cmd_sweep, "bench": cli_bench.cmd_bench,
+            "published": cli_published.cmd_published}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,10 @@ trainable set on a weightless (meta-device) copy of the architecture as `clbench
 `clbench run`'s checks do, that a saved adapted model loads into a freshly built one
 (after `prepare_for_load`) with the same outputs, and (`check_resume`) that a run crashed after
 its first session and resumed from its checkpoint ends bit for bit where an uninterrupted one
-does. `tests/test_strategy_matrix.py` runs it on every registered strategy; a plugin package
-runs it on its own in its tests:
+does. `check_batch_invariance` asserts that the evaluator predicts every image the same at eval
+batch 1 and 256, from images and from kept features. `tests/test_strategy_matrix.py` runs
+`check_strategy` on every registered strategy (`tests/test_batch_invariance.py` the batch
+check); a plugin package runs them on itself in its tests:
 
     from clbench.training.strategy_kit import check_strategy
 
@@ -19,10 +21,10 @@ runs it on its own in its tests:
 
 The building blocks are public too: tiny open_clip models (`tiny_clip`, `tiny_timm_clip`), the
 proxy architecture under a four-class head (`proxy_classifier`), seeded random images
-(`TinyImages`), a two-session stream (`tiny_sessions`, `train_stream`) and the training loop on
-the CPU (`trainer`). Importing this module has no side effects (it imports torch, Avalanche and
-open_clip, as every strategy does); the model builders seed torch's global RNG so that every
-call builds the same weights.
+(`TinyImages`), a two-session stream (`tiny_sessions`, `train_stream`), the batch check's
+evaluation images (`eval_images`) and the training loop on the CPU (`trainer`). Importing
+this module has no side effects (it imports torch, Avalanche and open_clip, as every strategy
+does); the model builders seed torch's global RNG so that every call builds the same weights.
 """
 
 from __future__ import annotations
@@ -46,15 +48,16 @@ from clbench.config.run_config import TrainingConfig
 from clbench.models.classifier import CLIPClassifier
 from clbench.strategies.base import StrategyPlugin, resume_problem
 from clbench.training import session_state
+from clbench.training.evaluation import predict, predict_from_features
 from clbench.training.loop import SessionTrainer
 
 __all__ = [
     "DH", "HEADS", "TOY_CLASSES", "TOY_TEMPLATES", "WIDTH", "TinyImages", "Trained",
-    "changed_tensors", "check_resume", "check_save_load", "check_strategy",
-    "check_weightless_configure",
-    "classifier", "make_plugin", "proxy_classifier", "snapshot", "state_key", "text_cfg",
-    "tiny_clip", "tiny_sessions", "tiny_timm_clip", "tokenize", "train_sessions", "train_stream",
-    "trainer",
+    "changed_tensors", "check_batch_invariance", "check_resume", "check_save_load",
+    "check_strategy", "check_weightless_configure",
+    "classifier", "eval_images", "make_plugin", "proxy_classifier", "snapshot", "state_key",
+    "text_cfg", "tiny_clip", "tiny_sessions", "tiny_timm_clip", "tokenize", "train_sessions",
+    "train_stream", "trainer",
 ]
 
 WIDTH, HEADS, DH = 64, 4, 16
@@ -416,6 +419,140 @@ def check_resume(strategy: str | StrategyPlugin, params: dict[str, Any] | None =
     if problem:
         raise AssertionError(f"{label}: resumed equal here, but `clbench run --resume` refuses "
                              f"its runs: {problem}")
+
+
+def eval_images() -> TinyImages:
+    """The images `check_batch_invariance` predicts: two of each class of `TOY_CLASSES`,
+    uniform random pixels (32 px), drawn apart from the training sessions' images."""
+    return TinyImages(labels=[0, 1, 2, 3] * 2, seed=5, uniform=True)
+
+
+@dataclass
+class _EvalPath:
+    """One way the evaluator predicts the images: `predict` at `batch` (features None), or
+    `predict_from_features` at `batch` from the features `predict` kept at `kept_at`."""
+
+    batch: int
+    features: torch.Tensor | None = None
+    kept_at: int | None = None
+
+    def __str__(self) -> str:
+        if self.features is None:
+            return f"predict at eval batch {self.batch}"
+        return (f"predict_from_features at eval batch {self.batch} (features kept at eval "
+                f"batch {self.kept_at})")
+
+    @torch.no_grad()
+    def logits(self, model: CLIPClassifier, images: torch.utils.data.Dataset,
+               head: str) -> torch.Tensor:
+        """The logits behind this path's predictions, batch by batch as it computes them (for
+        the failure message: whether a flip is a rounding tie or a real dependence)."""
+        was_training = model.training
+        model.eval()
+        try:
+            if self.features is None:
+                batches = [model.image_features(x) for x, _ in torch.utils.data.DataLoader(
+                    images, batch_size=self.batch, shuffle=False)]
+            else:
+                batches = list(self.features.split(self.batch))
+            return torch.cat([model.logits(model.adapt_image(f), head) for f in batches])
+        finally:
+            model.train(was_training)
+
+
+def _batch_dependence(label: str, model: CLIPClassifier, images: torch.utils.data.Dataset,
+                      labels: torch.Tensor, reference: _EvalPath, expected: torch.Tensor,
+                      path: _EvalPath, got: torch.Tensor) -> str:
+    """The failure message: the first image predicted differently, both predictions, and how
+    far apart the two paths' logits are."""
+    head = model.active_head
+    names = model.heads[head].class_names
+    differ = (got != expected).nonzero().flatten().tolist()
+    i = differ[0]
+    ref_logits = reference.logits(model, images, head)
+    path_logits = path.logits(model, images, head)
+    top2 = ref_logits[i].topk(min(2, len(names))).values
+    gap = (top2[0] - top2[-1]).item()
+    shift = (path_logits[i] - ref_logits[i]).abs().max().item()
+    close = torch.allclose(path_logits, ref_logits)
+    if gap <= 2 * shift and close:  # two logits that each moved by `shift` crossed
+        why = ("its top two logits are a near-tie that float rounding flipped (clbench "
+               "requires equal predictions all the same: report it with these numbers)")
+    else:
+        why = ("a prediction must be computed from its own image alone at evaluation: no "
+               "statistic over the batch (a batch mean or norm, BatchNorm left in training "
+               "mode, a prompt, key or adapter chosen once per batch)")
+    return (f"{label}: its predictions depend on the evaluation batch: evaluation image {i} "
+            f"(of {len(expected)}, true class {int(labels[i])}) is predicted class "
+            f"{int(expected[i])} ({names[int(expected[i])]!r}) by {reference} but class "
+            f"{int(got[i])} ({names[int(got[i])]!r}) by {path}; {len(differ)} of "
+            f"{len(expected)} predictions differ. Its logits move by up to {shift:.3g} (its "
+            f"top two are {gap:.3g} apart); over all images by up to "
+            f"{(path_logits - ref_logits).abs().max().item():.3g} (torch.allclose: "
+            f"{'yes' if close else 'no'}): {why}")
+
+
+def check_batch_invariance(strategy: str | StrategyPlugin, params: dict[str, Any] | None = None,
+                           *, trained: Trained | None = None,
+                           images: torch.utils.data.Dataset | None = None,
+                           batch_sizes: Sequence[int] = (1, 256),
+                           sessions: Sequence[torch.utils.data.Dataset] | None = None,
+                           epochs: int = 1, **kwargs: Any) -> torch.Tensor:
+    """clbench's batch-invariance check: a model's prediction for an image must not depend on
+    the other images of its evaluation batch, or its numbers change with
+    `training.eval_batch_size` (and so with the device's memory) and with the eval set's order.
+    The known case is batch-wise prompt selection: the reference code of L2P (Wang et al.,
+    "Learning to Prompt for Continual Learning", CVPR 2022) and DualPrompt (Wang et al., ECCV
+    2022) has a `batchwise_prompt` option that gives every test image of a batch the prompts
+    most of the batch chose, so a test image borrows its neighbours' task identity.
+
+    Trains `strategy` for one short session (`train_sessions` with the first of
+    `tiny_sessions()` and `epochs=1` unless `sessions` and `epochs` say otherwise; its other
+    keyword arguments apply), or takes `trained`. Then predicts `images` (default
+    `eval_images()`) under the model's active head through the evaluator's own functions
+    (`clbench.training.evaluation`), on the CPU: `predict` at every size of `batch_sizes`,
+    keeping the image features, and `predict_from_features` at every size from the features
+    kept at every size (the evaluator reuses features while the image tower is unchanged).
+    Every prediction must equal `predict`'s at the first size, exactly: predictions are
+    argmaxes, so float rounding only flips a near-tie, and the message says when that is what
+    happened (the two paths' largest logit difference, `torch.allclose`, the image's top-two
+    gap). Raises AssertionError naming the strategy, the first image predicted differently and
+    both predictions; returns the predictions."""
+    label = _label(strategy)
+    sizes = list(batch_sizes)
+    if len(sizes) < 2 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                             for b in sizes):
+        raise ValueError(f"check_batch_invariance: batch_sizes={batch_sizes!r} must hold two "
+                         "positive integers or more (the default is (1, 256))")
+    images = images if images is not None else eval_images()
+    if len(images) < 2:
+        raise ValueError("check_batch_invariance: give two images or more (one image is the "
+                         "same batch at every size)")
+    if trained is None:
+        trained = train_sessions(strategy, params, epochs=epochs,
+                                 sessions=sessions if sessions is not None
+                                 else tiny_sessions()[:1], **kwargs)
+    model, cpu = trained.model, torch.device("cpu")
+    head = model.active_head
+
+    paths: list[tuple[_EvalPath, torch.Tensor]] = []
+    kept: dict[int, torch.Tensor] = {}
+    for size in sizes:
+        features: list[torch.Tensor] = []
+        predicted, labels = predict(model, images, head, size, cpu, features=features)
+        paths.append((_EvalPath(size), predicted))
+        kept[size] = features[0]
+    for kept_at, features in kept.items():
+        for size in sizes:
+            paths.append((_EvalPath(size, features, kept_at),
+                          predict_from_features(model, features, head, size, cpu)))
+
+    reference, expected = paths[0]
+    for path, got in paths[1:]:
+        if not torch.equal(got, expected):
+            raise AssertionError(_batch_dependence(label, model, images, labels, reference,
+                                                   expected, path, got))
+    return expected
 
 
 def check_strategy(strategy: str | StrategyPlugin, may_change: Sequence[str],

@@ -44,8 +44,10 @@ GRIDS: dict[str, list[str]] = {
     "ln": ["training.lr=1e-4,3e-4,1e-3,3e-3,1e-2"],
     "lora": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
     "dora": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
-    "gated-lora": ["training.lr=3e-5,1e-4,3e-4"],
-    "gated-dora": ["training.lr=3e-5,1e-4,3e-4"],
+    # the Selective LoRA paper chooses lambda from {0.1, 0.5, 1.0}: at its lambda = 1 every gate
+    # closes on the proxy streams
+    "gated-lora": ["training.lr=3e-5,1e-4,3e-4,1e-3", "strategy.lam=0.1,0.5,1.0"],
+    "gated-dora": ["training.lr=3e-5,1e-4,3e-4,1e-3", "strategy.lam=0.1,0.5,1.0"],
     "spu": ["training.lr=1e-4,3e-4,1e-3"],
     "lorsu": ["training.lr=3e-5,1e-4,3e-4,1e-3"],
     "llu": ["strategy.lr=3e-5,1e-4,3e-4,1e-3,3e-3,1e-2"],
@@ -117,6 +119,14 @@ def declared(scenario: str, strategy: str, seed: int) -> dict:
             "strategy": {"name": strategy, **registry.resolved_params(plugin)}}
 
 
+def _same(stored: dict, declared_now: dict) -> bool:
+    """Whether a stored run's settings are the declared ones, on the keys it records: keys added
+    to the config since (speed switches, which change how a run computes, not what) are left
+    out, so that runs stored before them still count."""
+    return all(stored[k] == v for k, v in declared_now.items() if k in stored) and \
+        set(stored) <= set(declared_now)
+
+
 def completed(db: str, scenario: str) -> dict[tuple[str, int], dict]:
     """Completed non-tuning runs of `scenario` whose settings are the ones the scenario declares
     now, by (strategy, seed): a run made before the YAML changed is not reused."""
@@ -133,7 +143,7 @@ def completed(db: str, scenario: str) -> dict[tuple[str, int], dict]:
         run = store.get_run(listed["id"])
         now = declared(scenario, run["strategy"], run["seed"])
         if run["config"].get("purpose", "result") == "result" and all(
-                run["config"][k] == v for k, v in now.items()):
+                _same(run["config"].get(k) or {}, v) for k, v in now.items()):
             out[(run["strategy"], run["seed"])] = run
     return out
 

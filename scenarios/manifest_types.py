@@ -25,6 +25,7 @@ DEFAULT_VALIDATION: dict[str, dict[str, Any] | None] = {"few-shot": {"per_class"
 # target and its offline variant; MTIL's sessions of whole datasets (ZSCL, ICCV 2023); CoOp's
 # base-to-new split of one dataset's classes (Zhou et al., IJCV 2022; the LLU paper's protocol)
 FEW_SHOT, OFFLINE, MULTI_DATASET, BASE_TO_NEW = "few-shot", "offline", "multi-dataset", "base-to-new"
+BASE, NEW = "base", "new"  # the eval sets <target>:base and <target>:new of base-to-new
 # the head a multi-dataset stream evaluates each dataset with (`head:`): its own classes only
 # (MTIL, task-incremental) or the union of every dataset's classes (X-TAIL, task-agnostic)
 TASK_HEAD, TASK_AGNOSTIC_HEAD = "task", "task-agnostic"
@@ -98,6 +99,24 @@ class ScenarioManifest:
     @property
     def is_multi_dataset(self) -> bool:
         return self.protocol == MULTI_DATASET
+
+    @property
+    def session_count(self) -> int:
+        """Sessions of the stream: one per dataset (multi-dataset), one per declared size
+        (few-shot), else one (offline, base-to-new)."""
+        if self.is_multi_dataset:
+            return len(self.datasets)
+        return len(self.session_sizes) or 1
+
+    @property
+    def stream_eval_sets(self) -> tuple[str, ...]:
+        """The eval sets the stream itself brings, before its controls: every dataset of a
+        multi-dataset stream, the base and new halves of a base-to-new target, else the target."""
+        if self.is_multi_dataset:
+            return self.datasets
+        if self.protocol == BASE_TO_NEW:
+            return (f"{self.target}:{BASE}", f"{self.target}:{NEW}")
+        return (self.target,)
 
 
 STRATEGY_PARAMS_KEY = "strategy"  # in a strategy_training entry: the strategy's own parameters

@@ -471,7 +471,6 @@ def _load_multi_dataset(manifest: ScenarioManifest, seed: int, data_root: str | 
                     {**hashes, **control_hashes})
 
 
-BASE, NEW = "base", "new"  # the eval sets <target>:base and <target>:new of base-to-new
 
 
 def base_classes(class_count: int) -> int:
@@ -498,8 +497,9 @@ def _load_base_to_new(manifest: ScenarioManifest, seed: int, data_root: str | No
     indices = draw_shots(train, base, manifest.shots or 0, torch.Generator().manual_seed(seed))
     session = Session(1, base, [train.class_names[c] for c in base], indices,
                       [train.sample_ids[i] for i in indices])
-    halves = [EvalSet(f"{manifest.target}:{BASE}", class_view(test, base, "test"), True),
-              EvalSet(f"{manifest.target}:{NEW}", class_view(test, new, "test"), False)]
+    base_name, new_name = manifest.stream_eval_sets
+    halves = [EvalSet(base_name, class_view(test, base, "test"), True),
+              EvalSet(new_name, class_view(test, new, "test"), False)]
     control_sets, hashes = _load_controls(manifest, controls, data_root, skip_corrupt)
     return Scenario(manifest, train, [session], halves + control_sets,
                     {manifest.target: target.hash, **hashes})

@@ -136,6 +136,12 @@ def test_every_protocol_scenario_is_listed(capsys):
                  "xtail-order1-16shot", "coop-base2new-16shot-caltech101", "imagenet-shifts",
                  "dalle-20shot", "imagenet-100-20shot", "proxy-mtil", "proxy-base2new"):
         assert name in listed
+    lines = {line.split()[0]: line for line in listed.splitlines() if line.strip()}
+    order1 = load_scenario_manifest("mtil-order1")
+    assert "11 session(s)" in lines["mtil-order1"]
+    assert f"eval: {', '.join(order1.datasets)}" in lines["mtil-order1"]
+    assert "4 session(s)" in lines["proxy-mtil"]
+    assert "1 session(s); eval: proxy:base, proxy:new, proxy-clean" in lines["proxy-base2new"]
     xtail = load_scenario_manifest("xtail-order1-16shot")
     assert xtail.head == "task-agnostic" and xtail.shots == 16 and len(xtail.datasets) == 11
     order2 = load_scenario_manifest("mtil-order2")
@@ -247,3 +253,25 @@ def test_proxy_mtil_runs_in_full(tmp_path, capsys):
     assert code == 0 and "Transfer %" in out
     for name in ("proxy", "proxy-hand", "proxy-glyphs", "proxy-night"):
         assert f"\n  {name} " in out
+
+
+@pytest.mark.parametrize("text", [TINY_MTIL, "include: proxy-base2new\nname: b2n-tiny\nshots: 2\n"
+                                              "training: {epochs: 1, batch_size: 4}\n"])
+def test_a_protocol_run_exports_and_imports(tmp_path, capsys, text):
+    # a bundle is checked against its scenario's sessions and eval sets: one per dataset, or
+    # the target's base and new halves, not a few-shot target's
+    name = text.split("name: ")[1].split()[0]
+    (tmp_path / "m" / "scenarios").mkdir(parents=True)
+    _write(tmp_path / "m" / "scenarios", text, f"{name}.yaml")
+    common = ["--manifests", str(tmp_path / "m")]
+    db, bundle = tmp_path / "a.db", tmp_path / "bundle.json"
+    assert main([*common, "run", "--strategy", "ln", "--scenario", name, "--db", str(db),
+                 "--no-progress", "--quiet"]) == 0
+    run_id = Store(f"sqlite:///{db}", create=False).list_runs()[0]["id"]
+    assert main([*common, "export", run_id, "-o", str(bundle), "--db", str(db)]) == 0
+    assert main([*common, "import", str(bundle), "--db", str(tmp_path / "b.db")]) == 0
+    assert f"imported 1 run(s): {run_id[:12]}" in capsys.readouterr().out
+    source = Store(f"sqlite:///{db}", create=False).get_run(run_id)
+    copy = Store(f"sqlite:///{tmp_path / 'b.db'}", create=False).get_run(run_id)
+    copy["config"].pop("imported")
+    assert copy == source

@@ -50,14 +50,26 @@ def _scenarios(verbose: bool) -> list[dict]:
     for name in manifests.list_scenarios():
         m = manifests.load_scenario_manifest(name)
         row = {"name": name, "target": m.target, "protocol": m.protocol, "shots": m.shots,
-               "sessions": len(m.session_sizes) or 1, "eval_sets": [m.target, *m.eval_sets],
+               "sessions": m.session_count, "eval_sets": [*m.stream_eval_sets, *m.eval_sets],
                "description": m.description, "origin": m.origin, "hash": m.hash,
                "includes": [_short(p) for p in m.includes]}
         if verbose:
             row.update(path=m.path, session_sizes=list(m.session_sizes),
-                       training=m.training, strategy_training=m.strategy_training)
+                       training=m.training, strategy_training=m.strategy_training,
+                       sessions_described=_sessions_described(m))
         rows.append(row)
     return rows
+
+
+def _sessions_described(m) -> str:
+    """What a scenario's sessions are, in words for `list scenarios --verbose`."""
+    if m.is_multi_dataset:
+        head = ("one head over every dataset's classes" if m.head == manifests.TASK_AGNOSTIC_HEAD
+                else "each dataset classified among its own classes")
+        return f"one per dataset, {' -> '.join(m.datasets)} ({head})"
+    if m.protocol == manifests.BASE_TO_NEW:
+        return f"one, on the base half of {m.target}'s classes"
+    return str(list(m.session_sizes)) + " classes each" if m.session_sizes else "one (offline)"
 
 
 def _short(path: str) -> str:
@@ -121,7 +133,7 @@ def render(what: str, verbose: bool = False, as_json: bool = False) -> str:
                 if r["includes"]:
                     lines.append(f"    includes: {' <- '.join(r['includes'])}")
                 lines.append(f"    file: {r['path']}  hash: {r['hash']}")
-                lines.append(f"    sessions: {r['session_sizes'] or 'one (offline)'}  "
+                lines.append(f"    sessions: {r['sessions_described']}  "
                              f"training: {r['training']}")
                 for strategy, keys in r["strategy_training"].items():
                     lines.append(f"      {strategy}: {keys}")

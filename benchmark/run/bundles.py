@@ -151,12 +151,12 @@ def _check_declaration(run: dict, name: str, manifest) -> None:
                           f"(manifest hash {manifest.hash} here, "
                           f"{run['scenario_manifest_hash']} in the bundle)",
                           hint="import it with the clbench (and manifests) that ran it")
-    sessions = len(manifest.session_sizes) or 1
+    sessions = manifest.session_count
     if len(run["sessions"]) != sessions:
         raise BundleError(f"{name}: {len(run['sessions'])} session(s) stored; scenario "
                           f"{run['scenario']} declares {sessions}")
     controls = (run["config"] or {}).get("controls") or list(manifest.eval_sets)
-    expected = {manifest.target, *controls}
+    expected = {*manifest.stream_eval_sets, *controls}
     found = {e["eval_set"] for e in run["evaluations"]}
     if found != expected:
         unknown, absent = sorted(found - expected), sorted(expected - found)

@@ -148,6 +148,20 @@ def test_every_protocol_scenario_is_listed(capsys):
     assert sorted(order2.datasets) == sorted(load_scenario_manifest("mtil-order1").datasets)
 
 
+def test_show_puts_the_matrix_columns_in_training_order():
+    # the store returns eval sets alphabetically; MTIL's matrix reads in training order
+    from clbench.run.report import accuracy_table
+
+    datasets = ["proxy-night", "proxy-hand", "proxy"]
+    run = {"evaluations": _rows([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], sorted(datasets)),
+           "summary": {"datasets": datasets, "controls": []}}
+    header = accuracy_table(run).splitlines()[0].split()
+    assert header == ["accuracy", "%", *datasets]
+    control = {"evaluations": _rows([[0.1, 0.2]], ["dalle", "tsi"]),
+               "summary": {"target": "tsi", "controls": ["dalle"]}}
+    assert accuracy_table(control).splitlines()[0].split()[2:] == ["tsi", "dalle"]
+
+
 # --------------------------------------------------------------------------- streams
 
 

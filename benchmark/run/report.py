@@ -61,7 +61,13 @@ def format_runs(runs: list[dict]) -> str:
 
 def accuracy_table(run: dict) -> str:
     evals = [e for e in run["evaluations"] if e["subset"] == "all"]
-    sets = list(dict.fromkeys(e["eval_set"] for e in evals))
+    summary = run.get("summary") or {}
+    # the scenario's order (the datasets in training order, or the target), then the controls;
+    # the store returns eval sets alphabetically
+    declared = [*(summary.get("datasets") or [summary.get("target")]),
+                *(summary.get("controls") or [])]
+    found = list(dict.fromkeys(e["eval_set"] for e in evals))
+    sets = [n for n in declared if n in found] + [n for n in found if n not in declared]
     by_key = {(e["after_session"], e["eval_set"]): e["accuracy"] for e in evals}
     sessions = sorted({e["after_session"] for e in evals})
     rows = [["zero-shot" if s == 0 else f"session {s}", *[pct(by_key.get((s, n))) for n in sets]]

@@ -471,8 +471,6 @@ def _load_multi_dataset(manifest: ScenarioManifest, seed: int, data_root: str | 
                     {**hashes, **control_hashes})
 
 
-
-
 def base_classes(class_count: int) -> int:
     """How many of a dataset's classes are base classes: CoOp's first ceil(C/2) labels."""
     return math.ceil(class_count / 2)

@@ -25,12 +25,14 @@ def start_app(db: Path, port: int) -> subprocess.Popen:
 
 
 def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    # no proxy handler: an http_proxy in the environment must not send a loopback request out
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"clbench app exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+            with opener.open(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
                 return
         except OSError:
             time.sleep(0.3)

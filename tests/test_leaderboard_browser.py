@@ -25,13 +25,21 @@ from leaderboard_seed import TRADEOFF_ORDER, seed_tradeoff_store
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
+                  "--no-first-run", "--disable-background-networking", "--no-proxy-server",
                   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                   "--window-size=1600,1000")
 # page -> plots it draws (the seeded stores); the app's PAGES in order
 PAGE_PLOTS = {"Leaderboard": 1, "Forgetting curves": 1, "Per-session comparison": 1,
               "Trade-off": 1, "Presets": 2, "Runs": 1}
 HEADER_PX, ROW_PX = 35, 35  # the table's header and row heights, as drawn (for clicks)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """The app and chromedriver are on 127.0.0.1: an http_proxy in the environment must not
+    carry selenium's requests to the driver out of the machine."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
 
 
 def _need_browser() -> None:

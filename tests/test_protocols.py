@@ -271,19 +271,20 @@ def test_proxy_mtil_runs_in_full(tmp_path, capsys):
 
 @pytest.mark.parametrize("text", [TINY_MTIL, "include: proxy-base2new\nname: b2n-tiny\nshots: 2\n"
                                               "training: {epochs: 1, batch_size: 4}\n"])
-def test_a_protocol_run_exports_and_imports(tmp_path, capsys, text):
+def test_a_protocol_run_exports_and_imports(tmp_path, capsys, monkeypatch, text):
     # a bundle is checked against its scenario's sessions and eval sets: one per dataset, or
     # the target's base and new halves, not a few-shot target's
     name = text.split("name: ")[1].split()[0]
     (tmp_path / "m" / "scenarios").mkdir(parents=True)
     _write(tmp_path / "m" / "scenarios", text, f"{name}.yaml")
-    common = ["--manifests", str(tmp_path / "m")]
+    # the environment, not --manifests: that one sets module state that would outlive the test
+    monkeypatch.setenv("CLBENCH_MANIFESTS", str(tmp_path / "m"))
     db, bundle = tmp_path / "a.db", tmp_path / "bundle.json"
-    assert main([*common, "run", "--strategy", "ln", "--scenario", name, "--db", str(db),
+    assert main(["run", "--strategy", "ln", "--scenario", name, "--db", str(db),
                  "--no-progress", "--quiet"]) == 0
     run_id = Store(f"sqlite:///{db}", create=False).list_runs()[0]["id"]
-    assert main([*common, "export", run_id, "-o", str(bundle), "--db", str(db)]) == 0
-    assert main([*common, "import", str(bundle), "--db", str(tmp_path / "b.db")]) == 0
+    assert main(["export", run_id, "-o", str(bundle), "--db", str(db)]) == 0
+    assert main(["import", str(bundle), "--db", str(tmp_path / "b.db")]) == 0
     assert f"imported 1 run(s): {run_id[:12]}" in capsys.readouterr().out
     source = Store(f"sqlite:///{db}", create=False).get_run(run_id)
     copy = Store(f"sqlite:///{tmp_path / 'b.db'}", create=False).get_run(run_id)

@@ -409,8 +409,9 @@ def _load_replay(manifest: ScenarioManifest, strategy: str, data_root: str | Non
     return splits, hashes
 
 
-def _stream_split(dataset, split: str, scenario: ScenarioManifest):
-    """`split` of a multi-dataset stream's dataset, or a UserError naming what it has."""
+def _require_split(dataset, split: str, scenario: ScenarioManifest) -> None:
+    """A UserError naming the splits it has, when a multi-dataset stream's dataset lacks
+    `split`."""
     if split not in dataset.splits:
         raise UserError(f"{scenario.path}: dataset '{dataset.name}' has no '{split}' split (it "
                         f"has: {', '.join(dataset.splits)}); every dataset of a multi-dataset "
@@ -419,16 +420,36 @@ def _stream_split(dataset, split: str, scenario: ScenarioManifest):
 
 
 def _load_controls(manifest: ScenarioManifest, controls: list[str] | None, data_root,
-                   skip_corrupt: bool) -> tuple[list[EvalSet], dict[str, str]]:
-    """The scenario's control eval sets (their test split, else their last), and hashes."""
+                   skip_corrupt: bool, tuning: bool = False
+                   ) -> tuple[list[EvalSet], dict[str, str]]:
+    """The scenario's control eval sets (`controls` instead when given) and their hashes: each
+    control's validation split when tuning, else its test split, else its last. Tuning refuses
+    a control without a validation split before any is loaded."""
+    names = list(manifest.eval_sets if controls is None else controls)
+    control_manifests = [load_dataset_manifest(c) for c in names]
+    if tuning:
+        for control, control_manifest in zip(names, control_manifests):
+            if VALIDATION_SPLIT not in control_manifest.splits:
+                raise UserError(
+                    f"control '{control}' has no '{VALIDATION_SPLIT}' split (it has: "
+                    f"{', '.join(control_manifest.splits)}), so tuning could only score it on "
+                    "its test split", hint=f"declare a '{VALIDATION_SPLIT}' split in "
+                    f"{control_manifest.path}, or tune with --controls naming sets that have one")
     eval_sets, hashes = [], {}
-    for control in list(manifest.eval_sets if controls is None else controls):
-        control_manifest = load_dataset_manifest(control)
-        split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
+    for control, control_manifest in zip(names, control_manifests):
+        if tuning:
+            split = VALIDATION_SPLIT
+        else:
+            split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
         eval_sets.append(EvalSet(control, load_split(control_manifest, split, data_root,
                                                      skip_corrupt), False))
         hashes[control] = control_manifest.hash
     return eval_sets, hashes
+
+
+def _check_same_classes(name: str, train: SplitData, test: SplitData) -> None:
+    if train.class_names != test.class_names:
+        raise ConfigError(f"dataset '{name}': train and test class lists differ")
 
 
 def _refuse_replay(manifest: ScenarioManifest, replay_for: str | None) -> None:
@@ -450,11 +471,10 @@ def _load_multi_dataset(manifest: ScenarioManifest, seed: int, data_root: str | 
     for number, name in enumerate(manifest.datasets, start=1):
         dataset = load_dataset_manifest(name)
         for split in ("train", "test"):
-            _stream_split(dataset, split, manifest)
+            _require_split(dataset, split, manifest)
         train = load_split(dataset, "train", data_root, skip_corrupt)
         test = load_split(dataset, "test", data_root, skip_corrupt)
-        if train.class_names != test.class_names:
-            raise ConfigError(f"dataset '{name}': train and test class lists differ")
+        _check_same_classes(name, train, test)
         class_ids = list(range(len(train.class_names)))
         indices = (draw_shots(train, class_ids, manifest.shots, generator) if manifest.shots
                    else list(range(len(train))))
@@ -484,8 +504,7 @@ def _load_base_to_new(manifest: ScenarioManifest, seed: int, data_root: str | No
     target = load_dataset_manifest(manifest.target)
     train = load_split(target, "train", data_root, skip_corrupt)
     test = load_split(target, "test", data_root, skip_corrupt)
-    if train.class_names != test.class_names:
-        raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")
+    _check_same_classes(manifest.target, train, test)
     count = len(train.class_names)
     if count < 2:
         raise UserError(f"{manifest.path}: dataset '{manifest.target}' has {count} class; "
@@ -527,16 +546,6 @@ def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
     if replay_for and not manifest.replay:
         _load_replay(manifest, replay_for, data_root, skip_corrupt)  # raises: nothing to replay
     target_manifest = load_dataset_manifest(manifest.target)
-    control_names = list(manifest.eval_sets if controls is None else controls)
-    control_manifests = [load_dataset_manifest(c) for c in control_names]
-    if tuning:
-        for control, control_manifest in zip(control_names, control_manifests):
-            if VALIDATION_SPLIT not in control_manifest.splits:
-                raise UserError(
-                    f"control '{control}' has no '{VALIDATION_SPLIT}' split (it has: "
-                    f"{', '.join(control_manifest.splits)}), so tuning could only score it on "
-                    "its test split", hint=f"declare a '{VALIDATION_SPLIT}' split in "
-                    f"{control_manifest.path}, or tune with --controls naming sets that have one")
     train = load_split(target_manifest, "train", data_root, skip_corrupt)
     sessions = build_sessions(manifest, train, seed)
     validation = draw_validation(manifest, train, sessions, seed)
@@ -552,18 +561,11 @@ def load_scenario(name_or_path: str, seed: int, data_root: str | None = None,
         target_data = split_view(train, validation, "validation")
     else:
         target_data = load_split(target_manifest, "test", data_root, skip_corrupt)
-    eval_sets = [EvalSet(manifest.target, target_data, True)]
-    hashes = {manifest.target: target_manifest.hash}
-    for control, control_manifest in zip(control_names, control_manifests):
-        if tuning:
-            split = VALIDATION_SPLIT
-        else:
-            split = "test" if "test" in control_manifest.splits else control_manifest.splits[-1]
-        eval_sets.append(EvalSet(control, load_split(control_manifest, split, data_root,
-                                                     skip_corrupt), False))
-        hashes[control] = control_manifest.hash
-    if train.class_names != eval_sets[0].data.class_names:
-        raise ConfigError(f"dataset '{manifest.target}': train and test class lists differ")
+    _check_same_classes(manifest.target, train, target_data)
+    control_sets, control_hashes = _load_controls(manifest, controls, data_root, skip_corrupt,
+                                                  tuning)
+    eval_sets = [EvalSet(manifest.target, target_data, True), *control_sets]
+    hashes = {manifest.target: target_manifest.hash, **control_hashes}
     replay: list[SplitData] = []
     if replay_for:
         replay, replay_hashes = _load_replay(manifest, replay_for, data_root, skip_corrupt)

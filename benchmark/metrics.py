@@ -606,13 +606,23 @@ def shown_in(place: str, controls: Iterable[str] = ()) -> list[tuple[Metric, str
     return out
 
 
+def split_control_column(column: str) -> tuple[str, str] | None:
+    """(set, part) of a per-control column control:<set>:<part>; the set may itself hold a
+    colon (base-to-new's `<target>:new`). None for any other name."""
+    if not column.startswith("control:"):
+        return None
+    control, sep, part = column[len("control:"):].rpartition(":")
+    return (control, part) if sep and control and part else None
+
+
 def declaration_of(shown: str, controls: Iterable[str] = ()) -> Metric | None:
     """The declaration behind a name a view shows: a summary key, a column (a control set's
     as control:<set>:<part>), or a label or short label (a control's with its set's name)."""
     if shown in METRICS and METRICS[shown].per != CONTROL:
         return METRICS[shown]
-    if shown.startswith("control:") and shown.count(":") >= 2:
-        metric = METRICS.get("control:" + shown.rsplit(":", 1)[1])
+    parsed = split_control_column(shown)
+    if parsed is not None:
+        metric = METRICS.get(f"control:{parsed[1]}")
         return metric if metric is not None and metric.per == CONTROL else None
     names = list(controls)
     for metric in METRICS.values():

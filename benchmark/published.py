@@ -26,6 +26,7 @@ leaderboard and the CLI read it without torch or pandas.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from clbench.errors import ConfigError
-from clbench.metrics import CONTROL, METRICS, PERCENT, POINTS, SESSION, Metric
+from clbench.metrics import (
+    METRICS,
+    PERCENT,
+    POINTS,
+    SESSION,
+    Metric,
+    declaration_of,
+    split_control_column,
+)
 from clbench.names import unknown_name_message
 from clbench.yaml_files import load_yaml_file
 
@@ -75,10 +84,7 @@ class Published:
         return f"{self.paper}, {self.table}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "paper": self.paper, "table": self.table,
-                "backbone": self.backbone, "scenario": self.scenario,
-                "metrics": dict(self.metrics), "source": self.source, "note": self.note,
-                "reference": self.reference, "file": self.file}
+        return dataclasses.asdict(self)
 
 
 def built_in_path() -> Path:
@@ -89,21 +95,19 @@ def built_in_path() -> Path:
 
 def metric_of(name: str) -> Metric | None:
     """The declaration behind a metric name of a published entry: a summary key of a metric
-    with one value per run, or control:<set>:<part> for a per-control one (None: unknown)."""
-    if name in METRICS and METRICS[name].per is None:
-        return METRICS[name]
-    parts = name.split(":")
-    if len(parts) == 3 and parts[0] == "control" and parts[1]:
-        metric = METRICS.get(f"control:{parts[2]}")
-        return metric if metric is not None and metric.per == CONTROL else None
-    return None
+    with one value per run, or control:<set>:<part> for a per-control one (None: unknown, or
+    a label rather than a key)."""
+    if name not in METRICS and split_control_column(name) is None:
+        return None
+    metric = declaration_of(name)
+    return metric if metric is not None and metric.per != SESSION else None
 
 
 def _known_names(name: str) -> list[str]:
     """The names an entry may use, for the closest-name suggestion (a control metric's under
     the set the unknown name gives, if any)."""
-    parts = name.split(":")
-    control = parts[1] if len(parts) == 3 and parts[0] == "control" and parts[1] else "SET"
+    parsed = split_control_column(name)
+    control = parsed[0] if parsed else "SET"
     return [m.name if m.per is None else m.column(control) for m in METRICS.values()
             if m.per != SESSION]
 

@@ -33,6 +33,7 @@ from clbench.metrics import (
     Metric,
     ci95_halfwidth,
     shown_in,
+    split_control_column,
     stored_value,
 )
 from clbench.published import Published
@@ -66,8 +67,8 @@ class Filters:
 def control_names(runs: pd.DataFrame) -> list[str]:
     """Control eval sets of these runs, in the order they first appear in the summaries (the
     `control:<name>:final` columns of `data.runs_frame` that hold a value)."""
-    names = [c.split(":")[1] for c in runs.columns if c.startswith("control:")
-             and c.endswith(":final") and runs[c].notna().any()]  # other scenarios' controls
+    names = [parsed[0] for c in runs.columns if (parsed := split_control_column(c))
+             and parsed[1] == "final" and runs[c].notna().any()]  # other scenarios' controls
     return list(dict.fromkeys(names))
 
 
@@ -333,8 +334,8 @@ def reported_for(published: Iterable[Published], scenario: str | None) -> list[P
 
 def reported_controls(entries: Iterable[Published]) -> list[str]:
     """Control sets the entries report a number for (control:<set>:<part>), in order."""
-    return list(dict.fromkeys(name.split(":")[1] for p in entries for name in p.metrics
-                              if name.startswith("control:")))
+    return list(dict.fromkeys(parsed[0] for p in entries for name in p.metrics
+                              if (parsed := split_control_column(name))))
 
 
 def reported_rows(entries: list[Published], cols: list[Column]) -> pd.DataFrame:

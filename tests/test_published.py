@@ -177,3 +177,25 @@ def test_clbench_app_checks_and_passes_its_published_files(tmp_path, capsys):
     code, _, err = run_cli(["app", "--published", str(bad)], capsys)
     assert code == 2 and "bad.yaml: entry 1 (ZSCL): metrics.mtil_last: 836" in err
 
+
+
+def test_a_control_whose_name_holds_a_colon_is_one_set():
+    # base-to-new's control is <target>:new: its columns are control:proxy:new:<part>
+    import pandas as pd
+
+    from clbench.leaderboard_app.tables import control_names, reported_controls
+    from clbench.metrics import METRICS, split_control_column
+    from clbench.published import metric_of
+
+    assert split_control_column("control:proxy:new:final") == ("proxy:new", "final")
+    assert split_control_column("control:imagenet:change") == ("imagenet", "change")
+    assert split_control_column("final_accuracy") is None
+    assert split_control_column("control::final") is None
+    assert metric_of("control:proxy:new:final") is METRICS["control:final"]
+    assert metric_of("transfer_by_session") is None  # one value per session: no column
+    runs = pd.DataFrame({"control:proxy:new:final": [0.5], "control:proxy-clean:final": [0.9],
+                         "control:proxy:new:change": [0.1]})
+    assert control_names(runs) == ["proxy:new", "proxy-clean"]
+    entry = Published("m", "p", "t", "b", "proxy-base2new", {"control:proxy:new:final": 50.0},
+                      "s")
+    assert reported_controls([entry]) == ["proxy:new"]

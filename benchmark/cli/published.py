@@ -57,6 +57,7 @@ def format_entries(entries) -> str:
     the metric's short label and unit) and [k], the source it was read from, listed beneath
     with the notes."""
     from clbench.published import metric_of
+    from clbench.run.report import table
 
     blocks = []
     for scenario in dict.fromkeys(e.scenario for e in entries):
@@ -68,9 +69,7 @@ def format_entries(entries) -> str:
                  *[f"{e.metrics[n]:.{metric_of(n).digits}f}" if n in e.metrics else "–"
                    for n in names],
                  f"[{sources.index(f'{e.cited}: {e.source}') + 1}]"] for e in mine]
-        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-        lines = [scenario, *("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-                             for r in [headers, *rows])]
+        lines = [scenario, *("  " + line for line in table(headers, rows).splitlines())]
         lines += [f"  [{k}] {text}" for k, text in enumerate(sources, start=1)]
         notes: dict[str, list[str]] = {}  # a note several entries share is printed once
         for e in mine:
@@ -82,5 +81,7 @@ def format_entries(entries) -> str:
 
 
 def _header(name: str, metric) -> str:
-    control = name.split(":")[1] if name.startswith("control:") else None
-    return f"{metric.short_for(control)} ({metric.unit})"
+    from clbench.metrics import split_control_column
+
+    parsed = split_control_column(name)
+    return f"{metric.short_for(parsed[0] if parsed else None)} ({metric.unit})"

@@ -18,8 +18,7 @@ from typing import Any, Literal
 from clbench.errors import ConfigError
 from clbench.names import closest
 
-__all__ = ["build_dataclass", "coerce", "describe_fields", "describe_options", "option",
-           "range_text"]
+__all__ = ["build_dataclass", "coerce", "describe_options", "option", "range_text"]
 
 
 def option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
@@ -171,11 +170,6 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if callable(validate):
         validate()  # cross-field checks; raise ConfigError themselves
     return obj
-
-
-def describe_fields(cls: type) -> list[tuple[str, str, Any, str]]:
-    """(name, type, default, help) for every field: used by `--help` texts and `clbench list`."""
-    return [(o["name"], o["type"], o["default"], o["help"]) for o in describe_options(cls)]
 
 
 def describe_options(cls: type) -> list[dict[str, Any]]:

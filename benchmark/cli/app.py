@@ -79,10 +79,11 @@ def cmd_app(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
         raise UserError("the leaderboard app needs streamlit and plotly, which are not installed",
                         hint=APP_EXTRA_HINT)
+    from clbench.store import resolve_db_url
+
     command = streamlit_command(args)
-    database = command[command.index("--db", command.index("--")) + 1]
     print(f"leaderboard on http://{args.address or 'localhost'}:{args.port} "
-          f"(database {database}, read-only); Ctrl-C stops it", file=sys.stderr)
+          f"(database {resolve_db_url(args.db)}, read-only); Ctrl-C stops it", file=sys.stderr)
     return serve(command)
 
 

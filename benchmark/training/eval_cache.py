@@ -80,7 +80,7 @@ class ZeroShotCache:
                                                .encode()).hexdigest(),
                   "class_names": list(data.class_names), "templates": list(data.templates),
                   "preprocessing": preprocessing}
-        if getattr(eval_set, "label_space", ()):  # task-agnostic: classified among these heads
+        if eval_set.label_space:  # task-agnostic: classified among these heads
             fields["label_space"] = list(eval_set.label_space)
         text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()

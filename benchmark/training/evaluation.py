@@ -207,16 +207,18 @@ class SessionEvaluation(PluginMetric):
                  visual: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted and true labels of an eval set: its own head's, or indices into its
         task-agnostic label space (`joint_labels`)."""
-        preds, labels = self._predict_in_space(model, eval_set, after_session, visual)
-        space = getattr(eval_set, "label_space", ())
+        space = eval_set.label_space
+        preds, labels = self._predict_with(model, eval_set, space or eval_set.name,
+                                           after_session, visual)
         if space:
             labels = joint_labels(labels, space, eval_set.name, model)
         return preds, labels
 
-    def _predict_in_space(self, model, eval_set, after_session: int,
-                          visual: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict_with(self, model, eval_set, head: str | tuple[str, ...], after_session: int,
+                      visual: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted labels of an eval set under `head`, and its own labels: from the
+        zero-shot cache, from kept image features, or computed (the features then kept)."""
         name = eval_set.name
-        head = getattr(eval_set, "label_space", ()) or name
         key = self.zero_shot_keys[name] if after_session == 0 else None
         cached = self.zero_shot.load(key)
         if cached is not None:

@@ -48,7 +48,7 @@ from clbench.config.run_config import TrainingConfig
 from clbench.models.classifier import CLIPClassifier
 from clbench.strategies.base import StrategyPlugin, resume_problem
 from clbench.training import session_state
-from clbench.training.evaluation import predict, predict_from_features
+from clbench.training.evaluation import head_logits, predict, predict_from_features
 from clbench.training.loop import SessionTrainer
 
 __all__ = [
@@ -306,10 +306,7 @@ def check_save_load(trained: Trained, strategy: str | StrategyPlugin,
     model.eval()
     with torch.no_grad():
         expected = model(images)
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=True)
+    state = _as_saved(model.state_dict(), _label(strategy))
     torch.manual_seed(123)  # different random base weights: everything must come from the file
     fresh = model_factory()
     _fresh(strategy, params).prepare_for_load(fresh, state)
@@ -455,7 +452,7 @@ class _EvalPath:
                     images, batch_size=self.batch, shuffle=False)]
             else:
                 batches = list(self.features.split(self.batch))
-            return torch.cat([model.logits(model.adapt_image(f), head) for f in batches])
+            return torch.cat([head_logits(model, f, head) for f in batches])
         finally:
             model.train(was_training)
 

@@ -37,7 +37,7 @@ from clbench.hashing import file_sha256
 from clbench.names import closest
 from clbench.scenarios import tsi
 from clbench.scenarios.datasets import IMAGE_SUFFIXES, gtsrb_samples
-from clbench.scenarios.integrity import FileRecord, decodes, write_index
+from clbench.scenarios.integrity import FileRecord, decodes, read_index, write_index
 from clbench.scenarios.manifest_types import DatasetManifest
 
 JPEG_SETTINGS = {"format": "JPEG", "quality": 95, "subsampling": 0, "optimize": False}
@@ -255,6 +255,16 @@ def prepare_imagenet(folder: Path, dataset: str = "imagenet") -> Report:
                for wnid in sorted(d for d in root.iterdir() if d.is_dir())
                for p in sorted(wnid.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     info = {"source": "ImageNet ILSVRC2012 validation set"}
+    # the folder's index is shared with imagenet-1k and -100, whose preparation records train/
+    # as well: those records stay (an unreadable index is simply replaced)
+    try:
+        previous = read_index(folder)
+    except UserError:
+        previous = None
+    kept = [r for r in previous.records if r.split != "val"] if previous else []
+    if kept:
+        records += kept
+        info["source"] += f" (and {len(kept)} train records kept from the earlier index)"
     return {"index": write_index(folder, dataset, records, info), "records": records,
             "info": info}
 

@@ -210,6 +210,10 @@ def test_imagenet_100_prepares_the_whole_folder_that_imagenet_reads(root, tmp_pa
     assert len(test) == 100 and test.prepared_sha256
     control = load_split(load_dataset_manifest("imagenet"), "val", str(data))
     assert len(control) == 1000 and control.prepared_sha256 == test.prepared_sha256
+    # preparing the `imagenet` control afterwards re-hashes val/ and keeps train/'s records
+    assert main(["data", "prepare", "imagenet", "--data-root", str(data)]) == 0
+    train = load_split(load_dataset_manifest("imagenet-1k"), "train", str(data))
+    assert len(train) == 1001 and train.prepared_sha256
 
 
 # --------------------------------------------------------------------------- DALL-E stream

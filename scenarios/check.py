@@ -80,8 +80,8 @@ def check_files(manifest: DatasetManifest, data_root: str | None = None) -> Chec
                                 "have no images")
         if listing.prepared:
             on_disk = _image_files(folder / split) if (folder / split).is_dir() else set()
-            listed = {f.rel for f in listing}
-            extra = sorted(on_disk - listed) if not manifest.subset else []
+            indexed = {r.path for r in listing.prepared.records}
+            extra = sorted(on_disk - indexed)
             if extra:
                 result.notes.append(f"{split}: {len(extra)} file(s) not in the file index "
                                     f"are ignored, e.g. {extra[0]}")

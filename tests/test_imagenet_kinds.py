@@ -251,6 +251,11 @@ def test_dalle_stream_splits_20_and_10_by_a_fixed_rule(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "train: 440 images, 22 classes" in out and "test: 220 images, 22 classes" in out
     assert "not in the file index" not in out and out.rstrip().endswith("OK")
+    stray = next((data / "dalle" / "test").iterdir()) / "stray.png"
+    stray.write_bytes(PNG)  # a file the index does not hold is noted, once
+    assert main(["data", "check", "dalle-stream", "--data-root", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("not in the file index") == 1 and "1 file(s)" in out
 
 
 # --------------------------------------------------------------------------- bad input

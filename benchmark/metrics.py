@@ -267,18 +267,24 @@ def dataset_matrix(evaluations: Iterable[dict], datasets: list[str],
 
 def mtil_transfer_by_dataset(rows: list[list[float | None]]) -> list[float | None]:
     """Transfer_j = mean_{i=1..j-1} A[i][j] (None for the first dataset), `rows` from row 0."""
-    return [_mean_known(rows[i][j] for i in range(1, j + 1)) if j else None
+    return [mean_known(rows[i][j] for i in range(1, j + 1)) if j else None
             for j in range(len(rows[0]) if rows else 0)]
 
 
 def mtil_avg_by_dataset(rows: list[list[float | None]]) -> list[float | None]:
     """Avg_j = mean_{i=1..T} A[i][j]."""
-    return [_mean_known(row[j] for row in rows[1:]) for j in range(len(rows[0]) if rows else 0)]
+    return [mean_known(row[j] for row in rows[1:]) for j in range(len(rows[0]) if rows else 0)]
 
 
 def mtil_last_by_dataset(rows: list[list[float | None]]) -> list[float | None]:
     """Last_j = A[T][j]."""
     return list(rows[-1]) if len(rows) > 1 else []
+
+
+# ZSCL's three MTIL metrics, each per dataset from a matrix's rows (row 0 the zero-shot row)
+MTIL_BY_DATASET: dict[str, Callable[[list[list[float | None]]], list[float | None]]] = {
+    "mtil_transfer": mtil_transfer_by_dataset, "mtil_avg": mtil_avg_by_dataset,
+    "mtil_last": mtil_last_by_dataset}
 
 
 def harmonic_mean(base: float | None, new: float | None) -> float | None:
@@ -362,7 +368,8 @@ def transfer_by_session(evaluations: Iterable[dict], eval_set: str,
     return out
 
 
-def _mean_known(values: Iterable[float | None]) -> float | None:
+def mean_known(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are known (None when none is)."""
     known = [v for v in values if v is not None]
     return fmean(known) if known else None
 
@@ -370,14 +377,14 @@ def _mean_known(values: Iterable[float | None]) -> float | None:
 def _dataset_plasticity(run: RunEvaluations) -> float | None:
     """mean_j A[j][j] - A[0][j] over a multi-dataset stream's datasets."""
     rows = run.dataset_matrix
-    return _mean_known(None if rows[j + 1][j] is None or rows[0][j] is None
+    return mean_known(None if rows[j + 1][j] is None or rows[0][j] is None
                        else rows[j + 1][j] - rows[0][j] for j in range(len(run.datasets)))
 
 
 def _mtil(by_dataset: Callable, first: int = 0) -> Callable[[RunEvaluations], Any]:
     """The mean over datasets (from the `first`-th) of a per-dataset MTIL metric; None for a
     run that is not multi-dataset."""
-    return lambda run: _mean_known(by_dataset(run.dataset_matrix)[first:]) if run.datasets \
+    return lambda run: mean_known(by_dataset(run.dataset_matrix)[first:]) if run.datasets \
         else None
 
 
@@ -464,7 +471,7 @@ declare(Metric(
     name="transfer", label="transfer to classes not yet trained", short="transfer",
     higher_is_better=True, unit=PERCENT, definition="mean over sessions of the accuracy on the "
     "classes of later sessions (MTIL's Transfer)",
-    compute=lambda run: _mean_known(transfer_by_session(run.evaluations, run.target,
+    compute=lambda run: mean_known(transfer_by_session(run.evaluations, run.target,
                                                         run.sessions)),
     shown=frozenset({SUMMARY, REPORT, LEADERBOARD})))
 declare(Metric(
@@ -479,7 +486,7 @@ declare(Metric(
     unit=PERCENT, definition="mean over sessions j of the accuracy on session j's classes "
     "after the last session (with sessions of equal size, the final accuracy again: kept for "
     "stored runs, not shown)",
-    compute=lambda run: _mean_known(run.matrix[-1]) if run.matrix else None,
+    compute=lambda run: mean_known(run.matrix[-1]) if run.matrix else None,
     shown=frozenset({SUMMARY})))
 declare(Metric(
     name="mtil_transfer", label="Transfer (MTIL)", short="Transfer", higher_is_better=True,
@@ -501,13 +508,13 @@ declare(Metric(
     name="mtil_zero_shot", label="zero-shot mean over datasets (MTIL)", higher_is_better=True,
     unit=PERCENT, definition="multi-dataset streams: the zero-shot model's accuracy, mean over "
     "datasets (its Avg and Last)",
-    compute=lambda run: _mean_known(run.dataset_matrix[0]) if run.datasets else None,
+    compute=lambda run: mean_known(run.dataset_matrix[0]) if run.datasets else None,
     shown=frozenset({SUMMARY, REPORT})))
 declare(Metric(
     name="mtil_zero_shot_transfer", label="zero-shot mean over datasets 2..T (MTIL)",
     higher_is_better=True, unit=PERCENT, definition="multi-dataset streams: the zero-shot "
     "model's accuracy, mean over datasets 2..T (its Transfer)",
-    compute=lambda run: _mean_known(run.dataset_matrix[0][1:]) if run.datasets else None,
+    compute=lambda run: mean_known(run.dataset_matrix[0][1:]) if run.datasets else None,
     shown=frozenset({SUMMARY, REPORT})))
 declare(Metric(
     name="mtil_transfer_by_dataset", per=SESSION, label="Transfer per dataset (MTIL)",

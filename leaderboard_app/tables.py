@@ -28,10 +28,12 @@ from clbench.metrics import (
     HEADLINE,
     LEADERBOARD,
     METRICS,
+    MTIL_BY_DATASET,
     MULTI_DATASET,
     SUMMARY,
     Metric,
     ci95_halfwidth,
+    mean_known,
     shown_in,
     split_control_column,
     stored_value,
@@ -210,7 +212,7 @@ def default_columns(protocol: str | None = None) -> tuple[str, ...]:
 # the balanced score: a multi-dataset stream (MTIL) is read as ZSCL's Table 1 (Zheng et al.,
 # ICCV 2023), by its Transfer, Avg and Last, and ranked by Avg.
 PROTOCOL_COLUMNS: dict[str, tuple[str, ...]] = {
-    MULTI_DATASET: ("mtil_transfer", "mtil_avg", "mtil_last")}
+    MULTI_DATASET: tuple(MTIL_BY_DATASET)}  # ZSCL's Transfer, Avg, Last
 PROTOCOL_RANK: dict[str, str] = {MULTI_DATASET: "mtil_avg"}
 
 
@@ -783,19 +785,17 @@ def mtil_scores(runs: pd.DataFrame, datasets: list[str]) -> dict[str, tuple[list
 
 
 def zero_shot_scores(matrix: list[list[float | None]]) -> dict[str, tuple[list, float | None]]:
-    """The zero-shot model's Transfer / Avg / Last from a matrix's row 0: a model that never
-    trains has every row equal to it, so each reads A[0][j] (Transfer none for the first
-    dataset, whose mean is over datasets 2..T)."""
+    """The zero-shot model's Transfer / Avg / Last: a model that never trains has every row of
+    its matrix equal to row 0, so they are the metrics' own on that matrix (Transfer none for
+    the first dataset, its mean over datasets 2..T)."""
     if not matrix:
         return {}
-    row = list(matrix[0])
-
-    def mean(values: list) -> float | None:
-        known = [v for v in values if v is not None]
-        return sum(known) / len(known) if known else None
-    transfer, avg, last = PROTOCOL_COLUMNS[MULTI_DATASET]
-    return {transfer: ([None, *row[1:]], mean(row[1:])), avg: (row, mean(row)),
-            last: (row, mean(row))}
+    never_trained = [list(matrix[0])] * len(matrix)
+    out = {}
+    for name in PROTOCOL_COLUMNS[MULTI_DATASET]:
+        per_dataset = MTIL_BY_DATASET[name](never_trained)
+        out[name] = (per_dataset, mean_known(per_dataset))
+    return out
 
 
 def mtil_breakdown(datasets: list[str], rows: dict[str, dict[str, tuple[list, float | None]]],

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from clbench.metrics import METRICS, REPORT, REPRODUCTION, TUNING, shown_in, stored_value
+from clbench.metrics import (
+    METRICS,
+    MTIL_BY_DATASET,
+    REPORT,
+    REPRODUCTION,
+    TUNING,
+    shown_in,
+    stored_value,
+)
 
 
 def purpose(run: dict) -> str | None:
@@ -89,12 +97,12 @@ def mtil_table(summary: dict) -> str:
     zero-shot row, as ZSCL's Table 1 lays them out (fractions shown as %)."""
     datasets = summary["datasets"]
     zero = (summary.get("matrix") or {}).get("rows", [[None] * len(datasets)])[0]
-    columns = [summary.get(f"mtil_{k}_by_dataset") or [None] * len(datasets)
-               for k in ("transfer", "avg", "last")]
+    columns = [summary.get(f"{name}_by_dataset") or [None] * len(datasets)
+               for name in MTIL_BY_DATASET]
     rows = [[name, pct(zero[j]), *[pct(c[j]) for c in columns]]
             for j, name in enumerate(datasets)]
     rows.append(["mean", pct(summary.get("mtil_zero_shot")),
-                 *[pct(summary.get(f"mtil_{k}")) for k in ("transfer", "avg", "last")]])
+                 *[pct(summary.get(name)) for name in MTIL_BY_DATASET]])
     rows.append(["zero-shot row", "", pct(summary.get("mtil_zero_shot_transfer")),
                  pct(summary.get("mtil_zero_shot")), pct(summary.get("mtil_zero_shot"))])
     return table(["dataset", "zero-shot %", "Transfer %", "Avg %", "Last %"], rows)

@@ -144,20 +144,23 @@ class StoreBase:
 
     def _open(self, parsed) -> Engine:
         """The engine, its schema checked; on a read-only disk, the immutable fallback."""
-        engine = make_engine(parsed, self._where)
         try:
-            open_schema(engine, self._where, create=self.create,
-                        file_backed=self._path is not None)
-            return engine
-        except StoreError:
-            engine.dispose()
-            raise
+            return self._checked_engine(parsed, self.create, file_backed=self._path is not None)
         except SQLAlchemyError as exc:
-            engine.dispose()
             reason = self._read_only_location(exc)
             if reason is None:
                 raise open_error(exc, self._where, "write" if self.create else "read") from exc
             return self._open_immutable(reason, exc)
+
+    def _checked_engine(self, parsed, create: bool, file_backed: bool) -> Engine:
+        """An engine on `parsed` whose schema `open_schema` accepted; disposed if it did not."""
+        engine = make_engine(parsed, self._where)
+        try:
+            open_schema(engine, self._where, create=create, file_backed=file_backed)
+        except BaseException:
+            engine.dispose()
+            raise
+        return engine
 
     def _read_only_location(self, exc: SQLAlchemyError) -> str | None:
         """Why the file's location cannot be written, if that is why a reader could not open
@@ -178,14 +181,10 @@ class StoreBase:
                 hint="on a writable copy, fold the log into the file and publish the file "
                      "alone: clbench db checkpoint --db FILE (or sqlite3 FILE 'PRAGMA "
                      "wal_checkpoint(TRUNCATE)')") from cause
-        engine = make_engine(parse_url(immutable_url(self._path)), self._where)
         try:
-            open_schema(engine, self._where, create=False, file_backed=True)
-        except StoreError:
-            engine.dispose()
-            raise
+            engine = self._checked_engine(parse_url(immutable_url(self._path)), False,
+                                          file_backed=True)
         except SQLAlchemyError as exc:
-            engine.dispose()
             raise open_error(exc, self._where, "read") from exc
         self.read_only, self._read_only_disk = True, reason
         return engine

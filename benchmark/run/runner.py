@@ -10,6 +10,7 @@ error (exceptions and Ctrl-C alike). After every session its state is checkpoint
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -266,9 +267,10 @@ def prepare(config: RunConfig, *, data_root: str | None = None, skip_corrupt: bo
     from clbench.models.classifier import CLIPClassifier
     from clbench.training.speed import apply_speed_switches
 
-    plugin, config.training, device, scenario, extras = _checked(
+    plugin, training, device, scenario, extras = _checked(
         config, data_root=data_root, skip_corrupt=skip_corrupt, evaluate_on=evaluate_on)
-    config.plugins = [e.key for e in extras]  # resolved: the class's public path, every argument
+    # resolved (the class's public path, every argument) in a copy: the caller's stays as given
+    config = dataclasses.replace(config, training=training, plugins=[e.key for e in extras])
     seed_everything(config.seed)
     bundle = load_model(config.model)
     classifier = CLIPClassifier(bundle.clip, bundle.tokenizer)
@@ -309,8 +311,9 @@ def run(config: RunConfig, store, *, data_root: str | None = None, progress: boo
 
     prepared = prepare(config, data_root=data_root, skip_corrupt=skip_corrupt,
                        evaluate_on=evaluate_on)
-    plugin, scenario, extras, bundle = (prepared.plugin, prepared.scenario, prepared.extras,
-                                        prepared.bundle)
+    config, plugin, scenario, extras, bundle = (prepared.config, prepared.plugin,
+                                                prepared.scenario, prepared.extras,
+                                                prepared.bundle)
     if not hasattr(store, "create_run"):
         store = store()
     provenance = collect_provenance()

@@ -25,7 +25,6 @@ pasted setting runs with the chosen point's config hash.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import shlex
 from dataclasses import dataclass, field
@@ -306,8 +305,8 @@ def run_tune(args, argv: list[str]) -> int:
     for point in points:
         for seed in seeds:
             config = point_config(base, seed, point, manifest)
-            if seed == seeds[0]:  # as resolved: a run resolves its added plugins in place
-                point.config = copy.deepcopy(config)
+            if seed == seeds[0]:
+                point.config = config
             preflight(config, data_root=args.data_root, scenario=False)
             point.configs[seed] = config
     for seed in seeds:

@@ -319,21 +319,16 @@ def _shown(items: list[str], limit: int = 5) -> str:
 def _prepare_in_place(manifest: DatasetManifest, args, log) -> dict:
     """Write the file index of the files where they are: the sha256 of every image, labelled by
     its class folder (a wnid, a class index, an ObjectNet folder)."""
-    from clbench.hashing import file_sha256
-    from clbench.scenarios.integrity import FileRecord, write_index
-    from clbench.scenarios.prepare import check_output_folder
+    from clbench.scenarios.prepare import index_in_place
 
     kind, folder = manifest.kind, args.root or args.folder
     whole = kind.indexed(manifest)
-    found = {split: kind.scan(whole, split, folder) for split in whole.splits}
-    check_output_folder(folder, "dataset folder")
-    log(f"hashing {sum(len(files) for files, _ in found.values())} images under {folder}")
-    records = [FileRecord(f.rel, kind.index_split(split), folders[f.label],
-                          file_sha256(folder / f.rel))
-               for split, (files, folders) in found.items() for f in files]
-    info = {"source": f"{manifest.name}: files in place ({kind.name} layout)"}
-    return {"index": write_index(folder, manifest.subdir, records, info), "records": records,
-            "info": info}
+    files = []
+    for split in whole.splits:
+        found, folders = kind.scan(whole, split, folder)
+        files += [(f.rel, kind.index_split(split), folders[f.label]) for f in found]
+    return index_in_place(folder, manifest.subdir, files,
+                          f"{manifest.name}: files in place ({kind.name} layout)", log)
 
 
 class ClassFolderKind(DatasetKind):

@@ -269,15 +269,24 @@ def prepare_imagenet(folder: Path, dataset: str = "imagenet") -> Report:
             "info": info}
 
 
+def index_in_place(folder: Path, dataset: str, files: list[tuple[str, str, str]],
+                   source: str, log: Callable[[str], None] | None = None) -> Report:
+    """Hash `files` ((path relative to `folder`, split, class label) each, already listed, so
+    that a layout error comes first) where they are, into `folder`'s file index."""
+    check_output_folder(folder, "dataset folder")
+    if log is not None:
+        log(f"hashing {len(files)} images under {folder}")
+    records = [FileRecord(rel, split, label, file_sha256(folder / rel))
+               for rel, split, label in files]
+    info = {"source": source}
+    return {"index": write_index(folder, dataset, records, info), "records": records,
+            "info": info}
+
+
 def prepare_in_place(manifest: DatasetManifest, folder: Path) -> Report:
     """Hash the files of a `folder` dataset where they are (`<split>/<class name>/<image>`)."""
     from clbench.scenarios.datasets import list_folder
 
-    listings = [list_folder(manifest, split, folder) for split in manifest.splits]
-    check_output_folder(folder, "dataset folder")
-    records = [FileRecord(f.rel, split, manifest.class_names[f.label],
-                          file_sha256(folder / f.rel))
-               for split, listing in zip(manifest.splits, listings) for f in listing]
-    info = {"source": f"files in place ({manifest.name})"}
-    return {"index": write_index(folder, manifest.name, records, info), "records": records,
-            "info": info}
+    files = [(f.rel, split, manifest.class_names[f.label]) for split in manifest.splits
+             for f in list_folder(manifest, split, folder)]
+    return index_in_place(folder, manifest.name, files, f"files in place ({manifest.name})")

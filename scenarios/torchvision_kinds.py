@@ -105,19 +105,13 @@ def _relative(paths: list[Any], labels: list[int], folder: Path) -> Pairs:
 
 def _prepare_index(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
     """Hash every split's files where they are (as the kind lists them) into the file index."""
-    from clbench.hashing import file_sha256
-    from clbench.scenarios.integrity import FileRecord, write_index
-    from clbench.scenarios.prepare import check_output_folder
+    from clbench.scenarios.prepare import index_in_place
 
     folder, kind = args.folder, manifest.kind
-    listings = [(split, kind.list_files(manifest, split, folder, None))
-                for split in manifest.splits]
-    check_output_folder(folder, "dataset folder")
-    records = [FileRecord(f.rel, split, manifest.class_names[f.label], file_sha256(folder / f.rel))
-               for split, listing in listings for f in listing]
-    info = {"source": f"{manifest.name}: files in place ({kind.summary})"}
-    return {"index": write_index(folder, manifest.name, records, info), "records": records,
-            "info": info}
+    files = [(f.rel, split, manifest.class_names[f.label]) for split in manifest.splits
+             for f in kind.list_files(manifest, split, folder, None)]
+    return index_in_place(folder, manifest.name, files,
+                          f"{manifest.name}: files in place ({kind.summary})")
 
 
 class ListedKind(DatasetKind):

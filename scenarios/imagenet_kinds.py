@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING
 
 from clbench.errors import ConfigError, UserError
 from clbench.names import closest
-from clbench.scenarios.loaders import DatasetKind, Flag, Preparation, register_loader
+from clbench.scenarios.loaders import (
+    DALLE_FLAGS,
+    ROOT_FLAG,
+    DatasetKind,
+    Preparation,
+    register_loader,
+)
 
 if TYPE_CHECKING:
     from clbench.scenarios.datasets import Listing
@@ -275,8 +281,6 @@ OBJECTNET_BORDER = 2  # pixels cropped off each side: ObjectNet's images carry a
 DALLE_SPLIT_SIZES = {"train": 20, "test": 10}
 DALLE_SOURCE_SPLIT = "test"  # where `clbench data prepare dalle` puts the images
 
-_ROOT_HELP = ("the dataset's folder, whose files are indexed in place (default: its folder under "
-              "the data root)")
 
 
 def _names_and_templates(manifest: DatasetManifest) -> tuple[list[str], list[str]]:
@@ -341,7 +345,7 @@ class ClassFolderKind(DatasetKind):
     inner: tuple[str, ...] = ()
     split_dirs: dict[str, str] = {"test": ""}  # split -> its class folders' folder, in `inner`
     class_word = "<wnid>"  # what a class folder is named by, for the layout and errors
-    preparation = Preparation(flags=[Flag("--root", _ROOT_HELP)], run=_prepare_in_place)
+    preparation = Preparation(flags=[ROOT_FLAG], run=_prepare_in_place)
 
     # ------------------------------------------------------------------ classes
     def head(self, manifest: DatasetManifest) -> list[tuple[str, str]]:
@@ -594,13 +598,7 @@ class DalleSplitKind(DatasetKind):
     summary = (f"the dalle images ({DALLE_SOURCE_SPLIT}/<caption>/), split "
                f"{DALLE_SPLIT_SIZES['train']} train + {DALLE_SPLIT_SIZES['test']} test per "
                "caption by the sha256 of each path")
-    preparation = Preparation(flags=[
-        Flag("--from", "folder of generated images, <caption>/<file>", dest="source",
-             required=True),
-        Flag("--out", "output folder (default: the dataset's folder under the data root)"),
-        Flag("--skip-corrupt", "leave out images that do not decode (listed in the file index) "
-             "instead of failing", type=bool),
-    ], run=_prepare_dalle_source)
+    preparation = Preparation(flags=DALLE_FLAGS, run=_prepare_dalle_source)
 
     def default_layout(self, manifest):
         return (f"<data root>/{manifest.subdir}/{DALLE_SOURCE_SPLIT}/<caption>/<image files> "

@@ -243,6 +243,19 @@ class Preparation:
                 raise ValueError(f"preparation flags: {attr} {', '.join(twice)} declared twice")
 
 
+# Flags that several kinds declare (the kind modules import them: defined before the first
+# kind registers, which imports those modules)
+ROOT_FLAG = Flag("--root", "the dataset's folder, whose files are indexed in place (default: "
+                "its folder under the data root)")
+_OUT = Flag("--out", "output folder (default: the dataset's folder under the data root)")
+DALLE_FLAGS = [  # `dalle` and the stream drawn from its files prepare from the same folder
+    Flag("--from", "folder of generated images, <caption>/<file>", dest="source", required=True),
+    _OUT,
+    Flag("--skip-corrupt", "leave out images that do not decode (listed in the file index) "
+         "instead of failing", type=bool),
+]
+
+
 class DatasetKind:
     """Base: a dataset of image files under its folder, optionally with a file index."""
 
@@ -336,9 +349,6 @@ class ProxyKind(DatasetKind):
 
 # One preparation function per kind, next to it: each imports what it needs (torch, PyAV) only
 # when it runs.
-_ROOT_HELP = ("the dataset's folder, whose files are indexed in place (default: its folder under "
-              "the data root)")
-_OUT = Flag("--out", "output folder (default: the dataset's folder under the data root)")
 
 
 def _prepare_folder(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:
@@ -351,7 +361,7 @@ def _prepare_folder(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> R
 @register_loader("folder")
 class FolderKind(DatasetKind):
     summary = "<split>/<class name>/<image> folders"
-    preparation = Preparation(flags=[Flag("--root", _ROOT_HELP)], run=_prepare_folder)
+    preparation = Preparation(flags=[ROOT_FLAG], run=_prepare_folder)
 
     def list_files(self, manifest, split, folder, index):
         from clbench.scenarios.datasets import list_folder, listing_from_index
@@ -390,13 +400,7 @@ def _prepare_dalle(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Re
 @register_loader("dalle")
 class DalleKind(FolderKind):
     summary = "folder copied from <caption>/<file> folders (`clbench data prepare dalle`)"
-    preparation = Preparation(flags=[
-        Flag("--from", "folder of generated images, <caption>/<file>", dest="source",
-             required=True),
-        _OUT,
-        Flag("--skip-corrupt", "leave out images that do not decode (listed in the file index) "
-             "instead of failing", type=bool),
-    ], run=_prepare_dalle)
+    preparation = Preparation(flags=DALLE_FLAGS, run=_prepare_dalle)
 
 
 def _prepare_gtsrb(manifest: DatasetManifest, args: PrepareArgs, log: Log) -> Report:

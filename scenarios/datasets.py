@@ -231,7 +231,8 @@ def listing_from_index(manifest: DatasetManifest, split: str, folder: Path,
     return Listing(files, class_names, list(manifest.templates), index, folder)
 
 
-def _not_found(manifest: DatasetManifest, split: str, where: Path) -> UserError:
+def not_found(manifest: DatasetManifest, split: str, where: Path | str) -> UserError:
+    """The error of a split whose files are not where they were expected (`where`)."""
     return UserError(f"dataset '{manifest.name}' ({split} split) not found: expected {where}",
                      hint=missing_data_hint(manifest))
 
@@ -240,7 +241,7 @@ def list_folder(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
     """`<dataset folder>/<split>/<class name>/<image>`, class names from the manifest."""
     root = folder / split
     if not root.is_dir():
-        raise _not_found(manifest, split, root)
+        raise not_found(manifest, split, root)
     files: list[ListedFile] = []
     missing = []
     for label, name in enumerate(manifest.class_names):
@@ -275,7 +276,7 @@ def gtsrb_samples(folder: Path, split: str, download: bool = False) -> list[tupl
 def list_gtsrb(manifest: DatasetManifest, split: str, folder: Path) -> Listing:
     target = folder / "GTSRB" / ("Training" if split == "train" else "Final_Test/Images")
     if not target.is_dir():
-        raise _not_found(manifest, split, target)
+        raise not_found(manifest, split, target)
     files = [ListedFile(p.relative_to(folder).as_posix(), y)
              for p, y in sorted(gtsrb_samples(folder, split))]
     return Listing(files, list(manifest.class_names), list(manifest.templates), None, folder)
@@ -301,7 +302,7 @@ def list_imagenet(manifest: DatasetManifest, split: str, folder: Path,
     else:
         root = folder / split
         if not root.is_dir():
-            raise _not_found(manifest, split, root)
+            raise not_found(manifest, split, root)
         wnids = sorted(p.name for p in root.iterdir() if p.is_dir())
         pairs = [(p.relative_to(folder).as_posix(), w, None) for w in wnids
                  for p in sorted((root / w).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]

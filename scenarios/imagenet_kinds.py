@@ -393,7 +393,7 @@ class ClassFolderKind(DatasetKind):
                    class_folders: list[str]) -> Path:
         """The folder holding the split's class folders: the first candidate with any of them,
         else an error saying where they were expected."""
-        from clbench.scenarios.datasets import missing_data_hint
+        from clbench.scenarios.datasets import missing_data_hint, not_found
 
         sub = self.split_dir(manifest, split)
         for base in self.bases(folder):
@@ -402,8 +402,7 @@ class ClassFolderKind(DatasetKind):
                 return root
         where = " or ".join(self._where(manifest, split, folder))
         if not folder.is_dir():
-            raise UserError(f"dataset '{manifest.name}' ({split} split) not found: expected "
-                            f"{where}", hint=missing_data_hint(manifest))
+            raise not_found(manifest, split, where)
         found = sorted(p.name for p in folder.iterdir())
         raise UserError(f"dataset '{manifest.name}' ({split} split): no class folders in "
                         f"{where} (expected {len(class_folders)} folders named by "
@@ -537,13 +536,12 @@ class ObjectnetKind(ClassFolderKind):
 
     def class_folders(self, manifest, folder):
         """Each class's image folder, by the release's own mappings (required)."""
-        from clbench.scenarios.datasets import missing_data_hint
+        from clbench.scenarios.datasets import not_found
 
         base = next((b for b in self.bases(folder) if (b / "images").is_dir()), None)
         if base is None:
             where = " or ".join(f"{b}/images/" for b in self.bases(folder))
-            raise UserError(f"dataset '{manifest.name}' (test split) not found: expected {where}",
-                            hint=missing_data_hint(manifest))
+            raise not_found(manifest, "test", where)
         folder_of = {label: f for f, label in
                      _read_mapping(base, "folder_to_objectnet_label.json", manifest).items()}
         overlap = _read_mapping(base, "objectnet_to_imagenet_1k.json", manifest)

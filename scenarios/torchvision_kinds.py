@@ -65,10 +65,20 @@ def _hint(manifest: DatasetManifest) -> str:
 
 def _require(manifest: DatasetManifest, split: str, paths: list[Path]) -> None:
     """Fail naming every expected file or folder that is missing."""
+    from clbench.scenarios.datasets import not_found
+
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise UserError(f"dataset '{manifest.name}' ({split} split) not found: expected "
-                        f"{', '.join(missing)}", hint=_hint(manifest))
+        raise not_found(manifest, split, ", ".join(missing))
+
+
+def _check_labels(manifest: DatasetManifest, split: str, labels) -> None:
+    """Every label one of the declaration's classes (else the data is not the full dataset)."""
+    bad = next((y for y in labels if not 0 <= y < len(manifest.class_names)), None)
+    if bad is not None:
+        raise UserError(f"dataset '{manifest.name}' ({split}): label {bad} is not one of the "
+                        f"declaration's {len(manifest.class_names)} classes",
+                        hint=f"is this the full dataset? {_hint(manifest)}")
 
 
 def _same_count(manifest: DatasetManifest, found: int, where: str) -> None:
@@ -135,11 +145,7 @@ class ListedKind(DatasetKind):
             return listing_from_index(manifest, split, folder, index)
         _require(manifest, split, self.required(folder, split))
         pairs = sorted(self.pairs(manifest, split, folder))
-        bad = next((y for _, y in pairs if not 0 <= y < len(manifest.class_names)), None)
-        if bad is not None:
-            raise UserError(f"dataset '{manifest.name}' ({split}): label {bad} is not one of the "
-                            f"declaration's {len(manifest.class_names)} classes",
-                            hint=f"is this the full dataset? {_hint(manifest)}")
+        _check_labels(manifest, split, [y for _, y in pairs])
         return Listing([ListedFile(rel, y) for rel, y in pairs], list(manifest.class_names),
                        list(manifest.templates), None, folder)
 
@@ -540,11 +546,7 @@ class ArrayKind(DatasetKind):
         if not len(labels):
             raise UserError(f"dataset '{manifest.name}': no images in its {split} split under "
                             f"{folder}", hint=_hint(manifest))
-        bad = next((y for y in labels if not 0 <= y < len(manifest.class_names)), None)
-        if bad is not None:
-            raise UserError(f"dataset '{manifest.name}' ({split}): label {bad} is not one of the "
-                            f"declaration's {len(manifest.class_names)} classes",
-                            hint=f"is this the full dataset? {_hint(manifest)}")
+        _check_labels(manifest, split, labels)
         width = len(str(len(labels) - 1))
         rows = Listing([ListedFile(f"{split}/{i:0{width}d}", y) for i, y in enumerate(labels)],
                        [], [], None, folder)

@@ -150,16 +150,21 @@ class ListedKind(DatasetKind):
                        list(manifest.templates), None, folder)
 
 
-class TorchvisionKind(ListedKind):
-    """Files that a torchvision dataset lists from the folder it names `folder_name`. The lists
-    are read from its private attributes (`_image_files`, `_labels`, ...): its public interface
-    yields decoded images, and listing must not decode 100,000 of them."""
+class TorchvisionReader:
+    """A kind that reads the user's copy through torchvision's dataset `make(root)`, from the
+    folder that dataset names `folder_name` (`_read_torchvision`)."""
 
     folder_name = ""
 
     def read(self, manifest: DatasetManifest, folder: Path, make: Callable[[str], Any],
              what: str) -> Any:
         return _read_torchvision(manifest, folder, self.folder_name, make, what)
+
+
+class TorchvisionKind(TorchvisionReader, ListedKind):
+    """Files that a torchvision dataset lists from the folder it names `folder_name`. The lists
+    are read from its private attributes (`_image_files`, `_labels`, ...): its public interface
+    yields decoded images, and listing must not decode 100,000 of them."""
 
 
 @register_loader("fgvc-aircraft")
@@ -369,11 +374,9 @@ class CoopSplitKind(ListedKind):
         return [(base + rel, label) for rel, label, _ in rows]
 
 
-class TorchvisionSplitKind(CoopSplitKind):
+class TorchvisionSplitKind(TorchvisionReader, CoopSplitKind):
     """CoOp's split over files in torchvision's layout: each label of the split file must be
     the one torchvision's class order gives the file's class folder."""
-
-    folder_name = ""
 
     def classes(self, manifest: DatasetManifest, folder: Path) -> dict[str, int]:
         """torchvision's class index of each class folder name."""
@@ -381,9 +384,6 @@ class TorchvisionSplitKind(CoopSplitKind):
 
     def class_folder(self, rel: str) -> str:
         return rel.split("/")[0]
-
-    def read(self, manifest, folder, make, what):
-        return _read_torchvision(manifest, folder, self.folder_name, make, what)
 
     def row_problem(self, manifest, folder):
         index = self.classes(manifest, folder)
@@ -519,12 +519,11 @@ def _md5_notes(folder: Path, published: Any) -> list[str]:
             if md5 and (folder / name).is_file() and not check_md5(str(folder / name), md5)]
 
 
-class ArrayKind(DatasetKind):
+class ArrayKind(TorchvisionReader, DatasetKind):
     """A dataset torchvision reads whole into arrays: one image per row, made a PIL RGB image
     when loaded. `arrays` returns (uint8 images N x H x W [x 3], labels). A declared `subset`
     keeps rows by `seeded_subset`'s rule, row `i` of a split named `<split>/<i>`."""
 
-    folder_name = ""
     check_how = ""
 
     def required(self, folder: Path, split: str) -> list[Path]:
@@ -621,7 +620,7 @@ class Cifar100Kind(ArrayKind):
         return [folder / split, folder / "meta"]
 
     def arrays(self, manifest, split, folder):
-        data = _read_torchvision(manifest, folder, self.folder_name, lambda root: _cifar100()(
+        data = self.read(manifest, folder, lambda root: _cifar100()(
             root, train=split == "train", download=False), "CIFAR100")
         _same_count(manifest, len(data.classes), f"{folder}/meta")
         return data.data, [int(y) for y in data.targets]
@@ -655,6 +654,6 @@ class MnistKind(ArrayKind):
         if split not in self.stems:
             raise UserError(f"dataset '{manifest.name}': torchvision's MNIST has no '{split}' "
                             "split", hint="declare splits among train, test")
-        data = _read_torchvision(manifest, folder, self.folder_name, lambda root: MNIST(
+        data = self.read(manifest, folder, lambda root: MNIST(
             root, train=split == "train", download=False), "MNIST")
         return data.data.numpy(), [int(y) for y in data.targets]

@@ -28,17 +28,26 @@ def add_parser(sub, add_db) -> None:
         add_db(actions.add_parser(name, help=text))
 
 
-def _engine(db: str | None):
+def _engine(db: str | None, sqlite_only: bool = False):
+    """(engine, where it is) of the store `db`; `sqlite_only` refuses a server database."""
     from clbench.store.location import parse_url, raise_if_missing, resolve_db_url, sqlite_path
     from clbench.store.opening import make_engine
 
     url = resolve_db_url(db)
     parsed = parse_url(url)
     path = sqlite_path(parsed)
+    if path is None and sqlite_only:
+        raise UserError("only an SQLite file has a write-ahead log to fold in",
+                        hint="give the store's file with --db FILE")
     if path is not None:
         raise_if_missing(path)
     where = str(path) if path is not None else parsed.render_as_string()
     return make_engine(parsed, where), where
+
+
+def _not_a_store(where: str) -> UserError:
+    return UserError(f"{where} is not a clbench results database (no schema version)",
+                     hint="give the store's path or URL with --db")
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -58,8 +67,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         with engine.begin() as conn:
             found = migrations.current(conn)
             if found is None:
-                raise UserError(f"{where} is not a clbench results database (no schema "
-                                "version)", hint="give the store's path or URL with --db")
+                raise _not_a_store(where)
             if args.db_command == "current" or found == migrations.head():
                 state = "up to date" if found == migrations.head() else \
                     "older: run `clbench db upgrade`"
@@ -84,19 +92,14 @@ def _checkpoint(db: str | None) -> int:
     by readers on a read-only disk, which cannot do this themselves."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from clbench.store.location import parse_url, resolve_db_url, sqlite_path
+    import clbench.store.migrations as migrations
     from clbench.store.opening import open_error
 
-    if sqlite_path(parse_url(resolve_db_url(db))) is None:
-        raise UserError("only an SQLite file has a write-ahead log to fold in",
-                        hint="give the store's file with --db FILE")
-    engine, where = _engine(db)
+    engine, where = _engine(db, sqlite_only=True)
     try:
         with engine.connect() as conn:
-            if "schema_info" not in {row[0] for row in conn.exec_driver_sql(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'")}:
-                raise UserError(f"{where} is not a clbench results database (no schema "
-                                "version)", hint="give the store's path with --db")
+            if migrations.current(conn) is None:
+                raise _not_a_store(where)
             busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
     except SQLAlchemyError as exc:
         raise open_error(exc, where, "checkpoint") from exc

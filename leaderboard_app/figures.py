@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from clbench.leaderboard_app.tables import ZERO_SHOT
+from clbench.leaderboard_app.tables import ZERO_SHOT, seed_mean_cells
 from clbench.metrics import METRICS, ci95_halfwidth
 
 # 48 distinct colours: a board of many presets should not repeat a colour
@@ -197,8 +197,7 @@ def seed_mean_matrix(runs: pd.DataFrame, evals: pd.DataFrame,
     cells = mine[(mine["eval_set"] == eval_set) & mine["subset"].str.startswith("session:")]
     cells = cells.merge(runs[["id", "seed"]], left_on="run_id", right_on="id")
     cells = cells.assign(j=cells["subset"].str.removeprefix("session:").astype(int))
-    per_seed = cells.groupby(["after_session", "j", "seed"])["accuracy"].mean()
-    mean = (per_seed.groupby(["after_session", "j"]).mean() * 100).to_dict()
+    mean = seed_mean_cells(cells, ["after_session", "j"])
     return [[mean.get((i, j)) for j in range(1, sessions + 1)] for i in range(sessions + 1)]
 
 

@@ -737,6 +737,13 @@ def multi_dataset_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[keep]
 
 
+def seed_mean_cells(cells: pd.DataFrame, keys: list[str]) -> dict[tuple, float]:
+    """Each cell's accuracy in %: `cells` (with `seed`, `accuracy` and the `keys` columns)
+    averaged per seed first, then over seeds (a seed run twice counts once), keyed by `keys`."""
+    per_seed = cells.groupby([*keys, "seed"])["accuracy"].mean()
+    return (per_seed.groupby(keys).mean() * 100).to_dict()
+
+
 def mtil_matrix(runs: pd.DataFrame) -> tuple[list[str], list[list[float | None]]]:
     """(datasets in training order, A[i][j] in %) over `runs` of one multi-dataset stream: rows
     i = 0 (zero-shot) .. T, per seed the runs averaged first, then over seeds (a seed run twice
@@ -752,8 +759,7 @@ def mtil_matrix(runs: pd.DataFrame) -> tuple[list[str], list[list[float | None]]
     if not cells:
         return datasets, []
     frame = pd.DataFrame(cells, columns=["seed", "i", "j", "accuracy"])
-    per_seed = frame.groupby(["i", "j", "seed"])["accuracy"].mean()
-    mean = (per_seed.groupby(["i", "j"]).mean() * 100).to_dict()
+    mean = seed_mean_cells(frame, ["i", "j"])
     steps = int(frame["i"].max())
     return datasets, [[mean.get((i, j)) for j in range(len(datasets))]
                       for i in range(steps + 1)]

@@ -98,7 +98,12 @@ RUN_FACTS = frozenset({"target", "sessions", "controls", "purpose", "evaluated_o
                        "seeds_required", "checkpoint_cost", "reused", "protocol", "datasets",
                        "matrix"})
 
-MULTI_DATASET, BASE_TO_NEW = "multi-dataset", "base-to-new"  # the protocols with own metrics
+# protocols (a scenario's `protocol:`): the LoRSU paper's class-incremental sessions inside one
+# target and its offline variant; MTIL's sessions of whole datasets (ZSCL, ICCV 2023); CoOp's
+# base-to-new split of one dataset's classes (Zhou et al., IJCV 2022; the LLU paper's protocol).
+# Declared here, the core, as the last two have metrics of their own.
+FEW_SHOT, OFFLINE, MULTI_DATASET, BASE_TO_NEW = "few-shot", "offline", "multi-dataset", "base-to-new"
+BASE, NEW = "base", "new"  # the eval sets <target>:base and <target>:new of base-to-new
 
 
 class RunEvaluations:
@@ -141,7 +146,7 @@ class RunEvaluations:
         """(base, new) accuracy after training of a base-to-new run ((None, None) otherwise)."""
         if self.protocol != BASE_TO_NEW or not self.target:
             return None, None
-        new = self.target.rsplit(":", 1)[0] + ":new"
+        new = f"{self.target.rsplit(':', 1)[0]}:{NEW}"
         return self.accuracy(self.sessions), self.accuracy(self.sessions, new)
 
 

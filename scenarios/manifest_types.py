@@ -10,22 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from clbench.metrics import DEFAULT_SEEDS
+from clbench.metrics import (  # noqa: F401 - the protocols re-exported to scenarios
+    BASE,
+    BASE_TO_NEW,
+    DEFAULT_SEEDS,
+    FEW_SHOT,
+    MULTI_DATASET,
+    NEW,
+    OFFLINE,
+)
 
 BUILT_IN = "built-in"
 
 # the validation split of a scenario that does not declare one, per protocol (None: the
 # protocol has none; `clbench tune` then says so)
-DEFAULT_VALIDATION: dict[str, dict[str, Any] | None] = {"few-shot": {"per_class": 10},
-                                                        "offline": {"fraction": 0.1},
-                                                        "multi-dataset": None,
-                                                        "base-to-new": None}
+DEFAULT_VALIDATION: dict[str, dict[str, Any] | None] = {FEW_SHOT: {"per_class": 10},
+                                                        OFFLINE: {"fraction": 0.1},
+                                                        MULTI_DATASET: None,
+                                                        BASE_TO_NEW: None}
 
-# protocols (`protocol:` in a scenario): the LoRSU paper's class-incremental sessions inside one
-# target and its offline variant; MTIL's sessions of whole datasets (ZSCL, ICCV 2023); CoOp's
-# base-to-new split of one dataset's classes (Zhou et al., IJCV 2022; the LLU paper's protocol)
-FEW_SHOT, OFFLINE, MULTI_DATASET, BASE_TO_NEW = "few-shot", "offline", "multi-dataset", "base-to-new"
-BASE, NEW = "base", "new"  # the eval sets <target>:base and <target>:new of base-to-new
 # the head a multi-dataset stream evaluates each dataset with (`head:`): its own classes only
 # (MTIL, task-incremental) or the union of every dataset's classes (X-TAIL, task-agnostic)
 TASK_HEAD, TASK_AGNOSTIC_HEAD = "task", "task-agnostic"
